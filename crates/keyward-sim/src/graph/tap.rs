@@ -1,0 +1,10 @@
+//! Graph tap endpoints.
+
+use axum::Router;
+
+use crate::Sim;
+
+/// The routes of this module.
+pub fn routes() -> Router<Sim> {
+    Router::new()
+}

@@ -1,0 +1,231 @@
+//! `keyward-sim`: a strict emulator of the Entra ID login and Microsoft Graph endpoints
+//! Keyward uses, so that every test, the demo and every benchmark can run without
+//! Microsoft — and a client that passes it would pass the real service.
+//!
+//! The wire format follows `shared/spec/entra-graph-api.md`. Where the real service's
+//! behaviour is unknown (the spec marks it UNCONFIRMED), the emulator takes the stricter
+//! reading. Those choices, in one place:
+//!
+//! * **Origin** must be exactly `https://login.microsoft.com`; a trailing slash or
+//!   `https://login.microsoftonline.com` is refused (400).
+//! * **Challenges** are single-use and bound to the user they were issued for; a used,
+//!   expired, foreign or forged challenge is refused (400 `badRequest`).
+//! * **Duplicate credential id** for the same user → 409 `conflict`.
+//! * **displayName** longer than 30 characters → 400; missing displayName is accepted on
+//!   v1.0 and refused on beta (where the observed error says it is required).
+//! * **`rawId`, `type`, `authenticatorAttachment`, `@odata.type`** in the POST body are
+//!   ignored (spec §2.2 recommends ignoring); the body must otherwise parse.
+//! * **Self-service setting off** → 403 `accessDenied` naming the known issue.
+//! * **Guest user** → 400 naming the rule; **disabled method, user not targeted or
+//!   excluded** → 403 `accessDenied`.
+//! * **EdDSA (-8)** and any algorithm not offered → 400.
+//! * **Unknown AAGUID model** → `model` is `null`; `attestationLevel` is `attested` only
+//!   when the chain verified to a trusted root, `notAttested` otherwise (also for
+//!   self-attested `packed`). `passkeyType` is `synced` when the backup-eligible flag is
+//!   set, else `deviceBound`.
+//! * **Method id** is the credential id in base64url with a padding digit.
+//! * **v1.0 creationOptions** refuses a `challengeTimeoutInMinutes` parameter (400);
+//!   beta accepts 5–43 200 in all three URL spellings.
+//! * **Throttling** applies the identity quotas to authentication-method calls too.
+//! * **Unknown user on creationOptions** → 404 `Request_ResourceNotFound`.
+
+pub mod auth;
+pub mod faults;
+pub mod graph;
+pub mod keys;
+pub mod login;
+pub mod seed;
+pub mod server;
+pub mod tenant;
+pub mod throttle;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::Caller;
+use crate::faults::{FaultSpec, Faults};
+use crate::graph::{ApiVersion, GraphFailure};
+use crate::keys::LoadedKeys;
+use crate::seed::Seed;
+use crate::tenant::TenantState;
+use crate::throttle::{Throttle, ThrottleProfile};
+
+/// How the emulator runs, beyond the tenant it holds.
+#[derive(Debug, Clone, Default)]
+pub struct SimOptions {
+    /// Service time added to every call.
+    pub latency: Duration,
+    /// Throttling quotas.
+    pub throttle: ThrottleProfile,
+    /// Injected faults.
+    pub faults: FaultSpec,
+    /// Where state is persisted, if anywhere.
+    pub state_file: Option<PathBuf>,
+}
+
+/// A running emulator's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct Sim(Arc<SimInner>);
+
+/// What [`Sim`] holds.
+pub struct SimInner {
+    state: Mutex<TenantState>,
+    keys: LoadedKeys,
+    options: SimOptions,
+    throttle: Throttle,
+    faults: Faults,
+    base_url: OnceLock<String>,
+    router: OnceLock<Router>,
+}
+
+impl Sim {
+    /// An emulator for `seed`, or for the state in `options.state_file` if that exists.
+    pub fn new(seed: Seed, options: SimOptions) -> Result<Self, String> {
+        let state = match &options.state_file {
+            Some(path) if path.exists() => TenantState::load(path)?,
+            _ => TenantState::from_seed(seed)?,
+        };
+        Self::from_state(state, options)
+    }
+
+    /// An emulator for an existing state.
+    pub fn from_state(state: TenantState, options: SimOptions) -> Result<Self, String> {
+        let keys = LoadedKeys::load(&state.keys)?;
+        if let Some(path) = &options.state_file {
+            state.save(path)?;
+        }
+        let throttle = Throttle::new(options.throttle.clone(), state.users.len());
+        let faults = Faults::new(options.faults.clone());
+        Ok(Self(Arc::new(SimInner {
+            state: Mutex::new(state),
+            keys,
+            options,
+            throttle,
+            faults,
+            base_url: OnceLock::new(),
+            router: OnceLock::new(),
+        })))
+    }
+
+    /// Reads the tenant state.
+    pub fn read<R>(&self, f: impl FnOnce(&TenantState) -> R) -> R {
+        let guard = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+
+    /// Changes the tenant state and, with `--state`, writes it through before returning.
+    pub fn write<R>(&self, f: impl FnOnce(&mut TenantState) -> R) -> R {
+        let mut guard = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        let out = f(&mut guard);
+        if let Some(path) = &self.0.options.state_file
+            && let Err(e) = guard.save(path)
+        {
+            tracing::error!("{e}");
+        }
+        out
+    }
+
+    /// The emulator's keys.
+    pub fn keys(&self) -> &LoadedKeys {
+        &self.0.keys
+    }
+
+    /// Run options.
+    pub fn options(&self) -> &SimOptions {
+        &self.0.options
+    }
+
+    /// The fault dice.
+    pub fn faults(&self) -> &Faults {
+        &self.0.faults
+    }
+
+    /// The base URL clients reach this emulator at (set once serving starts).
+    pub fn base_url(&self) -> String {
+        self.0.base_url.get().cloned().unwrap_or_else(|| "http://127.0.0.1".into())
+    }
+
+    /// Records the base URL (called by the server when it binds).
+    pub fn set_base_url(&self, url: String) {
+        let _ = self.0.base_url.set(url);
+    }
+
+    /// The whole HTTP application: login at `/{tenant}/…`, Graph at `/v1.0` and `/beta`.
+    pub fn router(&self) -> Router {
+        self.0.router.get_or_init(|| build_router(self.clone())).clone()
+    }
+}
+
+fn build_router(sim: Sim) -> Router {
+    let graph = || {
+        graph::routes()
+            .fallback(unknown_segment)
+            .layer(from_fn_with_state(sim.clone(), throttle_layer))
+            .layer(from_fn_with_state(sim.clone(), auth::require_token))
+    };
+    let graph = Router::new()
+        .nest("/v1.0", graph().layer(axum::Extension(ApiVersion::V1)))
+        .nest("/beta", graph().layer(axum::Extension(ApiVersion::Beta)))
+        .layer(from_fn(graph::conventions));
+    Router::new()
+        .merge(graph)
+        .merge(login::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
+        .with_state(sim)
+}
+
+async fn unknown_segment(request: Request) -> GraphFailure {
+    let segment = request.uri().path().rsplit('/').next().unwrap_or("").to_owned();
+    GraphFailure::new(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        format!("Resource not found for the segment '{segment}'."),
+    )
+}
+
+async fn throttle_layer(State(sim): State<Sim>, request: Request, next: Next) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or("").to_owned();
+    if path.ends_with("/$batch") {
+        // A batch is charged per inner request, when each is dispatched.
+        return next.run(request).await;
+    }
+    let cost = throttle::cost_of(request.method(), &path, &query);
+    match sim.0.throttle.charge(&caller.app_id, cost) {
+        Ok(admitted) => {
+            let mut response = next.run(request).await;
+            let headers = response.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&admitted.resource_units.to_string()) {
+                headers.insert("x-ms-resource-unit", v);
+            }
+            if let Some(p) = admitted.limit_percentage
+                && let Ok(v) = HeaderValue::from_str(&format!("{p:.1}"))
+            {
+                headers.insert("x-ms-throttle-limit-percentage", v);
+            }
+            response
+        }
+        Err(throttled) => {
+            let scope =
+                format!("Tenant_Application/{}/{}/{}", throttled.kind, caller.app_id, caller.tenant_id);
+            GraphFailure::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Please retry again later.")
+                .with_header(axum::http::header::RETRY_AFTER, format!("{:.3}", throttled.retry_after))
+                .with_header(axum::http::HeaderName::from_static("x-ms-throttle-scope"), scope)
+                .with_header(
+                    axum::http::HeaderName::from_static("x-ms-throttle-information"),
+                    throttled.information,
+                )
+                .into_response()
+        }
+    }
+}
