@@ -10,6 +10,7 @@
 pub mod b64;
 pub mod client_data;
 pub mod graph;
+pub mod mds;
 pub mod policy;
 
 /// The relying-party id Entra uses for every tenant.
