@@ -1,0 +1,14 @@
+//! Keyward's CTAP 2.1 client: talks to FIDO2 security keys to set PINs and create passkeys.
+//!
+//! Layers, bottom up: [`transport`] moves 64-byte reports (in-memory now, USB HID later),
+//! [`hid`] does CTAPHID framing and channels, [`status`] names every CTAP status with an
+//! operator message. Everything is synchronous because hidapi is; async callers use
+//! `spawn_blocking`.
+
+pub mod hid;
+pub mod status;
+pub mod transport;
+
+pub use hid::{HidDevice, HidError, Timeouts};
+pub use status::CtapStatus;
+pub use transport::{MemoryDeviceEnd, MemoryTransport, Transport, TransportError};

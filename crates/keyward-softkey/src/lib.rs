@@ -1,0 +1,1 @@
+//! Keyward soft authenticator (work in progress).
