@@ -34,6 +34,7 @@ pub mod faults;
 pub mod graph;
 pub mod keys;
 pub mod login;
+pub mod registration;
 pub mod seed;
 pub mod server;
 pub mod tenant;
