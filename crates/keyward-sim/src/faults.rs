@@ -65,7 +65,9 @@ impl FaultSpec {
                 }
                 "retry-after" => spec.retry_after = number()?,
                 other => {
-                    return Err(format!("unknown fault `{other}` (503, 504, reset, lost, seed, retry-after)"));
+                    return Err(format!(
+                        "unknown fault `{other}` (503, 504, reset, lost, seed, retry-after)"
+                    ));
                 }
             }
         }

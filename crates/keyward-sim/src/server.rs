@@ -130,13 +130,16 @@ async fn handle(
     let is_graph = path.starts_with("/v1.0/") || path.starts_with("/beta/");
     let write = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let fault = if is_graph { sim.faults().roll(write) } else { Fault::None };
+    let client_id = request.headers().get("client-request-id").cloned();
     let request = request.map(Body::new);
     match fault {
         Fault::None => Ok(route(&sim, request).await),
         Fault::Unavailable(after) => {
-            Ok(transient(StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable", after))
+            Ok(transient(StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable", after, client_id))
         }
-        Fault::GatewayTimeout(after) => Ok(transient(StatusCode::GATEWAY_TIMEOUT, "gatewayTimeout", after)),
+        Fault::GatewayTimeout(after) => {
+            Ok(transient(StatusCode::GATEWAY_TIMEOUT, "gatewayTimeout", after, client_id))
+        }
         Fault::Reset => Err(DroppedConnection),
         Fault::Lost => {
             let response = route(&sim, request).await;
@@ -154,15 +157,32 @@ async fn route(sim: &Sim, request: Request<Body>) -> Response<Body> {
     }
 }
 
-fn transient(status: StatusCode, code: &str, retry_after: f64) -> Response<Body> {
+/// A 503/504 as the service's front door sends it, with the usual correlation ids.
+fn transient(
+    status: StatusCode,
+    code: &str,
+    retry_after: f64,
+    client_request_id: Option<axum::http::HeaderValue>,
+) -> Response<Body> {
     let message = "The service is temporarily unavailable. Retry after the time given in Retry-After.";
-    let failure = GraphFailure::new(status, code, message)
-        .with_header(axum::http::header::RETRY_AFTER, format!("{retry_after}"));
-    let mut response = failure.into_response();
-    let ids = [("request-id", uuid::Uuid::new_v4().to_string())];
-    for (name, value) in ids {
+    let failure = GraphFailure::new(status, code, message);
+    let ids = crate::graph::RequestIds {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        client_request_id: client_request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+    };
+    let mut response = (status, axum::Json(failure.body(Some(&ids)))).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("retry-after", format!("{retry_after}")),
+        ("request-id", ids.request_id.clone()),
+        ("client-request-id", ids.client_request_id.clone()),
+    ] {
         if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
-            response.headers_mut().insert(name, v);
+            headers.insert(name, v);
         }
     }
     response

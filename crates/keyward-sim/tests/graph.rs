@@ -35,6 +35,7 @@ fn seed_with_users(extra: usize) -> Seed {
 }
 
 async fn start(seed: Seed, options: SimOptions) -> RunningSim {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     spawn(Sim::new(seed, options).unwrap(), "127.0.0.1:0".parse().unwrap(), None).await.unwrap()
 }
 
@@ -349,6 +350,7 @@ async fn faults_are_seeded_and_lost_writes_are_committed() {
         if status == 503 {
             unavailable += 1;
             assert_eq!(headers["retry-after"], "2");
+            assert_eq!(headers["client-request-id"], "cafe-1");
             assert_eq!(body["error"]["code"], "serviceNotAvailable");
         } else {
             assert_eq!(status, 200);

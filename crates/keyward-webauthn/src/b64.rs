@@ -74,7 +74,7 @@ fn decode_pad_digit(text: &str) -> Option<Vec<u8>> {
         _ => return None,
     };
     let body = &text[..text.len() - 1];
-    if body.is_empty() || body.contains(['+', '/', '=']) || (body.len() + pad) % 4 != 0 {
+    if body.is_empty() || body.contains(['+', '/', '=']) || !(body.len() + pad).is_multiple_of(4) {
         return None;
     }
     URL_SAFE.decode(format!("{body}{}", "=".repeat(pad))).ok()
