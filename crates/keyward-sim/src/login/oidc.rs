@@ -108,7 +108,7 @@ enum AuthorizeFailure {
     /// The redirect URI cannot be trusted: show an error page.
     Page(LoginError),
     /// Send `error` and `error_description` to the (trusted) redirect URI.
-    Redirect { redirect_uri: String, state: Option<String>, error: LoginError },
+    Redirect { redirect_uri: String, state: Option<String>, error: Box<LoginError> },
 }
 
 impl AuthorizeFailure {
@@ -169,7 +169,7 @@ fn validate_authorize(
     let back = |error: LoginError| AuthorizeFailure::Redirect {
         redirect_uri: redirect_uri.clone(),
         state: state.clone(),
-        error,
+        error: Box::new(error),
     };
     match params.get("response_type").map(String::as_str) {
         None => return Err(back(LoginError::missing("response_type"))),
@@ -383,9 +383,7 @@ pub(super) fn redeem_code(
             return Err(true);
         }
         let pending = t.pending_codes.remove(code).ok_or(false)?;
-        let mut tombstone = pending.clone();
-        tombstone.expires = pending.expires;
-        t.pending_codes.insert(format!("{USED}{code}"), tombstone);
+        t.pending_codes.insert(format!("{USED}{code}"), pending.clone());
         Ok(pending)
     });
     let pending = match taken {

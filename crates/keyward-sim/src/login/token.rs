@@ -86,9 +86,8 @@ fn client_credentials(
             "invalid_scope",
             70011,
             format!(
-                "The provided request must include a 'scope' input parameter. The provided value for the \
-                 input parameter 'scope' is not valid. The scope {scope} is not valid. The client \
-                 credentials grant requires exactly '{GRAPH_DEFAULT_SCOPE}'."
+                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is \
+                 not valid. The client credentials grant requires exactly '{GRAPH_DEFAULT_SCOPE}'."
             ),
         ));
     }
