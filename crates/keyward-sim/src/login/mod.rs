@@ -44,6 +44,11 @@
 //!   → AADSTS50011. Redemption always requires client authentication (no public clients).
 //!   A `code_verifier` sent for a code issued without a challenge is ignored.
 //! * **PKCE**: only `S256`; `plain` is refused at authorize (`invalid_request`).
+//! * **Authorize errors**: an unknown client (AADSTS700016), a redirect URI not registered
+//!   (AADSTS50011) or a missing `client_id`/`redirect_uri` show an error page (400); later
+//!   errors go back to the redirect URI as `error`/`error_description`/`state`
+//!   (`response_type` other than `code` → `unsupported_response_type` AADSTS700054). A
+//!   disabled user (AADSTS50057) or an unknown `user_id` (AADSTS50034) gets the error page.
 //! * **The access token** returned by code redemption is an app-only token of the client
 //!   with no roles (the emulator has no delegated Graph permissions); no refresh token is
 //!   issued. The ID token's pairwise `sub` is base64url(SHA-256(client id ":" user id)).
