@@ -406,3 +406,26 @@ async fn unknown_segments_get_graphs_bad_request() {
     assert_eq!(status, 400);
     assert!(body["error"]["message"].as_str().unwrap().contains("fido2Methods"));
 }
+
+#[tokio::test]
+async fn tls_serves_with_a_certificate_clients_can_pin() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = keyward_sim::server::SelfSignedTls::generate().unwrap();
+    let pem = tls.certificate_pem.clone();
+    let sim = spawn(
+        Sim::new(Seed::example(), SimOptions::default()).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        Some(tls),
+    )
+    .await
+    .unwrap();
+    assert!(sim.base_url.starts_with("https://"));
+    let trusting = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let tenant = sim.sim.read(|t| t.tenant_id.clone());
+    let url = format!("{}/{tenant}/v2.0/.well-known/openid-configuration", sim.base_url);
+    assert_eq!(trusting.get(&url).send().await.unwrap().status(), 200);
+    assert!(reqwest::Client::new().get(&url).send().await.is_err(), "an untrusted certificate is refused");
+}
