@@ -2,13 +2,21 @@
 //!
 //! Layers, bottom up: [`transport`] moves 64-byte reports (in-memory now, USB HID later),
 //! [`hid`] does CTAPHID framing and channels, [`status`] names every CTAP status with an
-//! operator message. Everything is synchronous because hidapi is; async callers use
+//! operator message, [`pin`] implements PIN/UV auth protocols 1 and 2, and [`client`] runs the
+//! CTAP commands. Everything is synchronous because hidapi is; async callers use
 //! `spawn_blocking`.
 
+pub mod cbor;
+pub mod client;
+pub mod error;
 pub mod hid;
+pub mod pin;
 pub mod status;
 pub mod transport;
 
+pub use client::{Assertion, Attestation, AuthData, Client, Info, MakeCredential, PinToken};
+pub use error::CtapError;
 pub use hid::{HidDevice, HidError, Timeouts};
+pub use pin::PinProtocol;
 pub use status::CtapStatus;
 pub use transport::{MemoryDeviceEnd, MemoryTransport, Transport, TransportError};

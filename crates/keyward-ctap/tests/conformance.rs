@@ -1,0 +1,254 @@
+//! Conformance: our CTAP client against the independent soft authenticator over CTAPHID on the
+//! in-memory transport. A disagreement here means one side misreads the spec.
+
+use std::time::Duration;
+
+use ciborium::value::Value;
+use keyward_ctap::client::{PERMISSION_GA, PERMISSION_MC};
+use keyward_ctap::{
+    AuthData, Client, CtapError, CtapStatus, HidDevice, MakeCredential, MemoryTransport, PinProtocol,
+    Timeouts,
+};
+use keyward_softkey::{Config, SoftKey};
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+
+const RP: &str = "login.microsoft.com";
+
+fn setup(config: Config) -> (Client<MemoryTransport>, SoftKey) {
+    let (host, dev) = MemoryTransport::pair();
+    let key = SoftKey::spawn(config, dev.from_host, dev.to_host);
+    let hid = HidDevice::open(
+        host,
+        Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) },
+    )
+    .unwrap();
+    (Client::new(hid), key)
+}
+
+fn pin(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+fn request(user: &[u8]) -> MakeCredential {
+    MakeCredential {
+        client_data_hash: Sha256::digest(b"{\"type\":\"webauthn.create\"}").into(),
+        rp_id: RP.into(),
+        rp_name: Some("Microsoft".into()),
+        user_id: user.to_vec(),
+        user_name: Some("ada@contoso.com".into()),
+        user_display_name: Some("Ada".into()),
+        resident_key: true,
+        hmac_secret: true,
+        cred_protect: Some(2),
+        ..MakeCredential::default()
+    }
+}
+
+fn verifying_key(auth: &AuthData) -> VerifyingKey {
+    let Some(Value::Map(m)) = &auth.public_key else { panic!("no public key") };
+    let get = |k: i64| {
+        m.iter().find(|(key, _)| key.as_integer() == Some(k.into())).unwrap().1.as_bytes().unwrap().clone()
+    };
+    let point = p256::EncodedPoint::from_affine_coordinates(
+        get(-2).as_slice().into(),
+        get(-3).as_slice().into(),
+        false,
+    );
+    VerifyingKey::from_encoded_point(&point).unwrap()
+}
+
+#[test]
+fn get_info_ping_and_wink() {
+    let (mut c, key) = setup(Config::default());
+    assert!(c.hid().info().supports_cbor());
+    c.hid().ping(&[0x5A; 300]).unwrap();
+    c.hid().wink().unwrap();
+    assert_eq!(key.state().winks(), 1);
+    let info = c.get_info().unwrap();
+    assert_eq!(info.versions, ["FIDO_2_0", "FIDO_2_1"]);
+    assert!(
+        info.extensions.contains(&"hmac-secret".into()) && info.extensions.contains(&"credProtect".into())
+    );
+    assert_eq!(info.pin_protocols, [2, 1]);
+    assert_eq!(info.aaguid, *b"keyward-softkey!");
+    assert_eq!(info.options.get("clientPin"), Some(&false));
+    assert_eq!(c.pin_protocol().unwrap(), PinProtocol::V2);
+}
+
+#[test]
+fn pin_retries_lockout_and_block() {
+    let (mut c, key) = setup(Config::default());
+    assert!(matches!(c.set_pin(&pin("12")), Err(CtapError::PinLength { min: 4 })));
+    c.set_pin(&pin("1234")).unwrap();
+    assert_eq!(c.set_pin(&pin("5678")).unwrap_err().status(), Some(CtapStatus::NotAllowed));
+    assert_eq!(c.get_retries().unwrap(), 8);
+    // Expected outcome of each wrong PIN, with re-insertion after every PIN_AUTH_BLOCKED.
+    let expected = [
+        Some(7),
+        Some(6),
+        None, // 3rd consecutive → PIN_AUTH_BLOCKED (5 left)
+        Some(4),
+        Some(3),
+        None, // (2 left)
+        Some(1),
+    ];
+    for (i, want) in expected.iter().enumerate() {
+        let err = c.get_pin_uv_auth_token(&pin("0000"), PERMISSION_MC, Some(RP)).unwrap_err();
+        match want {
+            Some(n) => assert!(
+                matches!(err, CtapError::PinInvalid { retries_left } if retries_left == *n),
+                "try {i}: {err}"
+            ),
+            None => {
+                assert_eq!(err.status(), Some(CtapStatus::PinAuthBlocked), "try {i}");
+                assert!(err.to_string().contains("re-insert"));
+                // Even the right PIN is refused until the key is re-inserted.
+                let again = c.get_pin_token(&pin("1234")).unwrap_err();
+                assert_eq!(again.status(), Some(CtapStatus::PinAuthBlocked));
+                key.reinsert();
+            }
+        }
+    }
+    // A correct PIN restores the counter.
+    c.get_pin_token(&pin("1234")).unwrap();
+    assert_eq!(c.get_retries().unwrap(), 8);
+    // Eight wrong PINs in total block it for good.
+    for i in 0..8 {
+        if i % 3 == 0 {
+            key.reinsert();
+        }
+        let _ = c.get_pin_token(&pin("9999"));
+    }
+    assert_eq!(c.get_retries().unwrap(), 0);
+    let err = c.get_pin_token(&pin("1234")).unwrap_err();
+    assert_eq!(err.status(), Some(CtapStatus::PinBlocked));
+    assert!(err.to_string().contains("reset"));
+}
+
+#[test]
+fn change_pin_and_policy() {
+    let (mut c, _key) = setup(Config { min_pin_length: 6, ..Config::default() });
+    assert_eq!(c.get_info().unwrap().min_pin_length, 6);
+    c.set_pin(&pin("123456")).unwrap();
+    assert!(matches!(
+        c.change_pin(&pin("000000"), &pin("654321")),
+        Err(CtapError::PinInvalid { retries_left: 7 })
+    ));
+    c.change_pin(&pin("123456"), &pin("654321")).unwrap();
+    assert!(c.get_pin_token(&pin("123456")).is_err());
+    c.get_pin_token(&pin("654321")).unwrap();
+}
+
+#[test]
+fn make_credential_rk_uv_both_protocols_exclude_and_assert() {
+    for protocol in [PinProtocol::V2, PinProtocol::V1] {
+        let (mut c, key) = setup(Config::default());
+        c.force_pin_protocol(Some(protocol));
+        c.set_pin(&pin("1234")).unwrap();
+        let req = request(b"user-1");
+        // rk with a PIN set but no token → PUAT_REQUIRED.
+        assert_eq!(c.make_credential(&req, None).unwrap_err().status(), Some(CtapStatus::PuatRequired));
+        let token = c.get_pin_uv_auth_token(&pin("1234"), PERMISSION_MC | PERMISSION_GA, Some(RP)).unwrap();
+        assert_eq!(token.protocol(), protocol);
+        let att = c.make_credential(&req, Some(&token)).unwrap();
+        assert_eq!(att.fmt, "packed");
+        let auth = att.parsed().unwrap();
+        assert_eq!(auth.rp_id_hash, <[u8; 32]>::from(Sha256::digest(RP)));
+        assert_eq!(auth.flags & 0x45, 0x45, "UP, UV, AT");
+        assert_eq!(auth.flags & 0x18, 0, "BE/BS must be 0");
+        assert_eq!(auth.aaguid, Some(*b"keyward-softkey!"));
+        let cred_id = auth.credential_id.clone().unwrap();
+        assert_eq!(key.state().hmac_secret_enabled(&cred_id), Some(true));
+        // The attestation object is canonical text-keyed CBOR with the same values.
+        let obj: Value = ciborium::de::from_reader(att.attestation_object().as_slice()).unwrap();
+        let m = obj.as_map().unwrap();
+        assert_eq!(
+            m.iter().map(|(k, _)| k.as_text().unwrap()).collect::<Vec<_>>(),
+            ["fmt", "attStmt", "authData"]
+        );
+        assert_eq!(m[2].1.as_bytes().unwrap(), &att.auth_data);
+        // Self attestation verifies with the credential key.
+        let stmt = m[1].1.as_map().unwrap();
+        let sig = stmt.iter().find(|(k, _)| k.as_text() == Some("sig")).unwrap().1.as_bytes().unwrap();
+        let vk = verifying_key(&auth);
+        vk.verify(
+            &[att.auth_data.as_slice(), &req.client_data_hash].concat(),
+            &Signature::from_der(sig).unwrap(),
+        )
+        .unwrap();
+        // Token bound to another RP is refused.
+        let mut other = request(b"user-2");
+        other.rp_id = "evil.example".into();
+        assert_eq!(
+            c.make_credential(&other, Some(&token)).unwrap_err().status(),
+            Some(CtapStatus::PinAuthInvalid)
+        );
+        // excludeList with the new credential → CREDENTIAL_EXCLUDED.
+        let mut again = request(b"user-1");
+        again.exclude_list = vec![vec![1; 16], cred_id.clone()];
+        let err = c.make_credential(&again, Some(&token)).unwrap_err();
+        assert_eq!(err.status(), Some(CtapStatus::CredentialExcluded));
+        assert!(err.to_string().contains("already holds a passkey"));
+        // getAssertion (discoverable, with UV) verifies against the public key from authData.
+        let cdh: [u8; 32] = Sha256::digest(b"assert").into();
+        let a = c.get_assertion(RP, &cdh, &[], Some(&token)).unwrap();
+        assert_eq!(a.credential_id, cred_id);
+        assert_eq!(a.user_id.as_deref(), Some(&b"user-1"[..]));
+        let ad = AuthData::parse(&a.auth_data).unwrap();
+        assert_eq!((ad.flags & 0x05, ad.sign_count), (0x05, 1));
+        vk.verify(&[a.auth_data.as_slice(), &cdh].concat(), &Signature::from_der(&a.signature).unwrap())
+            .unwrap();
+        // credProtect 2: without UV and without an allow list the credential is invisible.
+        assert_eq!(
+            c.get_assertion(RP, &cdh, &[], None).unwrap_err().status(),
+            Some(CtapStatus::NoCredentials)
+        );
+        assert!(c.get_assertion(RP, &cdh, &[cred_id], None).is_ok());
+        // Reset right after re-insertion erases everything.
+        key.reinsert();
+        c.reset().unwrap();
+        assert_eq!(key.state().resident_count(), 0);
+        assert_eq!(c.get_info().unwrap().options.get("clientPin"), Some(&false));
+    }
+}
+
+#[test]
+fn status_table() {
+    // (case, expected status)
+    let (mut c, key) = setup(Config {
+        max_resident_keys: 1,
+        reset_window: Duration::from_millis(50),
+        attestation: keyward_softkey::Attestation::None,
+        ..Config::default()
+    });
+    let mut no_pin = request(b"u1");
+    no_pin.cred_protect = None;
+    let att = c.make_credential(&no_pin, None).unwrap();
+    assert_eq!(att.fmt, "none");
+    let cases: Vec<(&str, Result<(), CtapError>, CtapStatus)> = vec![
+        ("key store full", c.make_credential(&request(b"u2"), None).map(|_| ()), CtapStatus::KeyStoreFull),
+        (
+            "no credentials",
+            c.get_assertion("other.example", &[0; 32], &[], None).map(|_| ()),
+            CtapStatus::NoCredentials,
+        ),
+        ("token without PIN", c.get_pin_token(&pin("1234")).map(|_| ()), CtapStatus::PinNotSet),
+        (
+            "reset too late",
+            {
+                std::thread::sleep(Duration::from_millis(80));
+                c.reset()
+            },
+            CtapStatus::NotAllowed,
+        ),
+    ];
+    for (name, got, want) in cases {
+        assert_eq!(got.unwrap_err().status(), Some(want), "{name}");
+    }
+    key.state().set_presence_policy(keyward_softkey::PresencePolicy::Deny(Duration::from_millis(250)));
+    key.reinsert();
+    assert_eq!(c.reset().unwrap_err().status(), Some(CtapStatus::OperationDenied));
+}
