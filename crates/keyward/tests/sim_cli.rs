@@ -64,7 +64,10 @@ fn sim_prints_its_urls_and_serves_the_tenant() {
 #[test]
 fn bad_input_gets_an_error_that_says_what_to_do() {
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["--seed".into(), temp_file("bad.json", "{\"tenantId\": 1}").display().to_string()], "--example-seed"),
+        (
+            vec!["--seed".into(), temp_file("bad.json", "{\"tenantId\": 1}").display().to_string()],
+            "--example-seed",
+        ),
         (vec!["--seed".into(), "/nonexistent/seed.json".into()], "cannot read seed"),
         (vec!["--throttle".into(), "writes=fast".into()], "COUNT/SECONDS"),
         (vec!["--faults".into(), "503=7".into()], "between 0 and 1"),

@@ -319,7 +319,7 @@ pub fn verify_registration(
     let (cose_key, key_len) = cbor::read(key_bytes)
         .map_err(|_| bad("authenticatorData credential public key is not valid COSE."))?;
     let cose_bytes = &key_bytes[..key_len];
-    if !id_candidates.iter().any(|c| *c == cred_id) {
+    if !id_candidates.contains(&cred_id) {
         return Err(bad("publicKeyCredential.id must equal the credential id in authenticatorData."));
     }
     match cose_key.get_int_key(3) {
@@ -391,7 +391,7 @@ pub fn verify_registration(
 
     // 8. Policy on the credential, then duplicates known at snapshot time.
     policy::check_credential(&ctx.policy, &ctx.user, &facts)?;
-    if ctx.existing_credential_ids.iter().any(|c| *c == cred_id) {
+    if ctx.existing_credential_ids.contains(&cred_id) {
         return Err(duplicate());
     }
 
