@@ -119,8 +119,7 @@ fn bench(c: &mut Criterion) {
     let keys = LoadedKeys::load(&SimKeys::generate()).expect("keys");
     let user = keyward_sim::seed::Seed::example().users[0].clone();
     let (ca_pem, attestation_key, attestation_der) = test_ca();
-    let mut policy = Fido2Policy::default();
-    policy.is_attestation_enforced = true;
+    let policy = Fido2Policy { is_attestation_enforced: true, ..Default::default() };
     let ctx = RegistrationContext {
         keys: &keys,
         version: ApiVersion::V1,

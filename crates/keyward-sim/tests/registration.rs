@@ -515,7 +515,7 @@ async fn a_full_registration_then_list_get_methods_and_delete() {
     assert_eq!(one["aaGuid"], created["aaGuid"]);
 
     let (status, methods) =
-        h.get("beta", &format!("/users/adele.vance@contoso.onmicrosoft.com/authentication/methods")).await;
+        h.get("beta", "/users/adele.vance@contoso.onmicrosoft.com/authentication/methods").await;
     assert_eq!(status, 200, "{methods}");
     let types: Vec<&str> =
         methods["value"].as_array().unwrap().iter().map(|m| m["@odata.type"].as_str().unwrap()).collect();
@@ -886,8 +886,7 @@ async fn a_chain_to_an_untrusted_root_is_not_attested_and_refused_when_enforced(
     assert_eq!(created["attestationLevel"], "notAttested");
     assert_eq!(created["attestationCertificates"].as_array().unwrap().len(), 1);
 
-    let mut policy = Fido2Policy::default();
-    policy.is_attestation_enforced = true;
+    let policy = Fido2Policy { is_attestation_enforced: true, ..Default::default() };
     h.set_policy(policy);
     let reg = Reg::new(&h.fresh_challenge(ADELE), Fmt::PackedFull);
     let (status, body) = h.post("v1.0", ADELE, &reg.body(&stranger)).await;
