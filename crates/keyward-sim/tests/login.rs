@@ -3,6 +3,9 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+/// A token request's form fields.
+type Form = Vec<(&'static str, String)>;
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use keyward_sim::seed::Seed;
 use keyward_sim::server::{RunningSim, spawn};
@@ -262,7 +265,7 @@ async fn token_requests_breaking_a_rule_are_refused_with_its_aadsts_code() {
     let signed = |a: Assertion| assertion_form(&a.sign());
     let a = || Assertion::new(&base);
     #[rustfmt::skip]
-    let cases: Vec<(&str, &str, Vec<(&'static str, String)>, u16, &str, u64)> = vec![
+    let cases: Vec<(&str, &str, Form, u16, &str, u64)> = vec![
         ("bad secret", TID, with("client_secret", "wrong"), 401, "invalid_client", 7000215),
         ("unknown client", TID, with("client_id", "00000000-0000-0000-0000-000000000001"), 400, "unauthorized_client", 700016),
         ("no credential", TID, with("client_secret", ""), 401, "invalid_client", 7000218),
