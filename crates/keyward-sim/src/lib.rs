@@ -28,6 +28,27 @@
 //!   beta accepts 5–43 200 in all three URL spellings.
 //! * **Throttling** applies the identity quotas to authentication-method calls too.
 //! * **Unknown user on creationOptions** → 404 `Request_ResourceNotFound`.
+//! * **creationOptions** applies the policy checks that do not depend on the credential
+//!   (method disabled, self-service off, guest, not targeted, excluded) already, so a client
+//!   learns before it touches a key.
+//! * **Attestation enforced but not met, an AAGUID blocked or not allowed, a synced key
+//!   refused by `passkeyTypes`** → 400 `badRequest` (the spec's hints).
+//! * **Unknown attestation formats** are refused even when attestation is not enforced
+//!   (the vendor doc allows custom formats up to 32 characters); `tpm`, `android-key` and
+//!   `apple` are accepted when not enforced.
+//! * **`crossOrigin: true`**, and backup-state without backup-eligible → 400.
+//! * **`clientDataJSON.challenge`** must be base64url without padding, as browsers write
+//!   it; only `id`, `clientDataJSON` and `attestationObject` are decoded leniently.
+//! * **Replaying an accepted body** → 409 (the duplicate check comes first); a fresh
+//!   credential with a used challenge → 400.
+//! * **Policy check order**: disabled, self-service off, guest, excluded, not included.
+//!   With passkey profiles the legacy fields are ignored; a key must satisfy at least one
+//!   profile the user is scoped to, else the default profile (`defaultPasskeyProfile`, or
+//!   the first).
+//! * **`attestationLevel`** is `attested` whenever a chain (packed or fido-u2f) reaches a
+//!   trusted root; `attestationCertificates` are SHA-1 thumbprints of the statement's x5c.
+//! * **Login** choices (assertion clock skew, replay and time-range AADSTS codes, code
+//!   lifetimes, PKCE `S256` only, `response_mode=query` only) are listed in [`login`].
 
 pub mod auth;
 pub mod faults;
