@@ -1,0 +1,53 @@
+//! The crate boundaries of ARCHITECTURE.md §2, checked on every test run: the emulator
+//! shares nothing with the other crates except the wire types of `keyward-webauthn`, so
+//! it can catch the connector's mistakes instead of repeating them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Workspace crates each crate's `[dependencies]` (not dev-dependencies) names.
+fn workspace_dependencies() -> BTreeMap<String, Vec<String>> {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        let manifest = entry.unwrap().path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap()
+            .to_owned();
+        let mut section = String::new();
+        let mut deps = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                section = line.to_owned();
+            } else if section == "[dependencies]" && line.starts_with("keyward") {
+                deps.push(line.split(['.', ' ', '=']).next().unwrap().to_owned());
+            }
+        }
+        out.insert(name, deps);
+    }
+    out
+}
+
+#[test]
+fn the_emulator_shares_only_wire_types() {
+    let deps = workspace_dependencies();
+    assert_eq!(deps["keyward-sim"], ["keyward-webauthn"], "keyward-sim may depend only on the wire types");
+    for (name, uses) in &deps {
+        if name != "keyward" {
+            assert!(!uses.iter().any(|d| d == "keyward-sim"), "{name} depends on keyward-sim");
+        }
+    }
+}
+
+#[test]
+fn the_software_authenticator_does_not_share_code_with_the_client() {
+    let deps = workspace_dependencies();
+    if let Some(softkey) = deps.get("keyward-softkey") {
+        assert!(!softkey.iter().any(|d| d == "keyward-ctap"), "keyward-softkey must not use the CTAP client");
+    }
+}
