@@ -28,7 +28,7 @@ use webauthn_rs_core::proto::{
     RegistrationState, UserVerificationPolicy,
 };
 
-use super::cbor::{self, Item};
+use super::cbor::{self, Value as Cbor};
 use super::policy::{self, CredentialFacts};
 use crate::graph::{ApiVersion, GraphFailure};
 use crate::keys::LoadedKeys;
@@ -324,15 +324,15 @@ pub fn verify_registration(
     // 5. Attestation object and authenticator data.
     let object = cbor::read_exact(&att)
         .ok()
-        .filter(|i| matches!(i, Item::Map(_)))
+        .filter(|i| matches!(i, Cbor::Map(_)))
         .ok_or_else(|| bad("attestationObject must be a CBOR map with fmt, attStmt and authData."))?;
-    let Some(Item::Text(fmt)) = object.get_text_key("fmt") else {
+    let Some(Cbor::Text(fmt)) = cbor::get_text_key(&object, "fmt") else {
         return Err(bad("attestationObject.fmt is required and must be a text string."));
     };
-    let Some(att_stmt @ Item::Map(_)) = object.get_text_key("attStmt") else {
+    let Some(att_stmt @ Cbor::Map(_)) = cbor::get_text_key(&object, "attStmt") else {
         return Err(bad("attestationObject.attStmt is required and must be a map."));
     };
-    let Some(Item::Bytes(auth_data)) = object.get_text_key("authData") else {
+    let Some(Cbor::Bytes(auth_data)) = cbor::get_text_key(&object, "authData") else {
         return Err(bad("attestationObject.authData is required and must be a byte string."));
     };
     if auth_data.len() < 37 {
@@ -376,15 +376,15 @@ pub fn verify_registration(
     if !id_candidates.contains(&cred_id) {
         return Err(bad("publicKeyCredential.id must equal the credential id in authenticatorData."));
     }
-    match cose_key.get_int_key(3) {
-        Some(Item::Int(-7)) | Some(Item::Int(-257)) => {}
-        Some(Item::Int(-8)) => {
+    match cbor::get_int_key(&cose_key, 3).and_then(cbor::as_int) {
+        Some(-7 | -257) => {}
+        Some(-8) => {
             return Err(bad(
                 "The credential public key algorithm EdDSA (-8) is not supported: only ES256 (-7) and RS256 \
                  (-257) are accepted (pubKeyCredParams).",
             ));
         }
-        Some(Item::Int(alg)) => {
+        Some(alg) => {
             return Err(bad(format!(
                 "The credential public key algorithm {alg} is not allowed: only ES256 (-7) and RS256 (-257) \
                  are accepted (pubKeyCredParams)."
@@ -417,10 +417,8 @@ pub fn verify_registration(
 
     // 7. Trust: the chain must reach an MDS root of this AAGUID or a seed root.
     let mds = mds_entry(&aaguid_text);
-    let x5c: Vec<&[u8]> = match att_stmt.get_text_key("x5c") {
-        Some(Item::Array(items)) => {
-            items.iter().filter_map(|i| if let Item::Bytes(b) = i { Some(*b) } else { None }).collect()
-        }
+    let x5c: Vec<&[u8]> = match cbor::get_text_key(att_stmt, "x5c") {
+        Some(Cbor::Array(items)) => items.iter().filter_map(|i| i.as_bytes().map(Vec::as_slice)).collect(),
         _ => vec![],
     };
     let chain_trusted = match &verified.attestation.data {
