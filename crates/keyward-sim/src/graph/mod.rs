@@ -139,16 +139,8 @@ impl IntoResponse for GraphFailure {
 
 /// `innerError.date`: `yyyy-MM-ddTHH:mm:ss`, UTC, no fraction or zone.
 pub fn inner_date() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    time::OffsetDateTime::now_utc().format(&format).unwrap_or_default()
 }
 
 /// Graph result type for handlers.

@@ -140,14 +140,6 @@ fn correlation_from(headers: &HeaderMap) -> Option<String> {
 
 /// `yyyy-MM-dd HH:mm:ssZ`, UTC, as in Entra error bodies.
 pub fn timestamp() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    time::OffsetDateTime::now_utc().format(&format).unwrap_or_default()
 }
