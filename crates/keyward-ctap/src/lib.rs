@@ -1,6 +1,7 @@
 //! Keyward's CTAP 2.1 client: talks to FIDO2 security keys to set PINs and create passkeys.
 //!
-//! Layers, bottom up: [`transport`] moves 64-byte reports (in-memory now, USB HID later),
+//! Layers, bottom up: [`transport`] moves 64-byte reports (in-memory, [`socket`] for a soft key in another
+//! process, USB HID later),
 //! [`hid`] does CTAPHID framing and channels, [`status`] names every CTAP status with an
 //! operator message, [`pin`] implements PIN/UV auth protocols 1 and 2, and [`client`] runs the
 //! CTAP commands. Everything is synchronous because hidapi is; async callers use
@@ -11,6 +12,7 @@ pub mod client;
 pub mod error;
 pub mod hid;
 pub mod pin;
+pub mod socket;
 pub mod status;
 pub mod transport;
 
@@ -18,5 +20,6 @@ pub use client::{Assertion, Attestation, AuthData, Client, Info, MakeCredential,
 pub use error::CtapError;
 pub use hid::{HidDevice, HidError, Timeouts};
 pub use pin::PinProtocol;
+pub use socket::{SocketAddrError, SocketAddress, SocketTransport};
 pub use status::CtapStatus;
 pub use transport::{MemoryDeviceEnd, MemoryTransport, Transport, TransportError};

@@ -252,3 +252,28 @@ fn status_table() {
     key.reinsert();
     assert_eq!(c.reset().unwrap_err().status(), Some(CtapStatus::OperationDenied));
 }
+
+/// The same client over a real stream socket (tcp and unix), against the soft key's `serve`.
+#[test]
+fn socket_transport_against_served_soft_key() {
+    let dir = std::env::temp_dir().join(format!("keyward-ctap-sock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let unix = format!("unix:{}", dir.join("key.sock").display());
+    for listen in ["tcp:127.0.0.1:0", unix.as_str()] {
+        let served = keyward_softkey::serve(listen, Config::default()).unwrap();
+        let t = keyward_ctap::SocketTransport::connect(served.address()).unwrap();
+        let hid = HidDevice::open(
+            t,
+            Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) },
+        )
+        .unwrap();
+        let mut c = Client::new(hid);
+        c.hid().ping(&[0xA5; 200]).unwrap();
+        assert_eq!(c.get_info().unwrap().aaguid, *b"keyward-softkey!");
+        c.set_pin(&pin("1234")).unwrap();
+        let token = c.get_pin_uv_auth_token(&pin("1234"), PERMISSION_MC, Some(RP)).unwrap();
+        c.make_credential(&request(b"socket-user"), Some(&token)).unwrap();
+        assert_eq!(served.state().resident_count(), 1, "{listen}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

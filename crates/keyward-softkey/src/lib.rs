@@ -11,6 +11,7 @@ pub mod client_pin;
 pub mod credential;
 pub mod hid;
 pub mod pin_protocol;
+pub mod serve;
 pub mod status;
 
 use std::sync::mpsc::{Receiver, Sender};
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 pub use authenticator::{Attestation, Authenticator, Config, Immediate, Presence, PresencePolicy};
+pub use serve::{ServeError, Served, serve};
 pub use status::Status;
 
 /// A running soft key: the authenticator plus its CTAPHID device thread.

@@ -1,0 +1,169 @@
+//! Serving the soft key on a stream socket (`unix:PATH` or `tcp:HOST:PORT`).
+//!
+//! Other processes (the python-fido2 cross-check, the demo CLI) reach the key the way they would
+//! reach a USB key: 64 raw bytes per report in each direction, no prefix. The socket is only a
+//! pipe; the existing CTAPHID device loop does all framing. One connection is served at a time,
+//! like one host owning a USB key; the authenticator state (PIN, credentials) survives
+//! reconnects, as it would survive a host re-opening the device.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpListener;
+#[cfg(unix)]
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::authenticator::{Authenticator, Config};
+use crate::hid::{HidServer, REPORT_LEN, Report};
+
+/// Why the soft key could not start listening.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address has neither prefix.
+    #[error("listen address {0:?} must be unix:PATH or tcp:HOST:PORT; fix the address")]
+    Syntax(String),
+    /// Unix sockets do not exist on this platform.
+    #[error("unix sockets are not available on this platform; listen on tcp:HOST:PORT instead")]
+    UnixUnsupported,
+    /// Binding failed.
+    #[error("could not listen on {addr} ({reason}); pick a free port or remove the stale socket file")]
+    Bind {
+        /// The address as given.
+        addr: String,
+        /// The OS error.
+        reason: String,
+    },
+}
+
+trait Conn: Read + Write + Send {
+    fn try_clone_box(&self) -> std::io::Result<Box<dyn Conn>>;
+}
+
+impl Conn for std::net::TcpStream {
+    fn try_clone_box(&self) -> std::io::Result<Box<dyn Conn>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+}
+
+#[cfg(unix)]
+impl Conn for std::os::unix::net::UnixStream {
+    fn try_clone_box(&self) -> std::io::Result<Box<dyn Conn>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+}
+
+enum Listener {
+    #[cfg(unix)]
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    fn accept(&self) -> std::io::Result<Box<dyn Conn>> {
+        match self {
+            #[cfg(unix)]
+            Self::Unix(l, _) => Ok(Box::new(l.accept()?.0)),
+            Self::Tcp(l) => {
+                let s = l.accept()?.0;
+                s.set_nodelay(true)?;
+                Ok(Box::new(s))
+            }
+        }
+    }
+}
+
+/// A soft key listening on a socket; the accept loop runs on a background thread.
+#[derive(Debug)]
+pub struct Served {
+    state: Arc<Mutex<Authenticator>>,
+    address: String,
+}
+
+impl Served {
+    /// The address clients should connect to (for `tcp:…:0`, the port actually bound).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Locks the authenticator state (for inspection or policy changes between requests).
+    pub fn state(&self) -> MutexGuard<'_, Authenticator> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Binds `listen` (`unix:PATH` or `tcp:HOST:PORT`) and serves a fresh soft key on it, one
+/// connection at a time, until the process ends.
+pub fn serve(listen: &str, config: Config) -> Result<Served, ServeError> {
+    let bind = |e: std::io::Error| ServeError::Bind { addr: listen.to_owned(), reason: e.to_string() };
+    let (listener, address) = if let Some(path) = listen.strip_prefix("unix:").filter(|p| !p.is_empty()) {
+        #[cfg(unix)]
+        {
+            let l = UnixListener::bind(path).map_err(bind)?;
+            (Listener::Unix(l, path.into()), listen.to_owned())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            return Err(ServeError::UnixUnsupported);
+        }
+    } else if let Some(hp) = listen.strip_prefix("tcp:").filter(|hp| hp.rsplit_once(':').is_some()) {
+        let l = TcpListener::bind(hp).map_err(bind)?;
+        let addr = format!("tcp:{}", l.local_addr().map_err(bind)?);
+        (Listener::Tcp(l), addr)
+    } else {
+        return Err(ServeError::Syntax(listen.to_owned()));
+    };
+    let state = Arc::new(Mutex::new(Authenticator::new(config)));
+    let shared = state.clone();
+    std::thread::Builder::new()
+        .name("keyward-softkey-listen".into())
+        .spawn(move || accept_loop(listener, shared))
+        .map_err(bind)?;
+    Ok(Served { state, address })
+}
+
+fn accept_loop(listener: Listener, state: Arc<Mutex<Authenticator>>) {
+    loop {
+        match listener.accept() {
+            Ok(conn) => serve_connection(conn, state.clone()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Pumps reports between one connection and a CTAPHID device loop until the peer hangs up.
+fn serve_connection(conn: Box<dyn Conn>, state: Arc<Mutex<Authenticator>>) {
+    let Ok(mut writer) = conn.try_clone_box() else { return };
+    let mut reader = conn;
+    let (to_dev, from_host) = mpsc::channel::<Report>();
+    let (to_host, from_dev) = mpsc::channel::<Report>();
+    let pump_out = std::thread::spawn(move || {
+        for r in from_dev {
+            if writer.write_all(&r).is_err() {
+                return;
+            }
+        }
+    });
+    let pump_in = std::thread::spawn(move || {
+        let mut r = [0u8; REPORT_LEN];
+        while reader.read_exact(&mut r).is_ok() {
+            if to_dev.send(r).is_err() {
+                return;
+            }
+        }
+    });
+    HidServer::new(state, from_host, to_host).run();
+    let _ = pump_in.join();
+    let _ = pump_out.join();
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Self::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
