@@ -14,7 +14,7 @@ import socket
 import sys
 
 from fido2.ctap import CtapError
-from fido2.ctap2 import Ctap2
+from fido2.ctap2 import Config, Ctap2, CredentialManagement
 from fido2.ctap2.pin import ClientPin, PinProtocolV2
 from fido2.hid import CtapHidDevice
 from fido2.hid.base import CtapHidConnection, HidDescriptor
@@ -83,6 +83,8 @@ def main(address: str) -> None:
     check(2 in info.pin_uv_protocols, f"pin protocols {info.pin_uv_protocols}")
     check(info.options.get("clientPin") is False, f"clientPin {info.options}")
     check(info.options.get("rk") is True, f"rk {info.options}")
+    for option in ("credMgmt", "authnrCfg", "setMinPINLength"):
+        check(info.options.get(option) is True, f"{option} not advertised: {info.options}")
     step(f"getInfo versions={info.versions} minPINLength={info.min_pin_length}")
 
     pin = ClientPin(ctap, PinProtocolV2())
@@ -141,6 +143,65 @@ def main(address: str) -> None:
     check(a.auth_data.is_user_verified(), "assertion without UV")
     a.verify(gdh, public_key)
     step("getAssertion (discoverable, UV, signature verified)")
+
+    # A second credential for another RP, so enumeration has more than one of each.
+    token = pin.get_pin_token("56789", ClientPin.PERMISSION.MAKE_CREDENTIAL, "example.org")
+    ctap.make_credential(
+        cdh,
+        {"id": "example.org"},
+        {"id": b"bob", "name": "bob@example.org"},
+        [{"type": "public-key", "alg": -7}],
+        options={"rk": True},
+        pin_uv_param=pin.protocol.authenticate(token, cdh),
+        pin_uv_protocol=pin.protocol.VERSION,
+    )
+    ctap.get_info()  # any other command ends an enumeration; a fresh token follows anyway
+
+    token = pin.get_pin_token("56789", ClientPin.PERMISSION.CREDENTIAL_MGMT)
+    cm = CredentialManagement(ctap, pin.protocol, token)
+    meta = cm.get_metadata()
+    check(meta[CredentialManagement.RESULT.EXISTING_CRED_COUNT] == 2, f"metadata {meta}")
+    rps = cm.enumerate_rps()
+    rp_ids = sorted(r[CredentialManagement.RESULT.RP]["id"] for r in rps)
+    check(rp_ids == ["example.org", RP], f"rps {rp_ids}")
+    creds = cm.enumerate_creds(hashlib.sha256(RP.encode()).digest())
+    check(len(creds) == 1, f"creds {creds}")
+    found = creds[0]
+    check(found[CredentialManagement.RESULT.CREDENTIAL_ID]["id"] == cred_id, "enumerated id")
+    check(found[CredentialManagement.RESULT.USER]["name"] == "ada@contoso.com", "enumerated user")
+    check(found[CredentialManagement.RESULT.PUBLIC_KEY] == public_key, "enumerated public key")
+    cm.update_user_info(
+        {"id": cred_id, "type": "public-key"},
+        {"id": b"ada-user-id", "name": "ada.lovelace@contoso.com", "displayName": "Ada L."},
+    )
+    user = cm.enumerate_creds(hashlib.sha256(RP.encode()).digest())[0][CredentialManagement.RESULT.USER]
+    check(user["name"] == "ada.lovelace@contoso.com", f"updated user {user}")
+    step("credentialManagement metadata, enumerate RPs/credentials, updateUserInformation")
+
+    cm.delete_cred({"id": cred_id, "type": "public-key"})
+    check(cm.get_metadata()[CredentialManagement.RESULT.EXISTING_CRED_COUNT] == 1, "count after delete")
+    expect_error(CtapError.ERR.NO_CREDENTIALS, ctap.get_assertion, RP, gdh)
+    step("credentialManagement deleteCredential")
+
+    ga_only = pin.get_pin_token("56789", ClientPin.PERMISSION.GET_ASSERTION, RP)
+    expect_error(CtapError.ERR.PIN_AUTH_INVALID, CredentialManagement(ctap, pin.protocol, ga_only).get_metadata)
+    step("credentialManagement refuses a token without the cm permission")
+
+    token = pin.get_pin_token("56789", ClientPin.PERMISSION.AUTHENTICATOR_CFG)
+    cfg = Config(ctap, pin.protocol, token)
+    cfg.set_min_pin_length(min_pin_length=6, rp_ids=[RP], force_change_pin=True)
+    info = ctap.get_info()
+    check(info.min_pin_length == 6 and info.force_pin_change, f"minPINLength {info.min_pin_length}")
+    expect_error(CtapError.ERR.PIN_POLICY_VIOLATION, pin.get_pin_token, "56789")
+    expect_error(CtapError.ERR.PIN_POLICY_VIOLATION, pin.change_pin, "56789", "12345")
+    pin.change_pin("56789", "135790")
+    check(not ctap.get_info().force_pin_change, "forcePINChange survived changePIN")
+    token = pin.get_pin_token("135790", ClientPin.PERMISSION.AUTHENTICATOR_CFG)
+    cfg = Config(ctap, pin.protocol, token)
+    expect_error(CtapError.ERR.PIN_POLICY_VIOLATION, cfg.set_min_pin_length, min_pin_length=4)
+    cfg.toggle_always_uv()
+    check(ctap.get_info().options.get("alwaysUv") is True, "alwaysUv not toggled")
+    step("authenticatorConfig setMinPINLength+forceChangePin, toggleAlwaysUv")
 
     ctap.reset()
     info = ctap.get_info()

@@ -21,6 +21,8 @@ pub(crate) const CMD_GET_INFO: u8 = 0x04;
 pub(crate) const CMD_CLIENT_PIN: u8 = 0x06;
 pub(crate) const CMD_RESET: u8 = 0x07;
 pub(crate) const CMD_SELECTION: u8 = 0x0B;
+pub(crate) const CMD_CRED_MGMT: u8 = 0x0A;
+pub(crate) const CMD_CONFIG: u8 = 0x0D;
 
 /// PIN retries after a reset or a correct PIN.
 pub const MAX_PIN_RETRIES: u8 = 8;
@@ -153,6 +155,16 @@ pub struct Authenticator {
     pub(crate) key_agreement: SecretKey,
     pub(crate) token: Option<Token>,
     pub(crate) credentials: Vec<Credential>,
+    /// Length in code points of the current PIN (for setMinPINLength).
+    pub(crate) pin_length: u8,
+    /// An unfinished credential-management enumeration.
+    pub(crate) enumeration: Option<crate::cred_mgmt::Enumeration>,
+    /// RP ids allowed to read minPINLength.
+    pub(crate) min_pin_length_rp_ids: Vec<String>,
+    /// Whether enterprise attestation was enabled.
+    pub(crate) enterprise_attestation: bool,
+    /// The configured minimum PIN length, restored by reset.
+    factory_min_pin_length: u8,
     powered_at: Instant,
     winks: u32,
 }
@@ -160,6 +172,7 @@ pub struct Authenticator {
 impl Authenticator {
     /// A factory-fresh key with the given settings.
     pub fn new(config: Config) -> Self {
+        let min_pin_length = config.min_pin_length;
         Self {
             config,
             pin_hash: None,
@@ -168,6 +181,11 @@ impl Authenticator {
             key_agreement: SecretKey::random(&mut rand::rngs::OsRng),
             token: None,
             credentials: Vec::new(),
+            pin_length: 0,
+            enumeration: None,
+            min_pin_length_rp_ids: Vec::new(),
+            enterprise_attestation: false,
+            factory_min_pin_length: min_pin_length,
             powered_at: Instant::now(),
             winks: 0,
         }
@@ -225,6 +243,9 @@ impl Authenticator {
         let Some((&cmd, body)) = request.split_first() else {
             return vec![Status::InvalidLength as u8];
         };
+        if cmd != CMD_CRED_MGMT {
+            self.enumeration = None;
+        }
         let result = Args::parse(body).and_then(|args| match cmd {
             CMD_GET_INFO => Ok(Some(self.get_info())),
             CMD_CLIENT_PIN => self.client_pin(&args).map(Some),
@@ -232,6 +253,8 @@ impl Authenticator {
             CMD_GET_ASSERTION => self.get_assertion(&args, presence).map(Some),
             CMD_RESET => self.reset(presence).map(|_| None),
             CMD_SELECTION => presence.confirm().map(|_| None),
+            CMD_CRED_MGMT => self.credential_management(&args).map(Some),
+            CMD_CONFIG => self.authenticator_config(&args).map(|_| None),
             _ => Err(Status::InvalidCommand),
         });
         match result {
@@ -261,6 +284,10 @@ impl Authenticator {
                     ("pinUvAuthToken", b(true)),
                     ("alwaysUv", b(self.config.always_uv)),
                     ("makeCredUvNotRqd", b(!self.config.always_uv)),
+                    ("credMgmt", b(true)),
+                    ("authnrCfg", b(true)),
+                    ("setMinPINLength", b(true)),
+                    ("ep", b(self.enterprise_attestation)),
                 ]),
             ),
             (5, int(crate::hid::MAX_MESSAGE_LEN as i64)),
@@ -272,6 +299,7 @@ impl Authenticator {
             (12, b(self.config.force_pin_change)),
             (13, int(self.config.min_pin_length.into())),
             (14, int(0x0001_0000)),
+            (16, int(crate::config_cmd::MAX_RPIDS_FOR_MIN_PIN_LENGTH as i64)),
             (20, int(self.config.max_resident_keys.saturating_sub(self.resident_count()) as i64)),
         ])
     }
@@ -286,6 +314,11 @@ impl Authenticator {
         self.mismatches = 0;
         self.token = None;
         self.credentials.clear();
+        self.pin_length = 0;
+        self.enumeration = None;
+        self.min_pin_length_rp_ids.clear();
+        self.enterprise_attestation = false;
+        self.config.min_pin_length = self.factory_min_pin_length;
         self.config.always_uv = false;
         self.config.force_pin_change = false;
         self.regenerate_key_agreement();

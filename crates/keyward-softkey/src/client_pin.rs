@@ -31,7 +31,7 @@ pub mod permission {
     pub const ACFG: u8 = 0x20;
 }
 
-const SUPPORTED_PERMISSIONS: u8 = permission::MC | permission::GA;
+const SUPPORTED_PERMISSIONS: u8 = permission::MC | permission::GA | permission::CM | permission::ACFG;
 
 impl Authenticator {
     pub(crate) fn client_pin(&mut self, args: &Args) -> CtapResult<Value> {
@@ -133,6 +133,7 @@ impl Authenticator {
         let mut hash = [0u8; 16];
         hash.copy_from_slice(&Sha256::digest(pin.as_bytes())[..16]);
         self.pin_hash = Some(hash);
+        self.pin_length = u8::try_from(pin.chars().count()).unwrap_or(u8::MAX);
         self.pin_retries = MAX_PIN_RETRIES;
         self.mismatches = 0;
         Ok(())

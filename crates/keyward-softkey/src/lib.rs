@@ -8,6 +8,8 @@
 pub mod authenticator;
 pub mod cbor;
 pub mod client_pin;
+pub mod config_cmd;
+pub mod cred_mgmt;
 pub mod credential;
 pub mod hid;
 pub mod pin_protocol;

@@ -1,0 +1,168 @@
+//! authenticatorCredentialManagement (0x0A): metadata, enumerate RPs and credentials, delete,
+//! update user information.
+//!
+//! Keyward uses this to clean up half-finished registrations (makeCredential succeeded, the
+//! Graph POST did not), so the soft key implements it per CTAP 2.1 §6.8: every sub-command but
+//! the two "next" ones needs a token with the cm permission, an RP-bound token only sees its
+//! RP, and an enumeration is a snapshot that any other command ends.
+
+use std::collections::VecDeque;
+
+use ciborium::value::Value;
+use sha2::{Digest, Sha256};
+
+use crate::authenticator::{Authenticator, Credential};
+use crate::cbor::{Args, encode, imap, int, text_key, tmap};
+use crate::client_pin::permission;
+use crate::pin_protocol::cose_key;
+use crate::status::{CtapResult, Status};
+
+/// An enumeration in progress: the remaining answers and which kind they are.
+#[derive(Debug, Default)]
+pub(crate) struct Enumeration {
+    /// 0x03 for RPs, 0x05 for credentials: the "next" sub-command that may continue it.
+    pub next: u8,
+    /// Answers still to hand out.
+    pub left: VecDeque<Value>,
+}
+
+fn param(params: &[(Value, Value)], key: i64) -> Option<&Value> {
+    params.iter().find(|(k, _)| k.as_integer() == Some(key.into())).map(|(_, v)| v)
+}
+
+fn descriptor_id(v: Option<&Value>) -> CtapResult<Vec<u8>> {
+    let m = v.ok_or(Status::MissingParameter)?.as_map().ok_or(Status::CborUnexpectedType)?;
+    Ok(text_key(m, "id").and_then(Value::as_bytes).ok_or(Status::MissingParameter)?.clone())
+}
+
+fn user_entity(c: &Credential) -> Value {
+    let mut user = vec![("id", Value::Bytes(c.user_id.clone()))];
+    if let Some(n) = &c.user_name {
+        user.push(("name", Value::Text(n.clone())));
+    }
+    if let Some(d) = &c.user_display_name {
+        user.push(("displayName", Value::Text(d.clone())));
+    }
+    tmap(user)
+}
+
+impl Authenticator {
+    pub(crate) fn credential_management(&mut self, args: &Args) -> CtapResult<Value> {
+        let sub = args.uint(1)?.ok_or(Status::MissingParameter)?;
+        let sub = u8::try_from(sub).map_err(|_| Status::InvalidSubcommand)?;
+        let params = args.map(2)?.unwrap_or_default();
+        if sub == 0x03 || sub == 0x05 {
+            let e = self.enumeration.as_mut().filter(|e| e.next == sub).ok_or(Status::NotAllowed)?;
+            let next = e.left.pop_front().ok_or(Status::NotAllowed)?;
+            if e.left.is_empty() {
+                self.enumeration = None;
+            }
+            return Ok(next);
+        }
+        self.enumeration = None;
+        if self.pin_hash.is_none() {
+            return Err(Status::PinNotSet);
+        }
+        let mut msg = vec![sub];
+        if let Some(p) = args.map(2)? {
+            msg.extend(encode(Value::Map(p.to_vec())));
+        }
+        let bound = self.verify_unbound_token(args, &msg, permission::CM)?;
+        let visible = |c: &Credential| c.discoverable && bound.as_ref().is_none_or(|rp| *rp == c.rp_id);
+        match sub {
+            0x01 | 0x02 if bound.is_some() => Err(Status::PinAuthInvalid),
+            0x01 => Ok(imap(vec![
+                (1, int(self.resident_count() as i64)),
+                (2, int(self.config.max_resident_keys.saturating_sub(self.resident_count()) as i64)),
+            ])),
+            0x02 => {
+                let mut rps: Vec<&str> = Vec::new();
+                for c in self.credentials.iter().filter(|c| visible(c)) {
+                    if !rps.contains(&c.rp_id.as_str()) {
+                        rps.push(&c.rp_id);
+                    }
+                }
+                let total = rps.len() as i64;
+                let mut left: VecDeque<Value> = rps
+                    .iter()
+                    .map(|rp| {
+                        imap(vec![
+                            (3, tmap(vec![("id", Value::Text((*rp).into()))])),
+                            (4, Value::Bytes(Sha256::digest(rp.as_bytes()).to_vec())),
+                        ])
+                    })
+                    .collect();
+                self.start_enumeration(0x03, &mut left, total)
+            }
+            0x04 => {
+                let hash = param(params, 1).and_then(Value::as_bytes).ok_or(Status::MissingParameter)?;
+                let mut left: VecDeque<Value> = self
+                    .credentials
+                    .iter()
+                    .filter(|c| visible(c) && Sha256::digest(c.rp_id.as_bytes())[..] == hash[..])
+                    .map(|c| {
+                        imap(vec![
+                            (6, user_entity(c)),
+                            (
+                                7,
+                                tmap(vec![
+                                    ("id", Value::Bytes(c.id.clone())),
+                                    ("type", Value::Text("public-key".into())),
+                                ]),
+                            ),
+                            (8, cose_key(&(*c.key.verifying_key()).into(), -7)),
+                            (0x0A, int(c.cred_protect.into())),
+                        ])
+                    })
+                    .collect();
+                let total = left.len() as i64;
+                self.start_enumeration(0x05, &mut left, total)
+            }
+            0x06 => {
+                let id = descriptor_id(param(params, 2))?;
+                let i = self
+                    .credentials
+                    .iter()
+                    .position(|c| c.id == id && visible(c))
+                    .ok_or(Status::NoCredentials)?;
+                self.credentials.remove(i);
+                Ok(Value::Map(vec![]))
+            }
+            0x07 => {
+                let id = descriptor_id(param(params, 2))?;
+                let user = param(params, 3).ok_or(Status::MissingParameter)?;
+                let user = user.as_map().ok_or(Status::CborUnexpectedType)?;
+                let text = |k| text_key(user, k).and_then(Value::as_text).map(str::to_owned);
+                let user_id =
+                    text_key(user, "id").and_then(Value::as_bytes).ok_or(Status::MissingParameter)?;
+                let c = self
+                    .credentials
+                    .iter_mut()
+                    .find(|c| c.id == id && c.discoverable)
+                    .ok_or(Status::NoCredentials)?;
+                if bound.as_ref().is_some_and(|rp| *rp != c.rp_id) {
+                    return Err(Status::NoCredentials);
+                }
+                if c.user_id != *user_id {
+                    return Err(Status::InvalidParameter);
+                }
+                c.user_name = text("name");
+                c.user_display_name = text("displayName");
+                Ok(Value::Map(vec![]))
+            }
+            _ => Err(Status::InvalidSubcommand),
+        }
+    }
+
+    /// Hands out the first answer (with the total under `total_key`) and keeps the rest.
+    fn start_enumeration(&mut self, next: u8, left: &mut VecDeque<Value>, total: i64) -> CtapResult<Value> {
+        let Some(Value::Map(mut first)) = left.pop_front() else {
+            return Err(Status::NoCredentials);
+        };
+        first.push((int(if next == 0x03 { 5 } else { 9 }), int(total)));
+        if !left.is_empty() {
+            self.enumeration = Some(Enumeration { next, left: std::mem::take(left) });
+        }
+        Ok(Value::Map(first))
+    }
+}
