@@ -30,6 +30,10 @@ const CMD_RESET: u8 = 0x07;
 pub const PERMISSION_MC: u8 = 0x01;
 /// pinUvAuthToken permission: getAssertion.
 pub const PERMISSION_GA: u8 = 0x02;
+/// pinUvAuthToken permission: credentialManagement.
+pub const PERMISSION_CM: u8 = 0x04;
+/// pinUvAuthToken permission: authenticatorConfig.
+pub const PERMISSION_ACFG: u8 = 0x20;
 
 /// What getInfo reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,7 +74,7 @@ impl PinToken {
         self.protocol
     }
 
-    fn param(&self, msg: &[u8]) -> Vec<u8> {
+    pub(crate) fn param(&self, msg: &[u8]) -> Vec<u8> {
         self.protocol.authenticate(&self.value, msg)
     }
 }
@@ -232,7 +236,7 @@ impl<T: Transport> Client<T> {
         &mut self.hid
     }
 
-    fn call(&mut self, cmd: u8, params: Option<Value>) -> Result<Vec<u8>, CtapError> {
+    pub(crate) fn call(&mut self, cmd: u8, params: Option<Value>) -> Result<Vec<u8>, CtapError> {
         let mut req = vec![cmd];
         if let Some(p) = params {
             req.extend(encode(p));
@@ -246,7 +250,11 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    fn call_map(&mut self, cmd: u8, params: Option<Value>) -> Result<Vec<(Value, Value)>, CtapError> {
+    pub(crate) fn call_map(
+        &mut self,
+        cmd: u8,
+        params: Option<Value>,
+    ) -> Result<Vec<(Value, Value)>, CtapError> {
         let body = self.call(cmd, params)?;
         if body.is_empty() {
             return Ok(Vec::new());
@@ -545,6 +553,6 @@ impl<T: Transport> Client<T> {
     }
 }
 
-fn descriptor(id: &[u8]) -> Value {
+pub(crate) fn descriptor(id: &[u8]) -> Value {
     tmap(vec![("id", Value::Bytes(id.to_vec())), ("type", Value::Text("public-key".into()))])
 }

@@ -4,9 +4,10 @@
 //! process, USB HID later),
 //! [`hid`] does CTAPHID framing and channels, [`status`] names every CTAP status with an
 //! operator message, [`pin`] implements PIN/UV auth protocols 1 and 2, and [`client`] runs the
-//! CTAP commands. Everything is synchronous because hidapi is; async callers use
+//! CTAP commands ([`admin`]: authenticatorConfig and credential management). Everything is synchronous because hidapi is; async callers use
 //! `spawn_blocking`.
 
+pub mod admin;
 pub mod cbor;
 pub mod client;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod socket;
 pub mod status;
 pub mod transport;
 
+pub use admin::{CredsMetadata, MinPinLength, RpEntry, StoredCredential};
 pub use client::{Assertion, Attestation, AuthData, Client, Info, MakeCredential, PinToken};
 pub use error::CtapError;
 pub use hid::{HidDevice, HidError, Timeouts};
