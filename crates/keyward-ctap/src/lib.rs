@@ -1,11 +1,11 @@
 //! Keyward's CTAP 2.1 client: talks to FIDO2 security keys to set PINs and create passkeys.
 //!
-//! Layers, bottom up: [`transport`] moves 64-byte reports (in-memory, [`socket`] for a soft key in another
-//! process, USB HID later),
-//! [`hid`] does CTAPHID framing and channels, [`status`] names every CTAP status with an
-//! operator message, [`pin`] implements PIN/UV auth protocols 1 and 2, and [`client`] runs the
-//! CTAP commands ([`admin`]: authenticatorConfig and credential management). Everything is synchronous because hidapi is; async callers use
-//! `spawn_blocking`.
+//! Layers, bottom up: [`transport`] moves 64-byte reports (in-memory; [`socket`] for a soft
+//! key in another process; USB HID later), [`hid`] does CTAPHID framing and channels,
+//! [`status`] names every CTAP status with an operator message, [`pin`] implements PIN/UV auth
+//! protocols 1 and 2, [`client`] runs the CTAP commands, and [`admin`] adds
+//! authenticatorConfig and credential management. Everything is synchronous because hidapi
+//! is; async callers use `spawn_blocking`.
 
 pub mod admin;
 pub mod cbor;

@@ -166,3 +166,37 @@ impl Authenticator {
         Ok(Value::Map(first))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::authenticator::{Config, Immediate, PresencePolicy};
+
+    fn status(a: &mut Authenticator, cmd: u8, body: Value) -> u8 {
+        let mut req = vec![cmd];
+        req.extend(encode(body));
+        a.process(&req, &mut Immediate(PresencePolicy::Approve(Duration::ZERO)))[0]
+    }
+
+    #[test]
+    fn next_without_enumeration_and_without_pin_are_refused() {
+        let mut a = Authenticator::new(Config::default());
+        assert_eq!(status(&mut a, 0x0A, imap(vec![(1, int(0x03))])), Status::NotAllowed as u8);
+        assert_eq!(status(&mut a, 0x0A, imap(vec![(1, int(0x05))])), Status::NotAllowed as u8);
+        assert_eq!(status(&mut a, 0x0A, imap(vec![(1, int(0x01))])), Status::PinNotSet as u8);
+        assert_eq!(status(&mut a, 0x0A, imap(vec![])), Status::MissingParameter as u8);
+    }
+
+    #[test]
+    fn another_command_ends_an_enumeration() {
+        let mut a = Authenticator::new(Config::default());
+        let mut left = VecDeque::from(vec![imap(vec![(3, int(1))]), imap(vec![(3, int(2))])]);
+        a.start_enumeration(0x03, &mut left.clone(), 2).unwrap();
+        assert_eq!(status(&mut a, 0x0A, imap(vec![(1, int(0x05))])), Status::NotAllowed as u8);
+        a.start_enumeration(0x03, &mut left, 2).unwrap();
+        assert_eq!(status(&mut a, 0x04, imap(vec![])), 0);
+        assert_eq!(status(&mut a, 0x0A, imap(vec![(1, int(0x03))])), Status::NotAllowed as u8);
+    }
+}
