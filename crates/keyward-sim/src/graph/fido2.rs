@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::Sim;
 use crate::auth::Caller;
+use crate::graph::users::{resolve_user, user_key};
 use crate::graph::{ApiVersion, GraphFailure, GraphResult, with_context};
 use crate::registration::{self, RegistrationContext, options, policy, verify};
 use crate::seed::SeedUser;
@@ -45,16 +46,11 @@ pub fn routes() -> Router<Sim> {
         .route("/users/{user}/authentication/methods", get(all_methods))
 }
 
-fn find_user(sim: &Sim, user: &str) -> GraphResult<SeedUser> {
-    sim.read(|t| t.find_user(user).cloned()).ok_or_else(|| GraphFailure::resource_not_found(user))
-}
-
 fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn methods_context(version: ApiVersion, user: &SeedUser, tail: &str) -> String {
-    let _ = version;
+fn methods_context(user: &SeedUser, tail: &str) -> String {
     format!("users('{}')/authentication/{tail}", user.id)
 }
 
@@ -78,10 +74,9 @@ async fn list(
     Path(user): Path<String>,
 ) -> GraphResult<Response> {
     caller.require_any(READ_ROLES)?;
-    let user = find_user(&sim, &user)?;
+    let user = resolve_user(&sim, &user)?;
     let value: Vec<Value> = sim.read(|t| t.methods_of(&user.id).iter().map(method_json).collect());
-    let body =
-        with_context(version, &methods_context(version, &user, "fido2Methods"), json!({ "value": value }));
+    let body = with_context(version, &methods_context(&user, "fido2Methods"), json!({ "value": value }));
     Ok(Json(body).into_response())
 }
 
@@ -103,12 +98,11 @@ async fn get_segment(
         );
     }
     caller.require_any(READ_ROLES)?;
-    let user = find_user(&sim, &user)?;
+    let user = resolve_user(&sim, &user)?;
     let method = sim.read(|t| find_method(t.methods_of(&user.id), &segment).cloned()).ok_or_else(|| {
         GraphFailure::item_not_found(format!("The fido2AuthenticationMethod '{segment}' was not found."))
     })?;
-    let body =
-        with_context(version, &methods_context(version, &user, "fido2Methods/$entity"), method_json(&method));
+    let body = with_context(version, &methods_context(&user, "fido2Methods/$entity"), method_json(&method));
     Ok(Json(body).into_response())
 }
 
@@ -123,7 +117,7 @@ fn creation_options(
     caller.require_any(WRITE_ROLES)?;
     let (user, policy, existing, encoding) = sim
         .read(|t| {
-            let user = t.find_user(user)?.clone();
+            let user = t.find_user(&user_key(user))?.clone();
             let existing = t.methods_of(&user.id).to_vec();
             Some((user, t.fido2_policy.clone(), existing, t.exclude_credential_encoding))
         })
@@ -151,7 +145,7 @@ async fn register(
     let keys = sim.keys();
     let ctx = sim
         .read(|t| {
-            let user = t.find_user(&user)?.clone();
+            let user = t.find_user(&user_key(&user))?.clone();
             let existing_credential_ids = t
                 .methods_of(&user.id)
                 .iter()
@@ -185,11 +179,8 @@ async fn register(
         t.fido2_methods.entry(user_id.clone()).or_default().push(verified.stored.clone());
         Ok(verified.stored.clone())
     })?;
-    let body = with_context(
-        version,
-        &methods_context(version, &ctx.user, "fido2Methods/$entity"),
-        method_json(&stored),
-    );
+    let body =
+        with_context(version, &methods_context(&ctx.user, "fido2Methods/$entity"), method_json(&stored));
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -199,7 +190,7 @@ async fn delete(
     Path((user, segment)): Path<(String, String)>,
 ) -> GraphResult<Response> {
     caller.require_any(WRITE_ROLES)?;
-    let user = find_user(&sim, &user)?;
+    let user = resolve_user(&sim, &user)?;
     let user_id = user.id.to_ascii_lowercase();
     sim.write(|t| {
         let id = find_method(t.methods_of(&user_id), &segment).map(|m| m.method.id.clone());
@@ -223,7 +214,7 @@ async fn all_methods(
     Path(user): Path<String>,
 ) -> GraphResult<Response> {
     caller.require_any(READ_ROLES)?;
-    let user = find_user(&sim, &user)?;
+    let user = resolve_user(&sim, &user)?;
     let mut value = vec![json!({
         "@odata.type": "#microsoft.graph.passwordAuthenticationMethod",
         "id": PASSWORD_METHOD_ID,
@@ -246,6 +237,6 @@ async fn all_methods(
             }));
         }
     });
-    let body = with_context(version, &methods_context(version, &user, "methods"), json!({ "value": value }));
+    let body = with_context(version, &methods_context(&user, "methods"), json!({ "value": value }));
     Ok(Json(body).into_response())
 }

@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::Sim;
 use crate::auth::Caller;
-use crate::graph::users::user_key;
+use crate::graph::users::resolve_user;
 use crate::graph::{ApiVersion, GraphFailure, GraphResult, with_context};
 use crate::tenant::StoredTap;
 
@@ -76,10 +76,8 @@ fn rendered(version: ApiVersion, value: &TemporaryAccessPass) -> Value {
     with_context(version, "microsoft.graph.temporaryAccessPassAuthenticationMethod", v)
 }
 
-fn find_user_id(sim: &Sim, user: &str) -> GraphResult<(String, String)> {
-    let key = user_key(user);
-    sim.read(|t| t.find_user(&key).map(|u| (u.id.to_ascii_lowercase(), u.user_type.clone())))
-        .ok_or_else(|| GraphFailure::resource_not_found(&key))
+fn find_user_id(sim: &Sim, user: &str) -> GraphResult<String> {
+    Ok(resolve_user(sim, user)?.id.to_ascii_lowercase())
 }
 
 /// A pass of `length` characters from an alphabet without look-alikes.
@@ -97,7 +95,7 @@ async fn create(
     body: axum::body::Bytes,
 ) -> GraphResult<(StatusCode, Json<Value>)> {
     caller.require_any(WRITE)?;
-    let (user_id, _) = find_user_id(&sim, &user)?;
+    let user_id = find_user_id(&sim, &user)?;
     let request: TemporaryAccessPassRequest = if body.is_empty() {
         TemporaryAccessPassRequest::default()
     } else {
@@ -155,7 +153,7 @@ async fn list(
     Path(user): Path<String>,
 ) -> GraphResult<Json<Value>> {
     caller.require_any(READ)?;
-    let (user_id, _) = find_user_id(&sim, &user)?;
+    let user_id = find_user_id(&sim, &user)?;
     let (tap, policy) = sim.read(|t| (t.taps.get(&user_id).cloned(), t.tap_policy.clone()));
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let value: Vec<Value> =
@@ -173,7 +171,7 @@ async fn get_one(
     Path((user, id)): Path<(String, String)>,
 ) -> GraphResult<Json<Value>> {
     caller.require_any(READ)?;
-    let (user_id, _) = find_user_id(&sim, &user)?;
+    let user_id = find_user_id(&sim, &user)?;
     let (tap, policy) = sim.read(|t| (t.taps.get(&user_id).cloned(), t.tap_policy.clone()));
     let tap = tap.filter(|t| t.id.eq_ignore_ascii_case(&id)).ok_or_else(|| not_found(&id))?;
     Ok(Json(rendered(version, &entity(&tap, &policy, None, OffsetDateTime::now_utc().unix_timestamp()))))
@@ -189,7 +187,7 @@ async fn delete(
     Path((user, id)): Path<(String, String)>,
 ) -> GraphResult<StatusCode> {
     caller.require_any(WRITE)?;
-    let (user_id, _) = find_user_id(&sim, &user)?;
+    let user_id = find_user_id(&sim, &user)?;
     sim.write(|t| match t.taps.get(&user_id) {
         Some(tap) if tap.id.eq_ignore_ascii_case(&id) => {
             t.taps.remove(&user_id);

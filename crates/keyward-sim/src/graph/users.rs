@@ -287,6 +287,12 @@ async fn get_user(
     Ok(Json(with_context(version, &context, project(&found, select.as_deref()))))
 }
 
+/// The user a `/users/{segment}` URL names (object id, UPN, or `('$upn')`), or Graph's 404.
+pub fn resolve_user(sim: &Sim, segment: &str) -> GraphResult<SeedUser> {
+    let key = user_key(segment);
+    sim.read(|t| t.find_user(&key).cloned()).ok_or_else(|| GraphFailure::resource_not_found(&key))
+}
+
 /// `/users('$x@y.com')` → `$x@y.com`; otherwise the segment as given.
 pub fn user_key(segment: &str) -> String {
     segment
