@@ -41,6 +41,23 @@ const DEFAULT_PROPERTIES: &[&str] = &[
     "surname",
     "userPrincipalName",
 ];
+/// Every property [`full_user`] renders: the default set plus those only `$select` returns.
+const ALL_PROPERTIES: &[&str] = &[
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "id",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "accountEnabled",
+    "userType",
+    "onPremisesImmutableId",
+];
 const DEFAULT_PAGE: usize = 100;
 
 /// The routes of this module.
@@ -81,17 +98,8 @@ fn select_list(query: &HashMap<String, String>) -> GraphResult<Option<Vec<String
     let Some(select) = query.get("$select") else { return Ok(None) };
     let fields: Vec<String> =
         select.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-    let known = full_user(&SeedUser {
-        id: String::new(),
-        user_principal_name: String::new(),
-        display_name: String::new(),
-        account_enabled: true,
-        user_type: String::new(),
-        mail: None,
-        groups: vec![],
-    });
     for field in &fields {
-        if !known.contains_key(field.as_str()) {
+        if !ALL_PROPERTIES.contains(&field.as_str()) {
             return Err(GraphFailure::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 "Request_BadRequest",
@@ -389,6 +397,26 @@ mod tests {
         for bad in ["userPrincipalName ne 'x'", "endswith(mail,'x')", "x eq y"] {
             assert_eq!(parse_filter(bad).unwrap_err().code, "Request_UnsupportedQuery", "{bad}");
         }
+    }
+
+    #[test]
+    fn the_selectable_properties_are_exactly_those_rendered() {
+        let user = SeedUser {
+            id: "i".into(),
+            user_principal_name: "u".into(),
+            display_name: "D N".into(),
+            account_enabled: true,
+            user_type: "Member".into(),
+            mail: None,
+            groups: vec![],
+        };
+        let full = full_user(&user);
+        let mut rendered: Vec<&str> = full.keys().map(String::as_str).collect();
+        rendered.sort_unstable();
+        let mut expected = ALL_PROPERTIES.to_vec();
+        expected.sort_unstable();
+        assert_eq!(rendered, expected);
+        assert!(DEFAULT_PROPERTIES.iter().all(|p| ALL_PROPERTIES.contains(p)));
     }
 
     #[test]
