@@ -23,46 +23,8 @@ use sha2::{Digest, Sha256};
 
 const AAGUID: [u8; 16] = *b"KeywardBenchKey1";
 
-/// A P-256 public key as rcgen needs it to certify a key it does not hold.
-struct P256Public(Vec<u8>);
-
-impl rcgen::PublicKeyData for P256Public {
-    fn der_bytes(&self) -> &[u8] {
-        &self.0
-    }
-    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        &rcgen::PKCS_ECDSA_P256_SHA256
-    }
-}
-
-/// A CA PEM, an attestation key and its certificate (packed requirements, AAGUID extension).
-fn test_ca() -> (String, SigningKey, Vec<u8>) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::default();
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Keyward Bench Root");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
-    ca_params.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    ca_params.not_after = rcgen::date_time_ymd(2099, 1, 1);
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = SigningKey::random(&mut rand::thread_rng());
-    let public = P256Public(key.verifying_key().to_encoded_point(false).as_bytes().to_vec());
-    let mut params = rcgen::CertificateParams::default();
-    params.distinguished_name.push(rcgen::DnType::CountryName, "SE");
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Keyward Bench Vendor");
-    params.distinguished_name.push(rcgen::DnType::OrganizationalUnitName, "Authenticator Attestation");
-    params.distinguished_name.push(rcgen::DnType::CommonName, "Keyward Bench Key");
-    params.is_ca = rcgen::IsCa::ExplicitNoCa;
-    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2099, 1, 1);
-    let mut ext = vec![0x04, 0x10];
-    ext.extend_from_slice(&AAGUID);
-    params.custom_extensions =
-        vec![rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 45724, 1, 1, 4], ext)];
-    let cert = params.signed_by(&public, &issuer).expect("attestation cert");
-    (ca_cert.pem(), key, cert.der().to_vec())
-}
+#[path = "../tests/support/attestation_ca.rs"]
+mod attestation_ca;
 
 /// A POST body for `challenge`, attested `packed` with a full chain.
 fn packed_body(challenge: &str, attestation_key: &SigningKey, attestation_der: &[u8]) -> Vec<u8> {
@@ -118,7 +80,8 @@ fn packed_body(challenge: &str, attestation_key: &SigningKey, attestation_der: &
 fn bench(c: &mut Criterion) {
     let keys = LoadedKeys::load(&SimKeys::generate()).expect("keys");
     let user = keyward_sim::seed::Seed::example().users[0].clone();
-    let (ca_pem, attestation_key, attestation_der) = test_ca();
+    let attestation_ca::TestCa { ca_pem, attestation_key, attestation_der } =
+        attestation_ca::test_ca(AAGUID, "Authenticator Attestation");
     let policy = Fido2Policy { is_attestation_enforced: true, ..Default::default() };
     let ctx = RegistrationContext {
         keys: &keys,
