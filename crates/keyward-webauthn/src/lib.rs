@@ -7,6 +7,7 @@
 //! calls, the CTAP client signs), so that the emulator shares nothing with the
 //! connector except these shapes and can therefore catch the connector's mistakes.
 
+pub mod attestation;
 pub mod b64;
 pub mod client_data;
 pub mod graph;
