@@ -13,6 +13,7 @@ pub mod client_data;
 pub mod graph;
 pub mod mds;
 pub mod policy;
+pub mod registration;
 
 /// The relying-party id Entra uses for every tenant.
 pub const ENTRA_RP_ID: &str = "login.microsoft.com";
