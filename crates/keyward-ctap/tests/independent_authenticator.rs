@@ -11,7 +11,8 @@
 mod independent;
 
 use ciborium::value::Value;
-use independent::with_authenticator;
+use independent::attestation::Batch;
+use independent::{with_attested_authenticator, with_authenticator};
 use keyward_ctap::client::{PERMISSION_ACFG, PERMISSION_CM, PERMISSION_GA, PERMISSION_MC};
 use keyward_ctap::{AuthData, CtapError, CtapStatus, MakeCredential, MinPinLength, PinProtocol};
 use p256::ecdsa::signature::Verifier;
@@ -183,6 +184,36 @@ fn provision_and_assert<T: keyward_ctap::Transport>(c: &mut keyward_ctap::Client
     let err = c.make_credential(&again, Some(&token)).unwrap_err();
     assert_eq!(err.status(), Some(CtapStatus::CredentialExcluded));
     assert!(err.to_string().contains("already holds a passkey"), "{err}");
+}
+
+/// With a vendor batch key provisioned, the key attests with it: x5c carries the batch
+/// certificate, the AAGUID comes from that certificate, and the signature verifies with the
+/// batch key (and not with the credential key).
+#[test]
+fn packed_attestation_with_a_provisioned_batch_certificate() {
+    let batch = Batch::generate(*b"keyward-interop!");
+    with_attested_authenticator(&batch, |mut c, _| {
+        assert_eq!(c.get_info().unwrap().aaguid, batch.aaguid);
+        c.set_pin(&pin(PIN)).unwrap();
+        let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_MC, Some(RP)).unwrap();
+        let req = request(b"user-ada");
+        let att = c.make_credential(&req, Some(&token)).unwrap();
+        assert_eq!(att.fmt, "packed");
+        let auth = att.parsed().unwrap();
+        assert_eq!(auth.aaguid, Some(batch.aaguid));
+        assert_eq!(auth.flags & (UP | UV | AT), UP | UV | AT);
+        let stmt: Value = ciborium::de::from_reader(att.att_stmt_raw()).unwrap();
+        let stmt = stmt.as_map().unwrap();
+        assert_eq!(text_key(stmt, "alg").and_then(Value::as_integer), Some((-7).into()));
+        let x5c = text_key(stmt, "x5c").and_then(Value::as_array).expect("x5c");
+        let x5c: Vec<&Vec<u8>> = x5c.iter().map(|c| c.as_bytes().unwrap()).collect();
+        assert_eq!(x5c, [&batch.certificate_der]);
+        let sig = text_key(stmt, "sig").and_then(Value::as_bytes).unwrap();
+        verify(&batch.verifying_key(), &att.auth_data, &req.client_data_hash, sig);
+        let credential_key = verifying_key(auth.public_key.as_ref().unwrap());
+        let signed = [att.auth_data.as_slice(), &req.client_data_hash].concat();
+        assert!(credential_key.verify(&signed, &Signature::from_der(sig).unwrap()).is_err());
+    });
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! [`with_authenticator`] is a fresh, factory-new device whose uptime starts at zero, so the
 //! reset power-up window applies as on a key that was just plugged in.
 
+pub mod attestation;
 mod pipe;
 
 use std::sync::Arc;
@@ -25,11 +26,14 @@ use keyward_ctap::transport::{Report, TransportError};
 use keyward_ctap::{Client, HidDevice, Timeouts, Transport};
 use trussed::backend::BackendId;
 use trussed::platform::Platform as _;
+use trussed::store::Store as _;
+use trussed::types::PathBuf;
 use trussed::virt::{self, StoreConfig};
 use trussed_staging::virt::{BackendIds, Dispatcher};
 
 pub use trussed::virt::UptimeOffset;
 
+use attestation::Batch;
 use pipe::Pipe;
 
 /// The largest CTAP message the pipe reassembles; advertised as maxMsgSize in getInfo.
@@ -60,7 +64,8 @@ impl Transport for PipeTransport<'_> {
     }
 }
 
-/// Runs `f` with our client connected to a factory-new `fido-authenticator`.
+/// Runs `f` with our client connected to a factory-new `fido-authenticator` without a batch
+/// attestation key (it then attests with the credential's own key).
 ///
 /// `f` also gets the device's uptime offset, to move its clock past the reset window.
 pub fn with_authenticator<R, F>(f: F) -> R
@@ -68,8 +73,38 @@ where
     F: FnOnce(Client<PipeTransport<'_>>, UptimeOffset) -> R + Send,
     R: Send,
 {
+    run(None, f)
+}
+
+/// Like [`with_authenticator`], with `batch` provisioned as the vendor attestation key.
+pub fn with_attested_authenticator<R, F>(batch: &Batch, f: F) -> R
+where
+    F: FnOnce(Client<PipeTransport<'_>>, UptimeOffset) -> R + Send,
+    R: Send,
+{
+    run(Some(batch), f)
+}
+
+fn run<R, F>(batch: Option<&Batch>, f: F) -> R
+where
+    F: FnOnce(Client<PipeTransport<'_>>, UptimeOffset) -> R + Send,
+    R: Send,
+{
     virt::with_platform(StoreConfig::ram(), |mut platform| {
         let uptime = platform.user_interface().uptime_offset();
+        if let Some(batch) = batch {
+            // Where fido-authenticator looks for its attestation key and certificate.
+            let store = platform.store();
+            let ifs = store.ifs();
+            let write = |path: &str, content: &[u8]| {
+                let path = PathBuf::try_from(path).expect("a valid littlefs path");
+                ifs.create_dir_all(path.parent().as_deref().expect("a parent directory"))
+                    .and_then(|()| ifs.write(&path, content))
+                    .expect("writing to the RAM filesystem");
+            };
+            write("fido/sec/00", &batch.trussed_key_file());
+            write("fido/x5c/00", &batch.certificate_der);
+        }
         platform.run_client_with_backends(
             "fido",
             Dispatcher::default(),
