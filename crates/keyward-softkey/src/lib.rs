@@ -3,9 +3,11 @@
 //! It exists so every CTAP path of Keyward can be tested without hardware, and so the demo can
 //! provision a "key" end to end. It is an independent implementation of the spec (it shares no
 //! code with `keyward-ctap`), so a misreading of the spec in one of them shows up as a failing
-//! conformance test. Nothing here is persisted.
+//! conformance test. Nothing is persisted unless a [`state::StateFile`] is given to
+//! [`serve_authenticator`]; then the key is a passphrase-encrypted, device-bound passkey vault.
 
 pub mod authenticator;
+pub mod ca;
 pub mod cbor;
 pub mod client_pin;
 pub mod config_cmd;
@@ -14,6 +16,7 @@ pub mod credential;
 pub mod hid;
 pub mod pin_protocol;
 pub mod serve;
+pub mod state;
 pub mod status;
 
 use std::sync::mpsc::{Receiver, Sender};
@@ -21,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 pub use authenticator::{Attestation, Authenticator, Config, Immediate, Presence, PresencePolicy};
-pub use serve::{ServeError, Served, serve};
+pub use serve::{ServeError, Served, serve, serve_authenticator};
 pub use status::Status;
 
 /// A running soft key: the authenticator plus its CTAPHID device thread.

@@ -5,6 +5,11 @@
 //! pipe; the existing CTAPHID device loop does all framing. One connection is served at a time,
 //! like one host owning a USB key; the authenticator state (PIN, credentials) survives
 //! reconnects, as it would survive a host re-opening the device.
+//!
+//! With a [`StateFile`], the state is saved after every CBOR command that changed it, before
+//! the answer leaves the device: a client that saw "PIN set" can kill the soft key right away
+//! and find the PIN set after a restart. A unix socket left behind by a killed soft key is
+//! removed at the next start (only if nobody answers on it), and removed again on shutdown.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpListener;
@@ -16,6 +21,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::authenticator::{Authenticator, Config};
 use crate::hid::{HidServer, REPORT_LEN, Report};
+use crate::state::StateFile;
+
+/// First byte after the channel id of the first report of a CTAPHID CBOR answer.
+const CBOR_ANSWER: u8 = 0x90;
 
 /// Why the soft key could not start listening.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +87,15 @@ impl Listener {
 pub struct Served {
     state: Arc<Mutex<Authenticator>>,
     address: String,
+    unix_path: Option<PathBuf>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(path) = &self.unix_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 impl Served {
@@ -95,10 +113,35 @@ impl Served {
 /// Binds `listen` (`unix:PATH` or `tcp:HOST:PORT`) and serves a fresh soft key on it, one
 /// connection at a time, until the process ends.
 pub fn serve(listen: &str, config: Config) -> Result<Served, ServeError> {
+    serve_authenticator(listen, Authenticator::new(config), None)
+}
+
+/// Removes a unix socket file that no process answers on (left by a killed soft key).
+#[cfg(unix)]
+fn remove_stale_socket(path: &str) {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if is_socket
+        && std::os::unix::net::UnixStream::connect(path)
+            .is_err_and(|e| e.kind() == ErrorKind::ConnectionRefused)
+    {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Binds `listen` and serves `authenticator` on it, one connection at a time, until the
+/// returned [`Served`] is dropped or the process ends; with `state`, every change is saved
+/// before the answer is sent.
+pub fn serve_authenticator(
+    listen: &str,
+    authenticator: Authenticator,
+    state_file: Option<Arc<StateFile>>,
+) -> Result<Served, ServeError> {
     let bind = |e: std::io::Error| ServeError::Bind { addr: listen.to_owned(), reason: e.to_string() };
     let (listener, address) = if let Some(path) = listen.strip_prefix("unix:").filter(|p| !p.is_empty()) {
         #[cfg(unix)]
         {
+            remove_stale_socket(path);
             let l = UnixListener::bind(path).map_err(bind)?;
             (Listener::Unix(l, path.into()), listen.to_owned())
         }
@@ -114,19 +157,26 @@ pub fn serve(listen: &str, config: Config) -> Result<Served, ServeError> {
     } else {
         return Err(ServeError::Syntax(listen.to_owned()));
     };
-    let state = Arc::new(Mutex::new(Authenticator::new(config)));
+    #[cfg(unix)]
+    let unix_path = match &listener {
+        Listener::Unix(_, p) => Some(p.clone()),
+        Listener::Tcp(_) => None,
+    };
+    #[cfg(not(unix))]
+    let unix_path = None;
+    let state = Arc::new(Mutex::new(authenticator));
     let shared = state.clone();
     std::thread::Builder::new()
         .name("keyward-softkey-listen".into())
-        .spawn(move || accept_loop(listener, shared))
+        .spawn(move || accept_loop(listener, shared, state_file))
         .map_err(bind)?;
-    Ok(Served { state, address })
+    Ok(Served { state, address, unix_path })
 }
 
-fn accept_loop(listener: Listener, state: Arc<Mutex<Authenticator>>) {
+fn accept_loop(listener: Listener, state: Arc<Mutex<Authenticator>>, state_file: Option<Arc<StateFile>>) {
     loop {
         match listener.accept() {
-            Ok(conn) => serve_connection(conn, state.clone()),
+            Ok(conn) => serve_connection(conn, state.clone(), state_file.clone()),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => return,
         }
@@ -134,13 +184,28 @@ fn accept_loop(listener: Listener, state: Arc<Mutex<Authenticator>>) {
 }
 
 /// Pumps reports between one connection and a CTAPHID device loop until the peer hangs up.
-fn serve_connection(conn: Box<dyn Conn>, state: Arc<Mutex<Authenticator>>) {
+fn serve_connection(
+    conn: Box<dyn Conn>,
+    state: Arc<Mutex<Authenticator>>,
+    state_file: Option<Arc<StateFile>>,
+) {
+    let saved = state.clone();
     let Ok(mut writer) = conn.try_clone_box() else { return };
     let mut reader = conn;
     let (to_dev, from_host) = mpsc::channel::<Report>();
     let (to_host, from_dev) = mpsc::channel::<Report>();
     let pump_out = std::thread::spawn(move || {
         for r in from_dev {
+            if let Some(file) = &state_file
+                && r[4] == CBOR_ANSWER
+            {
+                // The command has run and released the lock; persist before answering.
+                let auth = saved.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = file.save(&auth) {
+                    // No channel back to the operator from here but the soft key's own stderr.
+                    eprintln!("keyward softkey: {e}");
+                }
+            }
             if writer.write_all(&r).is_err() {
                 return;
             }

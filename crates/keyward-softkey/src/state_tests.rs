@@ -1,0 +1,185 @@
+//! Tests of the encrypted state file: round trip, change detection, wrong passphrase and every
+//! kind of damage a user could meet.
+
+use super::*;
+use crate::ca::AttestationCa;
+
+const FAST: KdfParams = KdfParams { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+
+fn pass(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+fn populated() -> Authenticator {
+    let ca = AttestationCa::generate().unwrap();
+    let aaguid = *b"state-file-test!";
+    let attestation = ca.issue_batch(&aaguid).unwrap().into_attestation();
+    let mut a = Authenticator::new(Config { aaguid, attestation, min_pin_length: 5, ..Config::default() });
+    a.pin_hash = Some([7; 16]);
+    a.pin_length = 8;
+    a.pin_retries = 5;
+    a.config.min_pin_length = 8;
+    a.config.force_pin_change = true;
+    a.config.always_uv = true;
+    a.enterprise_attestation = true;
+    a.min_pin_length_rp_ids = vec!["login.microsoft.com".into()];
+    a.credentials.push(Credential {
+        id: vec![1, 2, 3],
+        rp_id: "login.microsoft.com".into(),
+        user_id: b"user-handle".to_vec(),
+        user_name: Some("alice@contoso.example".into()),
+        user_display_name: Some("Alice".into()),
+        key: SigningKey::random(&mut rand::rngs::OsRng),
+        discoverable: true,
+        cred_protect: 2,
+        cred_random: Some([9; 32]),
+        sign_count: 41,
+    });
+    a
+}
+
+#[test]
+fn whole_device_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.kws");
+    let before = populated();
+    StateFile::create(&path, &pass("correct horse"), FAST, &before).unwrap();
+    let raw = fs::read(&path).unwrap();
+    assert!(!raw.windows(5).any(|w| w == b"alice"), "user names must be encrypted");
+
+    let (_, after) = StateFile::open(&path, &pass("correct horse"), Config::default()).unwrap();
+    assert_eq!(*snapshot(&after, 5), *snapshot(&before, 5));
+    assert_eq!(after.pin_retries(), 5);
+    assert_eq!(after.credentials[0].sign_count, 41);
+    assert_eq!(after.credentials[0].key.to_bytes(), before.credentials[0].key.to_bytes());
+    assert_eq!(after.config.aaguid, *b"state-file-test!");
+    match (&after.config.attestation, &before.config.attestation) {
+        (Attestation::Packed { key: k1, x5c: c1 }, Attestation::Packed { key: k2, x5c: c2 }) => {
+            assert_eq!(k1.to_bytes(), k2.to_bytes());
+            assert_eq!(c1, c2);
+        }
+        other => panic!("attestation not restored: {other:?}"),
+    }
+}
+
+#[test]
+fn factory_minimum_pin_length_is_kept_for_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.kws");
+    let fresh = Authenticator::new(Config { min_pin_length: 6, ..Config::default() });
+    let file = StateFile::create(&path, &pass("pw"), FAST, &fresh).unwrap();
+    let mut raised = fresh;
+    raised.config.min_pin_length = 10;
+    file.save(&raised).unwrap();
+    let (reopened, a) = StateFile::open(&path, &pass("pw"), Config::default()).unwrap();
+    assert_eq!(a.config.min_pin_length, 10);
+    assert_eq!(reopened.factory_min_pin_length, 6);
+}
+
+#[test]
+fn saves_only_on_change_and_leaves_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.kws");
+    let mut a = Authenticator::new(Config::default());
+    let file = StateFile::create(&path, &pass("pw"), FAST, &a).unwrap();
+    assert!(!file.save(&a).unwrap(), "nothing changed");
+    a.power_cycle(); // volatile state only
+    assert!(!file.save(&a).unwrap(), "a power cycle is not a state change");
+    a.pin_retries = 7;
+    assert!(file.save(&a).unwrap());
+    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("key.kws")]);
+    let (_, b) = StateFile::open(&path, &pass("pw"), Config::default()).unwrap();
+    assert_eq!(b.pin_retries(), 7);
+}
+
+#[test]
+fn wrong_passphrase_is_reported_and_nothing_is_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.kws");
+    StateFile::create(&path, &pass("right"), FAST, &populated()).unwrap();
+    let before = fs::read(&path).unwrap();
+    let e = StateFile::open(&path, &pass("wrong"), Config::default()).unwrap_err();
+    assert!(matches!(e, StateError::WrongPassphrase(_)), "{e:?}");
+    assert!(e.to_string().contains("wrong passphrase"), "{e}");
+    assert_eq!(fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn damaged_files_are_reported_by_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.kws");
+    StateFile::create(&path, &pass("pw"), FAST, &populated()).unwrap();
+    let good = fs::read(&path).unwrap();
+    let flip = |at: usize| {
+        let mut b = good.clone();
+        b[at] ^= 0x01;
+        b
+    };
+    let mut newer = good.clone();
+    newer[MAGIC.len()] = FORMAT_VERSION + 1;
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(&str, Vec<u8>, fn(&StateError) -> bool)> = vec![
+        ("empty", vec![], |e| matches!(e, StateError::Corrupt { .. })),
+        ("magic only", MAGIC.to_vec(), |e| matches!(e, StateError::Corrupt { .. })),
+        ("cut in the header", good[..HEADER_LEN - 3].to_vec(), |e| matches!(e, StateError::Corrupt { .. })),
+        ("last byte missing", good[..good.len() - 1].to_vec(), |e| matches!(e, StateError::Corrupt { .. })),
+        ("half the ciphertext", good[..HEADER_LEN + (good.len() - HEADER_LEN) / 2].to_vec(), |e| {
+            matches!(e, StateError::Corrupt { .. })
+        }),
+        ("ciphertext bit flip", flip(HEADER_LEN + 10), |e| matches!(e, StateError::Corrupt { .. })),
+        ("nonce bit flip", flip(NONCE_AT), |e| matches!(e, StateError::Corrupt { .. })),
+        ("tag bit flip", flip(good.len() - 1), |e| matches!(e, StateError::Corrupt { .. })),
+        (
+            "unknown kdf",
+            {
+                let mut b = good.clone();
+                b[MAGIC.len() + 1] = 9;
+                b
+            },
+            |e| matches!(e, StateError::Corrupt { .. }),
+        ),
+        (
+            "huge memory cost",
+            {
+                let mut b = good.clone();
+                b[PARAMS_AT..PARAMS_AT + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+                b
+            },
+            |e| matches!(e, StateError::Corrupt { .. }),
+        ),
+        ("newer version", newer, |e| matches!(e, StateError::Version { version: 2, .. })),
+        ("another file", b"{\"users\": []}".to_vec(), |e| matches!(e, StateError::NotStateFile(_))),
+    ];
+    for (name, bytes, expected) in cases {
+        fs::write(&path, &bytes).unwrap();
+        let e = StateFile::open(&path, &pass("pw"), Config::default()).unwrap_err();
+        assert!(expected(&e), "{name}: got {e:?}");
+        assert!(e.to_string().contains(&path.display().to_string()), "{name}: message names the file: {e}");
+        assert_eq!(fs::read(&path).unwrap(), bytes, "{name}: the file was not touched");
+    }
+}
+
+#[test]
+fn create_and_open_guard_against_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.kws");
+    let a = Authenticator::new(Config::default());
+    let e = StateFile::open(&path, &pass("pw"), Config::default()).unwrap_err();
+    assert!(matches!(e, StateError::Missing(_)) && e.to_string().contains("--init"), "{e}");
+    assert!(matches!(StateFile::create(&path, &pass(""), FAST, &a), Err(StateError::EmptyPassphrase)));
+    StateFile::create(&path, &pass("pw"), FAST, &a).unwrap();
+    let before = fs::read(&path).unwrap();
+    let e = StateFile::create(&path, &pass("other"), FAST, &a).unwrap_err();
+    assert!(matches!(e, StateError::Exists(_)), "{e:?}");
+    assert_eq!(fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn debug_output_hides_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.kws");
+    let file = StateFile::create(&path, &pass("pw"), FAST, &Authenticator::new(Config::default())).unwrap();
+    let text = format!("{file:?}");
+    assert!(text.contains("redacted") && !text.contains("key: ["), "{text}");
+}
