@@ -1,0 +1,218 @@
+//! The server's configuration: `keyward.toml`, then `KEYWARD_*` environment variables on top.
+//!
+//! Only the things needed before the database is open live here (where to listen, where the data
+//! and the database are, where the encryption key for stored secrets comes from) plus a few
+//! lifecycle switches. The Entra connector's settings are data, kept encrypted in the store and
+//! changed through the API, so that several servers on one database share them.
+//!
+//! `figment` and `config` were considered and rejected: the file is small and flat, and a
+//! hand-written overlay gives error messages that name the exact key and variable at fault.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path} is not a valid Keyward configuration: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// A value (from the file or the environment) is out of range.
+    #[error("{name}: {message}")]
+    Invalid {
+        /// The key or variable.
+        name: String,
+        /// What is wrong and what to use instead.
+        message: String,
+    },
+}
+
+/// Everything the server reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on (`KEYWARD_LISTEN`).
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database and the generated secret key (`KEYWARD_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default a SQLite file in the data directory
+    /// (`KEYWARD_DATABASE_URL`).
+    pub database_url: Option<String>,
+    /// File holding the key that encrypts secrets in the database; created on first start
+    /// when missing (`KEYWARD_SECRET_KEY_FILE`; `KEYWARD_SECRET_KEY` gives the key itself).
+    pub secret_key_file: Option<PathBuf>,
+    /// Which external-reference slot (1–3) of a person holds the Entra object id
+    /// (`KEYWARD_EXTERNAL_REF_SLOT`).
+    pub external_ref_slot: u8,
+    /// Revoke a leaver's managed passkeys when sync finds them disabled or deleted in Entra
+    /// (`KEYWARD_REVOKE_ON_LEAVE`).
+    pub revoke_on_leave: bool,
+    /// Issuances wait for a second person's approval before options are fetched
+    /// (`KEYWARD_APPROVAL_REQUIRED`).
+    pub approval_required: bool,
+    /// Largest request body accepted, in bytes (`KEYWARD_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("keyward-data"),
+            database_url: None,
+            secret_key_file: None,
+            external_ref_slot: 1,
+            revoke_on_leave: true,
+            approval_required: false,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads `path` when it exists (a missing file means defaults), then applies the
+    /// environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(p) if p.exists() => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: p.to_owned(), message: e.message().to_owned() })?
+            }
+            _ => Self::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies `KEYWARD_*` overrides read through `get` (a function so tests need not touch
+    /// the process environment).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &str, value: &str, what: &str) -> Result<T, ConfigError> {
+            value.parse().map_err(|_| ConfigError::Invalid {
+                name: name.to_owned(),
+                message: format!("{value:?} is not {what}"),
+            })
+        }
+        if let Some(v) = get("KEYWARD_LISTEN") {
+            self.listen = parse("KEYWARD_LISTEN", &v, "an address like 127.0.0.1:8080")?;
+        }
+        if let Some(v) = get("KEYWARD_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("KEYWARD_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("KEYWARD_SECRET_KEY_FILE") {
+            self.secret_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("KEYWARD_EXTERNAL_REF_SLOT") {
+            self.external_ref_slot = parse("KEYWARD_EXTERNAL_REF_SLOT", &v, "1, 2 or 3")?;
+        }
+        if let Some(v) = get("KEYWARD_REVOKE_ON_LEAVE") {
+            self.revoke_on_leave = parse("KEYWARD_REVOKE_ON_LEAVE", &v, "true or false")?;
+        }
+        if let Some(v) = get("KEYWARD_APPROVAL_REQUIRED") {
+            self.approval_required = parse("KEYWARD_APPROVAL_REQUIRED", &v, "true or false")?;
+        }
+        if let Some(v) = get("KEYWARD_MAX_BODY_BYTES") {
+            self.max_body_bytes = parse("KEYWARD_MAX_BODY_BYTES", &v, "a number of bytes")?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=3).contains(&self.external_ref_slot) {
+            return Err(ConfigError::Invalid {
+                name: "external_ref_slot".into(),
+                message: format!("{} is not a slot; use 1, 2 or 3", self.external_ref_slot),
+            });
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                name: "database_url".into(),
+                message: "use sqlite://PATH or postgres://USER@HOST/DB".into(),
+            });
+        }
+        if self.max_body_bytes < 16 * 1024 {
+            return Err(ConfigError::Invalid {
+                name: "max_body_bytes".into(),
+                message: "must be at least 16384: registration bodies are several kilobytes".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or the SQLite file in the data
+    /// directory.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("keyward.db").display()))
+    }
+
+    /// The secret-key file in force.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn environment_overrides_the_file_and_bad_values_name_the_variable() {
+        let dir = std::env::temp_dir().join(format!("kw-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keyward.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nexternal_ref_slot = 2\n").unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut c: ServerConfig = toml::from_str(&text).unwrap();
+        assert_eq!(c.external_ref_slot, 2);
+        let env: HashMap<&str, &str> =
+            [("KEYWARD_LISTEN", "0.0.0.0:7000"), ("KEYWARD_REVOKE_ON_LEAVE", "false")].into();
+        c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert!(!c.revoke_on_leave);
+        let err = c.apply_env(|k| (k == "KEYWARD_EXTERNAL_REF_SLOT").then(|| "four".into())).unwrap_err();
+        assert!(err.to_string().contains("KEYWARD_EXTERNAL_REF_SLOT"), "{err}");
+        c.external_ref_slot = 4;
+        assert!(c.validate().unwrap_err().to_string().contains("use 1, 2 or 3"));
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let err = toml::from_str::<ServerConfig>("listne = \"x\"").unwrap_err();
+        assert!(err.message().contains("listne"), "{}", err.message());
+    }
+
+    #[test]
+    fn default_database_is_a_sqlite_file_in_the_data_directory() {
+        let c = ServerConfig { data_dir: "/var/lib/keyward".into(), ..Default::default() };
+        assert_eq!(c.database_url(), "sqlite:///var/lib/keyward/keyward.db");
+        assert_eq!(c.secret_key_path(), Path::new("/var/lib/keyward/secret.key"));
+    }
+}

@@ -1,0 +1,127 @@
+//! The one error type every API route returns, and its JSON shape.
+//!
+//! Every failure reaches the caller as `{"error": {"code": "…", "message": "…"}}` with a status
+//! that says whose move it is (4xx: fix the request; 502: Entra said no; 503: Keyward is not set
+//! up yet). Messages say what to do next and never carry a secret: errors from lower layers are
+//! built from their `Display`, which those layers keep free of secrets, and internal failures
+//! are logged with detail but answered with a generic sentence.
+
+use axum::Json;
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A failed API call.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or an unknown bearer token.
+    #[error(
+        "send `Authorization: Bearer <token>` with a valid API token; an administrator creates one with `keyward admin token create`"
+    )]
+    Unauthenticated,
+    /// The token's role does not grant the permission.
+    #[error("your role `{role}` may not {action}; ask an administrator for a token with a role that may")]
+    Forbidden {
+        /// The caller's role.
+        role: String,
+        /// What was refused, in words.
+        action: String,
+    },
+    /// The thing named in the path does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is larger than the server accepts.
+    #[error("the request body is larger than the server accepts (max_body_bytes)")]
+    TooLarge,
+    /// The request conflicts with the current state (e.g. a transition not allowed now).
+    #[error("{0}")]
+    Conflict(String),
+    /// A policy (tenant, enrollment, key state) refuses the request.
+    #[error("{0}")]
+    Refused(String),
+    /// Entra answered with an error or could not be reached.
+    #[error("Entra ID: {0}")]
+    Upstream(String),
+    /// Keyward is not ready for this (e.g. the connector is not configured).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A fault on our side; details are in the server log under the request id.
+    #[error("internal error; the server log has the details")]
+    Internal(String),
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Code and message of an error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable machine-readable code.
+    pub code: &'static str,
+    /// What went wrong and what to do next.
+    pub message: String,
+}
+
+impl ApiError {
+    /// HTTP status and stable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "refused"),
+            Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "entra_error"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// A store or other internal failure: logged in full, answered generically.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let Self::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let body = ErrorBody { error: ErrorDetail { code, message: self.to_string() } };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::TooLarge,
+            other => Self::BadRequest(format!("the JSON body is not valid: {}", other.body_text())),
+        }
+    }
+}
+
+/// `axum::Json` whose rejections answer in Keyward's error shape.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}

@@ -1,0 +1,408 @@
+//! Issuance: request → (approve) → creation options → complete, crash-safe.
+//!
+//! The order of every step is "write, then call": the options are fetched only for an issuance
+//! that is recorded; a completion first passes the local checks, then records a `pending` passkey
+//! with its credential id, and only then POSTs to Graph. If the server dies after the POST, the
+//! pending row is what [`reconcile`](super::reconcile) matches against the user's methods in
+//! Entra to finish the job; if the POST never happened, reconcile fails the issuance once the
+//! challenge has expired. Entra itself is never asked to register the same credential twice:
+//! the connector resolves ambiguous answers by looking the credential up first.
+
+use keyward_core::{
+    Channel, EffectivePolicy, EnrollmentMode, EnrollmentPolicy, Issuance, IssuanceId, IssuanceState,
+    KeyState, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Person, PersonId, PinRules, SecurityKey,
+};
+use keyward_entra::RegistrationError;
+use keyward_store::{issuances, keys, passkeys, people, policies};
+use keyward_webauthn::b64;
+use keyward_webauthn::graph::{
+    AttestationResponse, CredentialCreationOptions, Fido2RegistrationRequest, PublicKeyCredential,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::local_check::{self, Expectation};
+use super::{Service, store_error};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Who an issuance is for: Keyward's person id or a UPN.
+#[derive(Debug, Clone)]
+pub enum PersonRef {
+    /// Keyward's id.
+    Id(PersonId),
+    /// User principal name.
+    Upn(String),
+}
+
+/// What a caller asks for when creating an issuance.
+#[derive(Debug, Clone)]
+pub struct NewIssuance {
+    /// The person.
+    pub person: PersonRef,
+    /// Operator, self-service or bulk.
+    pub channel: Channel,
+    /// The key's serial, when the operator has it in hand.
+    pub serial: Option<String>,
+}
+
+/// What the client needs to make the credential.
+#[derive(Debug, Clone)]
+pub struct IssuanceOptions {
+    /// The issuance, now `options-issued`.
+    pub issuance: Issuance,
+    /// Entra's creation options, unchanged.
+    pub creation_options: CredentialCreationOptions,
+    /// The PIN rules the key must be set up with.
+    pub pin: PinRules,
+    /// The person's UPN (for the display name and the PIN letter).
+    pub upn: String,
+}
+
+/// The registration the client made.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// clientDataJSON bytes, exactly as hashed.
+    pub client_data_json: Vec<u8>,
+    /// attestationObject bytes, as the key returned them.
+    pub attestation_object: Vec<u8>,
+    /// The key's serial, when known.
+    pub serial: Option<String>,
+    /// The key's firmware version, when known.
+    pub firmware: Option<String>,
+    /// The passkey's display name in Entra (cut to 30 characters keeping the serial).
+    pub display_name: Option<String>,
+}
+
+/// A finished issuance.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    /// The issuance, `registered`.
+    pub issuance: Issuance,
+    /// The passkey, `registered`.
+    pub passkey: Passkey,
+}
+
+impl Service {
+    /// Looks a person up by id or UPN.
+    pub async fn find_person(&self, r: &PersonRef) -> Result<Person, ApiError> {
+        let found = match r {
+            PersonRef::Id(id) => people::get(&self.store, *id).await,
+            PersonRef::Upn(upn) => people::get_by_upn(&self.store, upn).await,
+        }
+        .map_err(store_error)?;
+        found.ok_or_else(|| {
+            ApiError::NotFound(match r {
+                PersonRef::Id(id) => format!("person {id}"),
+                PersonRef::Upn(upn) => format!("person with UPN {upn} (run `keyward people sync` first)"),
+            })
+        })
+    }
+
+    /// The enrollment policy that applies to `person`, if any of their groups has one.
+    pub async fn effective_policy(&self, person: &Person) -> Result<Option<EffectivePolicy>, ApiError> {
+        let all = policies::list(&self.store).await.map_err(store_error)?;
+        Ok(EnrollmentPolicy::effective(&all, &person.groups))
+    }
+
+    /// Checks everything Keyward knows before an issuance is created: link, account state,
+    /// enrollment policy and its key limit, and the key.
+    async fn check_issuable(&self, person: &Person, key: Option<&SecurityKey>) -> Result<(), ApiError> {
+        person.issuable_object_id(self.slot).map_err(|e| ApiError::Refused(e.to_string()))?;
+        if let Some(policy) = self.effective_policy(person).await? {
+            if policy.mode == EnrollmentMode::Disabled {
+                return Err(ApiError::Refused(format!(
+                    "enrollment is disabled for {}'s groups by the enrollment policy",
+                    person.upn
+                )));
+            }
+            let registered = self.registered_count(person.id).await?;
+            if !policy.allows_another(registered) {
+                return Err(ApiError::Refused(format!(
+                    "{} already has {registered} registered passkeys, the enrollment policy's limit; revoke one first",
+                    person.upn
+                )));
+            }
+        }
+        if let Some(key) = key {
+            key.ensure_issuable().map_err(|e| ApiError::Refused(e.to_string()))?;
+            let holders = passkeys::list_by_key(&self.store, key.id).await.map_err(store_error)?;
+            if let Some(other) =
+                holders.iter().find(|p| p.state == PasskeyState::Registered && p.person_id != person.id)
+            {
+                return Err(ApiError::Refused(format!(
+                    "key {} is already issued to another person (passkey {}); revoke it or use another key",
+                    key.serial.as_deref().unwrap_or("?"),
+                    other.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn registered_count(&self, person: PersonId) -> Result<u32, ApiError> {
+        let all = passkeys::list_by_person(&self.store, person).await.map_err(store_error)?;
+        Ok(all.iter().filter(|p| p.state == PasskeyState::Registered).count() as u32)
+    }
+
+    /// Creates an issuance for a person.
+    pub async fn create_issuance(&self, actor: &str, req: NewIssuance) -> Result<Issuance, ApiError> {
+        let person = self.find_person(&req.person).await?;
+        let key = match &req.serial {
+            Some(serial) => keys::get_by_serial(&self.store, serial).await.map_err(store_error)?,
+            None => None,
+        };
+        self.check_issuable(&person, key.as_ref()).await?;
+        let mut issuance = Issuance::new(person.id, actor, req.channel, self.config.approval_required);
+        issuance.security_key_id = key.map(|k| k.id);
+        let mut tx = self.store.begin().await.map_err(store_error)?;
+        issuances::create(&mut tx, actor, &issuance).await.map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(issuance)
+    }
+
+    /// Loads an issuance.
+    pub async fn issuance(&self, id: IssuanceId) -> Result<Issuance, ApiError> {
+        issuances::get(&self.store, id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::NotFound(format!("issuance {id}")))
+    }
+
+    /// Saves a transition of `issuance` from `from` in its own transaction.
+    async fn save_transition(
+        &self,
+        actor: &str,
+        issuance: &Issuance,
+        from: IssuanceState,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.store.begin().await.map_err(store_error)?;
+        issuances::transition(&mut tx, actor, from, issuance).await.map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        if matches!(issuance.state, IssuanceState::Failed | IssuanceState::Cancelled | IssuanceState::Expired)
+        {
+            Metrics::count(&self.metrics.issuances, issuance.state.as_str());
+        }
+        Ok(())
+    }
+
+    /// Approves an issuance (four eyes: not by its requester).
+    pub async fn approve_issuance(&self, actor: &str, id: IssuanceId) -> Result<Issuance, ApiError> {
+        let mut issuance = self.issuance(id).await?;
+        let from = issuance.state;
+        issuance.approve(actor).map_err(|e| ApiError::Conflict(e.to_string()))?;
+        self.save_transition(actor, &issuance, from).await?;
+        Ok(issuance)
+    }
+
+    /// Cancels an issuance that has not finished.
+    pub async fn cancel_issuance(&self, actor: &str, id: IssuanceId) -> Result<Issuance, ApiError> {
+        let mut issuance = self.issuance(id).await?;
+        let from = issuance.state;
+        issuance.transition(IssuanceState::Cancelled).map_err(|e| ApiError::Conflict(e.to_string()))?;
+        self.save_transition(actor, &issuance, from).await?;
+        Ok(issuance)
+    }
+
+    /// Marks an issuance failed with the client's reason (e.g. the key refused the PIN).
+    pub async fn fail_issuance(
+        &self,
+        actor: &str,
+        id: IssuanceId,
+        reason: &str,
+    ) -> Result<Issuance, ApiError> {
+        let mut issuance = self.issuance(id).await?;
+        let from = issuance.state;
+        issuance.fail(reason).map_err(|e| ApiError::Conflict(e.to_string()))?;
+        self.save_transition(actor, &issuance, from).await?;
+        Ok(issuance)
+    }
+
+    /// Fetches Entra's creation options for the issuance and records them.
+    pub async fn issuance_options(&self, actor: &str, id: IssuanceId) -> Result<IssuanceOptions, ApiError> {
+        let mut issuance = self.issuance(id).await?;
+        let from = issuance.state;
+        if from == IssuanceState::OptionsIssued {
+            // A client that lost the options may ask again; it gets a fresh challenge.
+        } else {
+            IssuanceState::transition(from, IssuanceState::OptionsIssued, issuance.approval_required)
+                .map_err(|e| ApiError::Conflict(e.to_string()))?;
+        }
+        let person = people::get(&self.store, issuance.person_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::NotFound(format!("person {}", issuance.person_id)))?;
+        let key = match issuance.security_key_id {
+            Some(k) => keys::get(&self.store, k).await.map_err(store_error)?,
+            None => None,
+        };
+        self.check_issuable(&person, key.as_ref()).await?;
+        let object_id = person.issuable_object_id(self.slot).map_err(|e| ApiError::Refused(e.to_string()))?;
+        let connector = self.connector.get(&self.store).await?;
+        let options =
+            connector.creation_options(object_id).await.map_err(|e| ApiError::Upstream(e.to_string()))?;
+        let expires = OffsetDateTime::parse(
+            &options.challenge_timeout_date_time,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok();
+        if from != IssuanceState::OptionsIssued {
+            issuance
+                .transition(IssuanceState::OptionsIssued)
+                .map_err(|e| ApiError::Conflict(e.to_string()))?;
+        }
+        issuance.challenge_expires_at = expires;
+        let mut tx = self.store.begin().await.map_err(store_error)?;
+        issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
+        issuances::set_challenge(&mut tx, issuance.id, &options.public_key.challenge)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        let pin = self.effective_policy(&person).await?.map(|p| p.pin).unwrap_or_default();
+        Ok(IssuanceOptions { issuance, creation_options: options, pin, upn: person.upn })
+    }
+
+    /// Checks the client's registration locally, records the passkey as pending, registers it in
+    /// Entra and records the result.
+    pub async fn complete_issuance(
+        &self,
+        actor: &str,
+        id: IssuanceId,
+        c: Completion,
+    ) -> Result<Completed, ApiError> {
+        let mut issuance = self.issuance(id).await?;
+        if issuance.state != IssuanceState::OptionsIssued {
+            return Err(ApiError::Conflict(format!(
+                "issuance {id} is {}, not options-issued; fetch creation options first",
+                issuance.state
+            )));
+        }
+        if issuance.challenge_expired(OffsetDateTime::now_utc()) {
+            let from = issuance.state;
+            issuance.transition(IssuanceState::Expired).map_err(|e| ApiError::Conflict(e.to_string()))?;
+            self.save_transition(actor, &issuance, from).await?;
+            return Err(ApiError::Refused(
+                "the challenge expired before the registration was completed; create a new issuance".into(),
+            ));
+        }
+        let person = people::get(&self.store, issuance.person_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::NotFound(format!("person {}", issuance.person_id)))?;
+        let object_id =
+            person.issuable_object_id(self.slot).map_err(|e| ApiError::Refused(e.to_string()))?.to_owned();
+        let connector = self.connector.get(&self.store).await?;
+        let tenant_policy = self.connector.tenant_policy(&connector).await?;
+        let enrollment = self.effective_policy(&person).await?;
+        let mut key = match (&issuance.security_key_id, &c.serial) {
+            (Some(k), _) => keys::get(&self.store, *k).await.map_err(store_error)?,
+            (None, Some(serial)) => keys::get_by_serial(&self.store, serial).await.map_err(store_error)?,
+            (None, None) => None,
+        };
+        let challenge =
+            issuances::challenge(&self.store, issuance.id).await.map_err(store_error)?.unwrap_or_default();
+        let expect = Expectation {
+            challenge: &challenge,
+            tenant_policy: Some(&tenant_policy),
+            enrollment: enrollment.as_ref(),
+            key: key.as_ref(),
+        };
+        let checked = match local_check::check(&c.client_data_json, &c.attestation_object, expect) {
+            Ok(ok) => ok,
+            Err(refusal) => {
+                let from = issuance.state;
+                issuance.fail(refusal.to_string()).map_err(|e| ApiError::Conflict(e.to_string()))?;
+                self.save_transition(actor, &issuance, from).await?;
+                return Err(ApiError::Refused(refusal.to_string()));
+            }
+        };
+        let model = keyward_webauthn::mds::embedded()
+            .entry(&checked.aaguid.to_string())
+            .map(|e| e.description.clone());
+        let credential_id = b64::encode(&checked.credential_id);
+        let display_name = keyward_webauthn::registration::fit_display_name(
+            c.display_name.as_deref().or(model.as_deref()).unwrap_or("Security key"),
+            c.serial.as_deref(),
+        );
+
+        // Record the intent (the pending passkey, and the key when it is new) before the POST.
+        let mut tx = self.store.begin().await.map_err(store_error)?;
+        if key.is_none() && c.serial.is_some() {
+            let mut k = SecurityKey::new(c.serial.clone(), checked.aaguid);
+            k.model = model.clone();
+            k.firmware = c.firmware.clone();
+            keys::insert(&mut tx, actor, &k).await.map_err(store_error)?;
+            key = Some(k);
+        }
+        let mut passkey = Passkey {
+            id: PasskeyId::new(),
+            entra_method_id: None,
+            credential_id: credential_id.clone(),
+            person_id: person.id,
+            security_key_id: key.as_ref().map(|k| k.id),
+            aaguid: checked.aaguid,
+            model: model.clone(),
+            display_name: display_name.clone(),
+            created_at: OffsetDateTime::now_utc(),
+            state: PasskeyState::Pending,
+            origin: PasskeyOrigin::Managed,
+        };
+        passkeys::insert(&mut tx, actor, &passkey).await.map_err(store_error)?;
+        if issuance.security_key_id.is_none() && key.is_some() {
+            let from = issuance.state;
+            issuance.security_key_id = key.as_ref().map(|k| k.id);
+            issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+
+        let body = Fido2RegistrationRequest {
+            display_name: Some(display_name),
+            public_key_credential: PublicKeyCredential {
+                id: credential_id,
+                response: AttestationResponse {
+                    client_data_json: b64::encode(&c.client_data_json),
+                    attestation_object: b64::encode(&c.attestation_object),
+                },
+                client_extension_results: None,
+            },
+        };
+        match connector.register_fido2(&object_id, &body).await {
+            Ok(registered) => {
+                let mut tx = self.store.begin().await.map_err(store_error)?;
+                passkey = passkeys::mark_registered(&mut tx, actor, passkey.id, &registered.method.id)
+                    .await
+                    .map_err(store_error)?;
+                let from = issuance.state;
+                issuance
+                    .transition(IssuanceState::Registered)
+                    .map_err(|e| ApiError::Conflict(e.to_string()))?;
+                issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
+                if let Some(k) = key.as_ref().filter(|k| k.state == KeyState::Available) {
+                    keys::set_state(&mut tx, actor, k.id, KeyState::Issued).await.map_err(store_error)?;
+                }
+                tx.commit().await.map_err(store_error)?;
+                Metrics::count(&self.metrics.issuances, "registered");
+                Ok(Completed { issuance, passkey })
+            }
+            Err(RegistrationError::Unknown(e)) => Err(ApiError::Upstream(format!(
+                "the registration's outcome is unknown ({e}); the passkey stays pending and `keyward passkeys reconcile` (or the next reconcile run) settles it — do not register this key again before that"
+            ))),
+            Err(e) => {
+                let reason = e.to_string();
+                let mut tx = self.store.begin().await.map_err(store_error)?;
+                passkeys::discard_pending(&mut tx, actor, passkey.id, &reason).await.map_err(store_error)?;
+                let from = issuance.state;
+                issuance.fail(reason.clone()).map_err(|e| ApiError::Conflict(e.to_string()))?;
+                issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
+                tx.commit().await.map_err(store_error)?;
+                Metrics::count(&self.metrics.issuances, "failed");
+                Err(ApiError::Upstream(reason))
+            }
+        }
+    }
+}
+
+/// The AAGUID of a key model as a UUID, for callers holding text.
+pub fn parse_aaguid(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::BadRequest(format!("{text:?} is not an AAGUID (a UUID)")))
+}

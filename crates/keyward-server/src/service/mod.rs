@@ -1,0 +1,117 @@
+//! The one service layer: every decision the server makes, called by the API, the web views and
+//! the background jobs alike.
+//!
+//! Each operation takes the [`Caller`](crate::auth::Caller)'s name as the audit actor, writes its
+//! state change and audit event in one store transaction, and — where Entra is involved — records
+//! its intent *before* the Graph call and the result after it (ARCHITECTURE §1), so a crash at any
+//! point leaves a row that [`reconcile`] can finish or undo.
+
+pub mod admin;
+pub mod connector;
+pub mod issuance;
+pub mod local_check;
+pub mod people;
+pub mod reconcile;
+
+use std::sync::Arc;
+
+use keyward_core::{ApiTokenId, ExternalRefSlot};
+use keyward_store::{Store, StoreError, secret::SecretKey};
+use secrecy::SecretString;
+
+use crate::auth::{Caller, TokenCache};
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// The server's state and the operations on it.
+#[derive(Debug)]
+pub struct Service {
+    /// The database.
+    pub store: Store,
+    /// Start-up configuration.
+    pub config: ServerConfig,
+    /// Which external-reference slot holds the Entra object id.
+    pub slot: ExternalRefSlot,
+    /// Resolved API tokens.
+    pub tokens: TokenCache,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The Entra connector, built from the stored settings.
+    pub connector: connector::ConnectorSlot,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The secret key could not be read or created.
+    #[error("{0}")]
+    SecretKey(String),
+}
+
+impl Service {
+    /// Opens the database (creating and migrating it), loads or creates the secret key, and
+    /// builds the service.
+    pub async fn open(config: ServerConfig) -> Result<Arc<Self>, StartError> {
+        let key = load_or_create_secret_key(&config)?;
+        let store = Store::open(&config.database_url()).await?;
+        let slot = ExternalRefSlot::new(config.external_ref_slot)
+            .map_err(|e| StartError::SecretKey(e.to_string()))?;
+        Ok(Arc::new(Self {
+            store,
+            slot,
+            tokens: TokenCache::default(),
+            metrics: Arc::new(Metrics::default()),
+            connector: connector::ConnectorSlot::new(key),
+            config,
+        }))
+    }
+
+    /// Looks a presented token up.
+    pub(crate) async fn resolve_token(&self, token: &SecretString) -> Result<Option<Caller>, ApiError> {
+        let found = keyward_store::tokens::authenticate(&self.store, token).await.map_err(store_error)?;
+        Ok(found.map(|t| Caller { token_id: t.id, name: t.name, role: t.role }))
+    }
+
+    /// Forgets a revoked token in this server's cache.
+    pub fn forget_token(&self, id: ApiTokenId) {
+        self.tokens.forget(id);
+    }
+}
+
+/// The key that encrypts stored secrets: `KEYWARD_SECRET_KEY`, else the key file, created with
+/// mode 0600 on first start.
+fn load_or_create_secret_key(config: &ServerConfig) -> Result<SecretKey, StartError> {
+    if std::env::var_os("KEYWARD_SECRET_KEY").is_some() {
+        return SecretKey::from_env("KEYWARD_SECRET_KEY").map_err(|e| StartError::SecretKey(e.to_string()));
+    }
+    let path = config.secret_key_path();
+    if !path.exists() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StartError::SecretKey(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let key = SecretKey::generate();
+        key.write_new_file(&path).map_err(|e| StartError::SecretKey(e.to_string()))?;
+        tracing::info!(path = %path.display(), "created a new secret key for stored secrets; back it up");
+    }
+    SecretKey::from_file(&path).map_err(|e| StartError::SecretKey(e.to_string()))
+}
+
+/// Maps a store error to the API's terms.
+pub fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(what) => ApiError::NotFound(what),
+        e @ (StoreError::Duplicate(_)
+        | StoreError::StaleIssuance { .. }
+        | StoreError::Key(_)
+        | StoreError::Passkey(_)
+        | StoreError::Issuance(_)
+        | StoreError::LeaseLost(_)) => ApiError::Conflict(e.to_string()),
+        e @ StoreError::Database(_) => ApiError::Unavailable(e.to_string()),
+        e => ApiError::internal(e),
+    }
+}
