@@ -3,7 +3,7 @@
 //! authenticator (p256 + an rcgen attestation CA, copied from the emulator's registration
 //! tests) that turns creation options into a valid `packed` registration body.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::time::Duration;
 
