@@ -10,23 +10,23 @@ pub fn encode(value: Value) -> Vec<u8> {
     out
 }
 
-/// Sorts map entries recursively: shorter encoded keys first, then bytewise.
+/// Sorts map entries recursively in CTAP2 canonical order (RFC 7049 §3.9 as CTAP 2.1 §8
+/// uses it): by the encoded key, shorter encodings first, then bytewise.
 pub fn canonical(value: Value) -> Value {
+    fn key_order(key: &Value) -> (usize, Vec<u8>) {
+        let mut encoded = Vec::new();
+        ciborium::ser::into_writer(key, &mut encoded).expect("writing CBOR to a Vec");
+        (encoded.len(), encoded)
+    }
     match value {
-        Value::Map(entries) => {
-            let mut e: Vec<(Vec<u8>, Value, Value)> = entries
-                .into_iter()
-                .map(|(k, v)| {
-                    let mut kb = Vec::new();
-                    ciborium::ser::into_writer(&k, &mut kb).expect("writing CBOR to a Vec");
-                    (kb, k, canonical(v))
-                })
-                .collect();
-            e.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
-            Value::Map(e.into_iter().map(|(_, k, v)| (k, v)).collect())
-        }
         Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
-        v => v,
+        Value::Map(entries) => {
+            let mut sorted: Vec<(Value, Value)> =
+                entries.into_iter().map(|(k, v)| (k, canonical(v))).collect();
+            sorted.sort_by_cached_key(|(k, _)| key_order(k));
+            Value::Map(sorted)
+        }
+        other => other,
     }
 }
 

@@ -28,6 +28,15 @@ pub enum CtapError {
     /// The key supports neither PIN protocol 1 nor 2.
     #[error("the security key supports no PIN protocol Keyward knows (1 or 2); use another key model")]
     NoPinProtocol,
+    /// setPIN on a key that already has one (NOT_ALLOWED on setPIN).
+    #[error("the security key already has a PIN; use change-pin with the current PIN instead")]
+    PinAlreadySet,
+    /// reset outside the power-up window (NOT_ALLOWED on reset).
+    #[error(
+        "the security key only allows a reset within seconds of being plugged in: remove and re-insert \
+         it, then run the reset again right away and touch the key (this erases all its passkeys)"
+    )]
+    ResetWindow,
     /// The PIN is too short or too long before it is even sent.
     #[error("the PIN must have at least {min} characters and at most 63 bytes; choose another PIN")]
     PinLength {
@@ -41,8 +50,44 @@ impl CtapError {
     pub fn status(&self) -> Option<CtapStatus> {
         match self {
             Self::PinInvalid { .. } => Some(CtapStatus::PinInvalid),
+            Self::PinAlreadySet | Self::ResetWindow => Some(CtapStatus::NotAllowed),
             Self::Status(s) => Some(*s),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every status an operator meets while provisioning, and the words that tell them what to
+    /// do next: (error, phrases that must appear).
+    #[test]
+    fn operator_messages_say_what_to_do() {
+        let rows: Vec<(CtapError, &[&str])> = vec![
+            (CtapError::PinInvalid { retries_left: 2 }, &["wrong PIN", "2 tries left", "retry"]),
+            (CtapError::Status(CtapStatus::PinBlocked), &["blocked", "reset", "erases"]),
+            (CtapError::Status(CtapStatus::PinAuthBlocked), &["remove and re-insert the key"]),
+            (CtapError::Status(CtapStatus::PinPolicyViolation), &["choose a longer"]),
+            (CtapError::Status(CtapStatus::UpRequired), &["touch the key"]),
+            (CtapError::Status(CtapStatus::UserActionTimeout), &["touch the key"]),
+            (CtapError::Status(CtapStatus::OperationDenied), &["touch the key"]),
+            (CtapError::ResetWindow, &["re-insert", "right away", "erases"]),
+            (CtapError::Status(CtapStatus::KeyStoreFull), &["remove unused passkeys", "reset"]),
+            (CtapError::Status(CtapStatus::NotAllowed), &["does not allow"]),
+            (CtapError::PinAlreadySet, &["change-pin"]),
+            (CtapError::Status(CtapStatus::CredentialExcluded), &["already holds a passkey", "another key"]),
+            (CtapError::Status(CtapStatus::PuatRequired), &["enter the PIN"]),
+            (CtapError::Status(CtapStatus::PinNotSet), &["set a PIN first"]),
+        ];
+        for (err, phrases) in rows {
+            let text = err.to_string();
+            for p in phrases {
+                assert!(text.contains(p), "{err:?}: {text:?} lacks {p:?}");
+            }
+        }
+        assert_eq!(CtapError::ResetWindow.status(), Some(CtapStatus::NotAllowed));
+        assert_eq!(CtapError::PinInvalid { retries_left: 1 }.status(), Some(CtapStatus::PinInvalid));
     }
 }

@@ -1,64 +1,21 @@
 //! Conformance: our CTAP client against the independent soft authenticator over CTAPHID on the
-//! in-memory transport. A disagreement here means one side misreads the spec.
+//! in-memory transport. A disagreement here means one side misreads the spec. This file covers
+//! getInfo, clientPIN, makeCredential/getAssertion basics, config and credential management;
+//! `extensions.rs`, `errors.rs` and `ctaphid.rs` cover the rest.
 
-use std::time::Duration;
+mod common;
+
 
 use ciborium::value::Value;
+use common::{RP, pin, request, setup, timeouts, verifying_key};
 use keyward_ctap::client::{PERMISSION_ACFG, PERMISSION_CM, PERMISSION_GA, PERMISSION_MC};
 use keyward_ctap::{
-    AuthData, Client, CtapError, CtapStatus, HidDevice, MakeCredential, MemoryTransport, MinPinLength,
-    PinProtocol, Timeouts,
+    AuthData, Client, CtapError, CtapStatus, HidDevice, MakeCredential, MinPinLength, PinProtocol,
 };
-use keyward_softkey::{Config, SoftKey};
+use keyward_softkey::Config;
+use p256::ecdsa::Signature;
 use p256::ecdsa::signature::Verifier;
-use p256::ecdsa::{Signature, VerifyingKey};
-use secrecy::SecretString;
 use sha2::{Digest, Sha256};
-
-const RP: &str = "login.microsoft.com";
-
-fn setup(config: Config) -> (Client<MemoryTransport>, SoftKey) {
-    let (host, dev) = MemoryTransport::pair();
-    let key = SoftKey::spawn(config, dev.from_host, dev.to_host);
-    let hid = HidDevice::open(
-        host,
-        Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) },
-    )
-    .unwrap();
-    (Client::new(hid), key)
-}
-
-fn pin(s: &str) -> SecretString {
-    SecretString::from(s.to_owned())
-}
-
-fn request(user: &[u8]) -> MakeCredential {
-    MakeCredential {
-        client_data_hash: Sha256::digest(b"{\"type\":\"webauthn.create\"}").into(),
-        rp_id: RP.into(),
-        rp_name: Some("Microsoft".into()),
-        user_id: user.to_vec(),
-        user_name: Some("ada@contoso.com".into()),
-        user_display_name: Some("Ada".into()),
-        resident_key: true,
-        hmac_secret: true,
-        cred_protect: Some(2),
-        ..MakeCredential::default()
-    }
-}
-
-fn verifying_key(auth: &AuthData) -> VerifyingKey {
-    let Some(Value::Map(m)) = &auth.public_key else { panic!("no public key") };
-    let get = |k: i64| {
-        m.iter().find(|(key, _)| key.as_integer() == Some(k.into())).unwrap().1.as_bytes().unwrap().clone()
-    };
-    let point = p256::EncodedPoint::from_affine_coordinates(
-        get(-2).as_slice().into(),
-        get(-3).as_slice().into(),
-        false,
-    );
-    VerifyingKey::from_encoded_point(&point).unwrap()
-}
 
 #[test]
 fn get_info_ping_and_wink() {
@@ -76,56 +33,6 @@ fn get_info_ping_and_wink() {
     assert_eq!(info.aaguid, *b"keyward-softkey!");
     assert_eq!(info.options.get("clientPin"), Some(&false));
     assert_eq!(c.pin_protocol().unwrap(), PinProtocol::V2);
-}
-
-#[test]
-fn pin_retries_lockout_and_block() {
-    let (mut c, key) = setup(Config::default());
-    assert!(matches!(c.set_pin(&pin("12")), Err(CtapError::PinLength { min: 4 })));
-    c.set_pin(&pin("1234")).unwrap();
-    assert_eq!(c.set_pin(&pin("5678")).unwrap_err().status(), Some(CtapStatus::NotAllowed));
-    assert_eq!(c.get_retries().unwrap(), 8);
-    // Expected outcome of each wrong PIN, with re-insertion after every PIN_AUTH_BLOCKED.
-    let expected = [
-        Some(7),
-        Some(6),
-        None, // 3rd consecutive → PIN_AUTH_BLOCKED (5 left)
-        Some(4),
-        Some(3),
-        None, // (2 left)
-        Some(1),
-    ];
-    for (i, want) in expected.iter().enumerate() {
-        let err = c.get_pin_uv_auth_token(&pin("0000"), PERMISSION_MC, Some(RP)).unwrap_err();
-        match want {
-            Some(n) => assert!(
-                matches!(err, CtapError::PinInvalid { retries_left } if retries_left == *n),
-                "try {i}: {err}"
-            ),
-            None => {
-                assert_eq!(err.status(), Some(CtapStatus::PinAuthBlocked), "try {i}");
-                assert!(err.to_string().contains("re-insert"));
-                // Even the right PIN is refused until the key is re-inserted.
-                let again = c.get_pin_token(&pin("1234")).unwrap_err();
-                assert_eq!(again.status(), Some(CtapStatus::PinAuthBlocked));
-                key.reinsert();
-            }
-        }
-    }
-    // A correct PIN restores the counter.
-    c.get_pin_token(&pin("1234")).unwrap();
-    assert_eq!(c.get_retries().unwrap(), 8);
-    // Eight wrong PINs in total block it for good.
-    for i in 0..8 {
-        if i % 3 == 0 {
-            key.reinsert();
-        }
-        let _ = c.get_pin_token(&pin("9999"));
-    }
-    assert_eq!(c.get_retries().unwrap(), 0);
-    let err = c.get_pin_token(&pin("1234")).unwrap_err();
-    assert_eq!(err.status(), Some(CtapStatus::PinBlocked));
-    assert!(err.to_string().contains("reset"));
 }
 
 #[test]
@@ -215,44 +122,6 @@ fn make_credential_rk_uv_both_protocols_exclude_and_assert() {
     }
 }
 
-#[test]
-fn status_table() {
-    // (case, expected status)
-    let (mut c, key) = setup(Config {
-        max_resident_keys: 1,
-        reset_window: Duration::from_millis(50),
-        attestation: keyward_softkey::Attestation::None,
-        ..Config::default()
-    });
-    let mut no_pin = request(b"u1");
-    no_pin.cred_protect = None;
-    let att = c.make_credential(&no_pin, None).unwrap();
-    assert_eq!(att.fmt, "none");
-    let cases: Vec<(&str, Result<(), CtapError>, CtapStatus)> = vec![
-        ("key store full", c.make_credential(&request(b"u2"), None).map(|_| ()), CtapStatus::KeyStoreFull),
-        (
-            "no credentials",
-            c.get_assertion("other.example", &[0; 32], &[], None).map(|_| ()),
-            CtapStatus::NoCredentials,
-        ),
-        ("token without PIN", c.get_pin_token(&pin("1234")).map(|_| ()), CtapStatus::PinNotSet),
-        (
-            "reset too late",
-            {
-                std::thread::sleep(Duration::from_millis(80));
-                c.reset()
-            },
-            CtapStatus::NotAllowed,
-        ),
-    ];
-    for (name, got, want) in cases {
-        assert_eq!(got.unwrap_err().status(), Some(want), "{name}");
-    }
-    key.state().set_presence_policy(keyward_softkey::PresencePolicy::Deny(Duration::from_millis(250)));
-    key.reinsert();
-    assert_eq!(c.reset().unwrap_err().status(), Some(CtapStatus::OperationDenied));
-}
-
 /// The same client over a real stream socket (tcp and unix), against the soft key's `serve`.
 #[test]
 fn socket_transport_against_served_soft_key() {
@@ -262,11 +131,7 @@ fn socket_transport_against_served_soft_key() {
     for listen in ["tcp:127.0.0.1:0", unix.as_str()] {
         let served = keyward_softkey::serve(listen, Config::default()).unwrap();
         let t = keyward_ctap::SocketTransport::connect(served.address()).unwrap();
-        let hid = HidDevice::open(
-            t,
-            Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) },
-        )
-        .unwrap();
+        let hid = HidDevice::open(t, timeouts()).unwrap();
         let mut c = Client::new(hid);
         c.hid().ping(&[0xA5; 200]).unwrap();
         assert_eq!(c.get_info().unwrap().aaguid, *b"keyward-softkey!");

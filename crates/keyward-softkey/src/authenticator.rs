@@ -20,6 +20,7 @@ pub(crate) const CMD_GET_ASSERTION: u8 = 0x02;
 pub(crate) const CMD_GET_INFO: u8 = 0x04;
 pub(crate) const CMD_CLIENT_PIN: u8 = 0x06;
 pub(crate) const CMD_RESET: u8 = 0x07;
+pub(crate) const CMD_GET_NEXT_ASSERTION: u8 = 0x08;
 pub(crate) const CMD_SELECTION: u8 = 0x0B;
 pub(crate) const CMD_CRED_MGMT: u8 = 0x0A;
 pub(crate) const CMD_CONFIG: u8 = 0x0D;
@@ -163,6 +164,12 @@ pub struct Authenticator {
     pub(crate) min_pin_length_rp_ids: Vec<String>,
     /// Whether enterprise attestation was enabled.
     pub(crate) enterprise_attestation: bool,
+    /// RP ids that get vendor-facilitated enterprise attestation (enterpriseAttestation 1).
+    pub(crate) enterprise_rp_ids: Vec<String>,
+    /// The rest of a getAssertion for getNextAssertion.
+    pub(crate) next_assertions: Option<crate::credential::NextAssertions>,
+    /// Behave like a CTAP 2.0 key (no protocol 2, no permissions, no 2.1 commands).
+    pub(crate) ctap20_only: bool,
     /// The configured minimum PIN length, restored by reset.
     factory_min_pin_length: u8,
     powered_at: Instant,
@@ -185,6 +192,9 @@ impl Authenticator {
             enumeration: None,
             min_pin_length_rp_ids: Vec::new(),
             enterprise_attestation: false,
+            enterprise_rp_ids: Vec::new(),
+            next_assertions: None,
+            ctap20_only: false,
             factory_min_pin_length: min_pin_length,
             powered_at: Instant::now(),
             winks: 0,
@@ -211,6 +221,17 @@ impl Authenticator {
     /// Changes the touch policy.
     pub fn set_presence_policy(&mut self, policy: PresencePolicy) {
         self.config.presence = policy;
+    }
+
+    /// Sets the RP ids that receive vendor-facilitated enterprise attestation.
+    pub fn set_enterprise_rp_ids(&mut self, rp_ids: Vec<String>) {
+        self.enterprise_rp_ids = rp_ids;
+    }
+
+    /// Makes the key behave like a CTAP 2.0 key: only FIDO_2_0 and PIN protocol 1 in getInfo,
+    /// getPinToken only, and none of the CTAP 2.1 commands.
+    pub fn set_ctap20_only(&mut self, on: bool) {
+        self.ctap20_only = on;
     }
 
     /// Records a WINK.
@@ -246,11 +267,19 @@ impl Authenticator {
         if cmd != CMD_CRED_MGMT {
             self.enumeration = None;
         }
+        if cmd != CMD_GET_NEXT_ASSERTION {
+            self.next_assertions = None;
+        }
+        let ctap21_only = [CMD_SELECTION, CMD_CRED_MGMT, CMD_CONFIG].contains(&cmd);
+        if self.ctap20_only && ctap21_only {
+            return vec![Status::InvalidCommand as u8];
+        }
         let result = Args::parse(body).and_then(|args| match cmd {
             CMD_GET_INFO => Ok(Some(self.get_info())),
             CMD_CLIENT_PIN => self.client_pin(&args).map(Some),
             CMD_MAKE_CREDENTIAL => self.make_credential(&args, presence).map(Some),
             CMD_GET_ASSERTION => self.get_assertion(&args, presence).map(Some),
+            CMD_GET_NEXT_ASSERTION => self.get_next_assertion().map(Some),
             CMD_RESET => self.reset(presence).map(|_| None),
             CMD_SELECTION => presence.confirm().map(|_| None),
             CMD_CRED_MGMT => self.credential_management(&args).map(Some),
@@ -271,25 +300,31 @@ impl Authenticator {
     fn get_info(&self) -> Value {
         let t = |s: &str| Value::Text(s.into());
         let b = Value::Bool;
+        let mut options = vec![("rk", b(true)), ("up", b(true)), ("clientPin", b(self.pin_hash.is_some()))];
+        if self.ctap20_only {
+            return imap(vec![
+                (1, Value::Array(vec![t("FIDO_2_0")])),
+                (2, Value::Array(vec![t("hmac-secret")])),
+                (3, Value::Bytes(self.config.aaguid.to_vec())),
+                (4, tmap(options)),
+                (5, int(crate::hid::MAX_MESSAGE_LEN as i64)),
+                (6, Value::Array(vec![int(1)])),
+            ]);
+        }
+        options.extend([
+            ("pinUvAuthToken", b(true)),
+            ("alwaysUv", b(self.config.always_uv)),
+            ("makeCredUvNotRqd", b(!self.config.always_uv)),
+            ("credMgmt", b(true)),
+            ("authnrCfg", b(true)),
+            ("setMinPINLength", b(true)),
+            ("ep", b(self.enterprise_attestation)),
+        ]);
         imap(vec![
             (1, Value::Array(vec![t("FIDO_2_0"), t("FIDO_2_1")])),
             (2, Value::Array(vec![t("credProtect"), t("hmac-secret"), t("minPinLength")])),
             (3, Value::Bytes(self.config.aaguid.to_vec())),
-            (
-                4,
-                tmap(vec![
-                    ("rk", b(true)),
-                    ("up", b(true)),
-                    ("clientPin", b(self.pin_hash.is_some())),
-                    ("pinUvAuthToken", b(true)),
-                    ("alwaysUv", b(self.config.always_uv)),
-                    ("makeCredUvNotRqd", b(!self.config.always_uv)),
-                    ("credMgmt", b(true)),
-                    ("authnrCfg", b(true)),
-                    ("setMinPINLength", b(true)),
-                    ("ep", b(self.enterprise_attestation)),
-                ]),
-            ),
+            (4, tmap(options)),
             (5, int(crate::hid::MAX_MESSAGE_LEN as i64)),
             (6, Value::Array(vec![int(2), int(1)])),
             (7, int(crate::credential::MAX_CREDENTIALS_IN_LIST as i64)),
@@ -316,6 +351,7 @@ impl Authenticator {
         self.credentials.clear();
         self.pin_length = 0;
         self.enumeration = None;
+        self.next_assertions = None;
         self.min_pin_length_rp_ids.clear();
         self.enterprise_attestation = false;
         self.config.min_pin_length = self.factory_min_pin_length;

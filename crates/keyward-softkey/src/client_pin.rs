@@ -43,6 +43,9 @@ impl Authenticator {
             ]));
         }
         let protocol = PinProtocol::from_number(args.uint(1)?.ok_or(Status::MissingParameter)?)?;
+        if self.ctap20_only && (protocol != PinProtocol::V1 || sub > 0x05) {
+            return Err(if sub > 0x05 { Status::InvalidSubcommand } else { Status::InvalidParameter });
+        }
         match sub {
             0x02 => Ok(imap(vec![(1, cose_key(&self.key_agreement.public_key(), -25))])),
             0x03 => self.set_pin(protocol, args).map(|_| Value::Map(vec![])),

@@ -1,21 +1,27 @@
-//! makeCredential (0x01) and getAssertion (0x02): ES256 credentials, credProtect, hmac-secret,
-//! packed/none attestation.
+//! makeCredential (0x01), getAssertion (0x02) and getNextAssertion (0x08): ES256 credentials,
+//! credProtect, hmac-secret (salts in, encrypted outputs back, both PIN protocols),
+//! minPinLength, enterprise attestation, packed/none attestation.
 //!
 //! Authenticator data is rpIdHash ‖ flags ‖ signCount ‖ [aaguid ‖ len ‖ credId ‖ COSE key] ‖
 //! [extensions]. BE/BS are always 0: a soft key bound to one machine is not a synced passkey,
 //! and Entra's attestation policy cares. Every credential (discoverable or not) is kept in the
 //! table, so credential ids are random handles rather than wrapped keys.
 
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
 use ciborium::value::Value;
+use hmac::{Hmac, Mac};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::authenticator::{Attestation, Authenticator, Credential, Presence};
 use crate::cbor::{Args, as_i64, encode, imap, int, text_key, tmap};
 use crate::client_pin::permission;
-use crate::pin_protocol::{PinProtocol, cose_key};
+use crate::pin_protocol::{PinProtocol, cose_key, parse_cose_key, shared_secret};
 use crate::status::{CtapResult, Status};
 
 /// Longest exclude/allow list accepted.
@@ -25,6 +31,33 @@ const FLAG_UP: u8 = 0x01;
 const FLAG_UV: u8 = 0x04;
 const FLAG_AT: u8 = 0x40;
 const FLAG_ED: u8 = 0x80;
+
+/// How long getNextAssertion may follow getAssertion (CTAP 2.1 §6.3).
+const NEXT_ASSERTION_WINDOW: Duration = Duration::from_secs(30);
+
+/// A validated hmac-secret request: the protocol, the shared secret and the decrypted salts.
+pub(crate) struct HmacRequest {
+    protocol: PinProtocol,
+    shared: Zeroizing<Vec<u8>>,
+    salts: Zeroizing<Vec<u8>>,
+}
+
+/// What getNextAssertion continues: the request and the credentials not yet returned.
+pub(crate) struct NextAssertions {
+    rp_id: String,
+    cdh: Vec<u8>,
+    up: bool,
+    uv: bool,
+    hmac: Option<HmacRequest>,
+    left: VecDeque<Vec<u8>>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for NextAssertions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NextAssertions({} left, [secrets redacted])", self.left.len())
+    }
+}
 
 /// Reads `options` (key `key`) as (rk, up, uv) with defaults.
 fn options(args: &Args, key: i64) -> CtapResult<(Option<bool>, Option<bool>, Option<bool>)> {
@@ -123,6 +156,15 @@ impl Authenticator {
             Some(v) => v.as_bool().ok_or(Status::CborUnexpectedType)?,
             None => false,
         };
+        // Enterprise attestation (§6.1.2 step 9): only once enabled by authenticatorConfig;
+        // 1 = vendor-facilitated (RP ids configured on the key), 2 = platform-managed (any RP).
+        let ep_att = match args.uint(0x0A)? {
+            None => false,
+            Some(_) if !self.enterprise_attestation => return Err(Status::InvalidParameter),
+            Some(1) => self.enterprise_rp_ids.contains(&rp_id),
+            Some(2) => true,
+            Some(_) => return Err(Status::InvalidOption),
+        };
         let replaces = |c: &Credential| c.discoverable && c.rp_id == rp_id && c.user_id == user_id;
         if rk
             && !self.credentials.iter().any(replaces)
@@ -147,6 +189,10 @@ impl Authenticator {
         }
         if hmac_secret {
             ext_out.push(("hmac-secret", Value::Bool(true)));
+        }
+        let wants_min_pin_length = text_key(ext, "minPinLength").and_then(Value::as_bool) == Some(true);
+        if wants_min_pin_length && self.min_pin_length_rp_ids.contains(&rp_id) {
+            ext_out.push(("minPinLength", int(self.config.min_pin_length.into())));
         }
         let mut flags = FLAG_UP | FLAG_AT;
         if uv {
@@ -200,7 +246,11 @@ impl Authenticator {
             cred_random,
             sign_count: 0,
         });
-        Ok(imap(vec![(1, Value::Text(fmt.into())), (2, Value::Bytes(auth_data)), (3, att_stmt)]))
+        let mut out = vec![(1, Value::Text(fmt.into())), (2, Value::Bytes(auth_data)), (3, att_stmt)];
+        if ep_att {
+            out.push((4, Value::Bool(true)));
+        }
+        Ok(imap(out))
     }
 
     pub(crate) fn get_assertion(&mut self, args: &Args, presence: &mut dyn Presence) -> CtapResult<Value> {
@@ -218,42 +268,115 @@ impl Authenticator {
             return Err(Status::PuatRequired);
         }
         let allow = args.array(3)?.map(credential_ids).transpose()?;
-        let mut matches: Vec<usize> = self
+        let hmac = match args.map(4)?.and_then(|ext| text_key(ext, "hmac-secret")) {
+            Some(input) => Some(self.hmac_secret_request(input)?),
+            None => None,
+        };
+        let mut matches: Vec<Vec<u8>> = self
             .credentials
             .iter()
-            .enumerate()
-            .filter(|(_, c)| c.rp_id == rp_id)
-            .filter(|(_, c)| match &allow {
+            .filter(|c| c.rp_id == rp_id)
+            .filter(|c| match &allow {
                 Some(ids) => ids.contains(&c.id.as_slice()) && (c.cred_protect < 3 || uv),
                 None => c.discoverable && (c.cred_protect < 2 || uv),
             })
-            .map(|(i, _)| i)
+            .map(|c| c.id.clone())
             .collect();
         let up = up.unwrap_or(true);
-        if matches.is_empty() {
-            if up {
-                presence.confirm()?;
-            }
-            return Err(Status::NoCredentials);
-        }
         if up {
             presence.confirm()?;
         }
+        if matches.is_empty() {
+            return Err(Status::NoCredentials);
+        }
         matches.reverse(); // newest first
         let count = matches.len();
-        let cred = &mut self.credentials[matches[0]];
+        if allow.is_some() {
+            matches.truncate(1); // with an allow list the key picks one, no getNextAssertion
+        }
+        let mut pending =
+            NextAssertions { rp_id, cdh, up, uv, hmac, left: matches.into(), started: Instant::now() };
+        let first = pending.left.pop_front().expect("at least one match");
+        let mut out = self.assertion(&pending, &first)?;
+        if allow.is_none() && count > 1 {
+            out.push((5, int(count as i64)));
+            self.next_assertions = Some(pending);
+        }
+        Ok(imap(out))
+    }
+
+    /// getNextAssertion (0x08): the next credential of the last getAssertion, within 30 s.
+    pub(crate) fn get_next_assertion(&mut self) -> CtapResult<Value> {
+        let mut pending = self.next_assertions.take().ok_or(Status::NotAllowed)?;
+        if pending.started.elapsed() > NEXT_ASSERTION_WINDOW {
+            return Err(Status::NotAllowed);
+        }
+        let Some(id) = pending.left.pop_front() else {
+            return Err(Status::NotAllowed);
+        };
+        let out = self.assertion(&pending, &id)?;
+        if !pending.left.is_empty() {
+            self.next_assertions = Some(pending);
+        }
+        Ok(imap(out))
+    }
+
+    /// Reads and checks the hmac-secret input (§12.5): key agreement, salts, their MAC.
+    fn hmac_secret_request(&self, input: &Value) -> CtapResult<HmacRequest> {
+        let m = input.as_map().ok_or(Status::CborUnexpectedType)?;
+        let get = |k: i64| m.iter().find(|(key, _)| key.as_integer() == Some(k.into())).map(|(_, v)| v);
+        let bytes = |k| get(k).ok_or(Status::MissingParameter)?.as_bytes().ok_or(Status::CborUnexpectedType);
+        let protocol = match get(4) {
+            Some(v) => {
+                PinProtocol::from_number(u64::try_from(as_i64(v)?).map_err(|_| Status::InvalidParameter)?)?
+            }
+            None => PinProtocol::V1,
+        };
+        let platform = parse_cose_key(get(1).ok_or(Status::MissingParameter)?)?;
+        let (salt_enc, salt_auth) = (bytes(2)?, bytes(3)?);
+        let shared = shared_secret(protocol, &self.key_agreement, &platform);
+        if !protocol.verify(protocol.hmac_key(&shared), salt_enc, salt_auth) {
+            return Err(Status::PinAuthInvalid);
+        }
+        let salts = protocol.decrypt(&shared, salt_enc).ok_or(Status::InvalidLength)?;
+        if salts.len() != 32 && salts.len() != 64 {
+            return Err(Status::InvalidLength);
+        }
+        Ok(HmacRequest { protocol, shared, salts })
+    }
+
+    /// Signs one assertion for the credential `id` (which must still exist).
+    fn assertion(&mut self, req: &NextAssertions, id: &[u8]) -> CtapResult<Vec<(i64, Value)>> {
+        let cred = self.credentials.iter_mut().find(|c| c.id == id).ok_or(Status::NoCredentials)?;
         cred.sign_count += 1;
+        let mut ext = Vec::new();
+        if let (Some(h), Some(random)) = (&req.hmac, &cred.cred_random) {
+            // Two CredRandoms per credential (§12.5): one with UV, one without, so a secret
+            // obtained without the PIN never equals the one obtained with it.
+            let cred_random = if req.uv { hmac_sha256(random, b"uv").to_vec() } else { random.to_vec() };
+            let mut outputs = Zeroizing::new(Vec::with_capacity(64));
+            for salt in h.salts.chunks(32) {
+                outputs.extend_from_slice(&hmac_sha256(&cred_random, salt));
+            }
+            ext.push(("hmac-secret", Value::Bytes(h.protocol.encrypt(&h.shared, &outputs))));
+        }
         let mut flags = 0;
-        if up {
+        if req.up {
             flags |= FLAG_UP;
         }
-        if uv {
+        if req.uv {
             flags |= FLAG_UV;
         }
-        let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
+        if !ext.is_empty() {
+            flags |= FLAG_ED;
+        }
+        let mut auth_data = Sha256::digest(req.rp_id.as_bytes()).to_vec();
         auth_data.push(flags);
         auth_data.extend_from_slice(&cred.sign_count.to_be_bytes());
-        let sig: Signature = cred.key.sign(&[auth_data.as_slice(), &cdh].concat());
+        if !ext.is_empty() {
+            auth_data.extend(encode(tmap(ext)));
+        }
+        let sig: Signature = cred.key.sign(&[auth_data.as_slice(), &req.cdh].concat());
         let mut out = vec![
             (
                 1,
@@ -264,7 +387,7 @@ impl Authenticator {
         ];
         if cred.discoverable {
             let mut user = vec![("id", Value::Bytes(cred.user_id.clone()))];
-            if uv {
+            if req.uv {
                 if let Some(n) = &cred.user_name {
                     user.push(("name", Value::Text(n.clone())));
                 }
@@ -274,9 +397,12 @@ impl Authenticator {
             }
             out.push((4, tmap(user)));
         }
-        if allow.is_none() && count > 1 {
-            out.push((5, int(count as i64)));
-        }
-        Ok(imap(out))
+        Ok(out)
     }
+}
+
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
 }
