@@ -45,7 +45,7 @@ fn hmac_secret_outputs_are_stable_per_uv_and_independent_of_pin_protocol() {
     assert!(with_uv.windows(2).all(|w| w[0] == w[1]), "same salt + UV → same secret, whatever the protocol");
     // Without UV (allow list, credProtect 2 permits it) the key uses its other CredRandom.
     c.force_pin_protocol(None);
-    let a = c.get_assertion_with(&ga(&[id.clone()], Some(salts(1, None))), None).unwrap();
+    let a = c.get_assertion_with(&ga(std::slice::from_ref(&id), Some(salts(1, None))), None).unwrap();
     let no_uv = a.hmac_secret.unwrap();
     assert_eq!(no_uv.output2, None);
     assert_ne!(no_uv.output1, with_uv[0].output1);
@@ -152,7 +152,11 @@ fn cred_protect_levels() {
             Err(e) => panic!("level {level}: {e}"),
         };
         assert_eq!(found(c.get_assertion(RP, &CDH, &[], None)), discoverable, "level {level} discoverable");
-        assert_eq!(found(c.get_assertion(RP, &CDH, &[id.clone()], None)), by_id, "level {level} by id");
+        assert_eq!(
+            found(c.get_assertion(RP, &CDH, std::slice::from_ref(&id), None)),
+            by_id,
+            "level {level} by id"
+        );
         assert!(found(c.get_assertion(RP, &CDH, &[], Some(&t))), "level {level} with UV");
         let non_rk =
             MakeCredential { resident_key: false, exclude_list: vec![id.clone()], ..request(b"bob") };
@@ -174,7 +178,7 @@ fn always_uv_requires_a_token_for_everything() {
     c.toggle_always_uv(&t).unwrap();
     assert_eq!(c.get_info().unwrap().options.get("alwaysUv"), Some(&true));
     assert_eq!(c.make_credential(&non_rk, None).unwrap_err().status(), Some(CtapStatus::PuatRequired));
-    let err = c.get_assertion(RP, &CDH, &[id.clone()], None).unwrap_err();
+    let err = c.get_assertion(RP, &CDH, std::slice::from_ref(&id), None).unwrap_err();
     assert_eq!(err.status(), Some(CtapStatus::PuatRequired));
     assert!(err.to_string().contains("enter the PIN"));
     let t = c.get_pin_uv_auth_token(&pin("1234"), PERMISSION_MC | PERMISSION_GA, Some(RP)).unwrap();
