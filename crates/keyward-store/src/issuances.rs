@@ -1,0 +1,171 @@
+//! Issuance requests: create, move through the state machine with an optimistic check of the
+//! previous state, and look up by id or collection-code hash.
+//!
+//! The optimistic check (`UPDATE … WHERE state = <expected>`) is what makes two racing requests
+//! for the same issuance safe on both backends: only one sees its update applied, the other gets
+//! [`StoreError::StaleIssuance`] and must reload.
+
+use keyward_core::{AuditDraft, Issuance, IssuanceId, IssuanceState, PersonId};
+use serde_json::json;
+use sqlx::any::AnyRow;
+
+use crate::audit;
+use crate::db::{
+    Store, Tx, flag, from_micros, int, now_micros, opt_int, opt_parsed, opt_text, parsed, text, to_micros,
+};
+use crate::error::{Result, StoreError};
+
+const COLUMNS: &str = "id, person_id, requester, channel, approval_required, approved_by, security_key_id, \
+                       collection_code_hash, challenge_expires_at, state, failure_reason, created_at, updated_at";
+
+fn from_row(r: &AnyRow) -> Result<Issuance> {
+    Ok(Issuance {
+        id: parsed(r, "id")?,
+        person_id: parsed(r, "person_id")?,
+        requester: text(r, "requester")?,
+        channel: parsed(r, "channel")?,
+        approval_required: flag(r, "approval_required")?,
+        approved_by: opt_text(r, "approved_by")?,
+        security_key_id: opt_parsed(r, "security_key_id")?,
+        collection_code_hash: opt_text(r, "collection_code_hash")?,
+        challenge_expires_at: opt_int(r, "challenge_expires_at")?.map(from_micros),
+        state: parsed(r, "state")?,
+        failure_reason: opt_text(r, "failure_reason")?,
+        created_at: from_micros(int(r, "created_at")?),
+        updated_at: from_micros(int(r, "updated_at")?),
+    })
+}
+
+/// The audit subject naming an issuance.
+pub fn subject(id: IssuanceId) -> String {
+    format!("issuance:{id}")
+}
+
+/// Records a new issuance request.
+pub async fn create(tx: &mut Tx, actor: &str, i: &Issuance) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO issuance ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+    ))
+    .bind(i.id.to_string())
+    .bind(i.person_id.to_string())
+    .bind(i.requester.clone())
+    .bind(i.channel.as_str())
+    .bind(i.approval_required as i64)
+    .bind(i.approved_by.clone())
+    .bind(i.security_key_id.map(|k| k.to_string()))
+    .bind(i.collection_code_hash.clone())
+    .bind(i.challenge_expires_at.map(to_micros))
+    .bind(i.state.as_str())
+    .bind(i.failure_reason.clone())
+    .bind(to_micros(i.created_at))
+    .bind(to_micros(i.updated_at))
+    .execute(tx.conn())
+    .await
+    .map_err(|e| StoreError::unique(e, || "an issuance with this collection code".into()))?;
+    let detail = json!({"person": i.person_id, "channel": i.channel.as_str(), "approval_required": i.approval_required});
+    audit::append(tx, AuditDraft::new(actor, "issuance.create", subject(i.id)).detail(&detail)).await?;
+    Ok(())
+}
+
+async fn get_in(
+    conn: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    id: IssuanceId,
+) -> Result<Option<Issuance>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM issuance WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Saves `next` (an issuance whose state the caller moved with [`Issuance::transition`] and
+/// friends) only if the stored state is still `expected`; audits the move.
+pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next: &Issuance) -> Result<()> {
+    // Re-check the rule here so a caller cannot store an illegal move.
+    if expected != next.state {
+        expected.transition(next.state, next.approval_required)?;
+    }
+    let done = sqlx::query(
+        "UPDATE issuance SET state = $2, approved_by = $3, security_key_id = $4, challenge_expires_at = $5,
+         failure_reason = $6, updated_at = $7 WHERE id = $1 AND state = $8",
+    )
+    .bind(next.id.to_string())
+    .bind(next.state.as_str())
+    .bind(next.approved_by.clone())
+    .bind(next.security_key_id.map(|k| k.to_string()))
+    .bind(next.challenge_expires_at.map(to_micros))
+    .bind(next.failure_reason.clone())
+    .bind(now_micros())
+    .bind(expected.as_str())
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() == 0 {
+        let actual =
+            get_in(tx.conn(), next.id).await?.ok_or_else(|| StoreError::NotFound(subject(next.id)))?;
+        return Err(StoreError::StaleIssuance { id: next.id.to_string(), expected, actual: actual.state });
+    }
+    let detail =
+        json!({"from": expected.as_str(), "to": next.state.as_str(), "failure_reason": next.failure_reason});
+    audit::append(
+        tx,
+        AuditDraft::new(actor, format!("issuance.{}", next.state), subject(next.id)).detail(&detail),
+    )
+    .await?;
+    Ok(())
+}
+
+/// An issuance by id.
+pub async fn get(store: &Store, id: IssuanceId) -> Result<Option<Issuance>> {
+    get_in(store.pool(), id).await
+}
+
+/// An issuance by the hash of its collection code (see [`keyward_core::issuance::hash_collection_code`]).
+pub async fn find_by_collection_code_hash(store: &Store, hash: &str) -> Result<Option<Issuance>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM issuance WHERE collection_code_hash = $1"))
+        .bind(hash.to_owned())
+        .fetch_optional(store.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Issuances, optionally for one person and/or in one state, newest first, at most `limit`.
+pub async fn list(
+    store: &Store,
+    person: Option<PersonId>,
+    state: Option<IssuanceState>,
+    limit: i64,
+) -> Result<Vec<Issuance>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM issuance WHERE ($1 IS NULL OR person_id = $1) AND ($2 IS NULL OR state = $2)
+         ORDER BY created_at DESC, id LIMIT $3"
+    ))
+    .bind(person.map(|p| p.to_string()))
+    .bind(state.map(|s| s.as_str()))
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Records the challenge of the creation options handed out for an issuance (checked locally
+/// when the registration comes back).
+pub async fn set_challenge(tx: &mut Tx, id: IssuanceId, challenge: &str) -> Result<()> {
+    sqlx::query("UPDATE issuance SET challenge = $2 WHERE id = $1")
+        .bind(id.to_string())
+        .bind(challenge.to_owned())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The challenge handed out for an issuance, if options were issued.
+pub async fn challenge(store: &Store, id: IssuanceId) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT challenge FROM issuance WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(store.pool())
+        .await?;
+    match row {
+        Some(r) => opt_text(&r, "challenge"),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,177 @@
+//! Passkeys: recorded `pending` before the registration call to Entra, marked `registered` with
+//! Entra's method id, revoked, and listed by person or key; also found by credential id (the
+//! reconcile job matches Entra's methods to Keyward's records by it).
+
+use keyward_core::{AuditDraft, Passkey, PasskeyId, PasskeyState, PersonId, SecurityKeyId};
+use serde_json::json;
+use sqlx::any::AnyRow;
+
+use crate::audit;
+use crate::db::{Store, Tx, from_micros, int, now_micros, opt_parsed, opt_text, parsed, text, to_micros};
+use crate::error::{Result, StoreError};
+
+const COLUMNS: &str = "id, entra_method_id, credential_id, person_id, security_key_id, aaguid, model, display_name, state, origin, created_at";
+
+fn from_row(r: &AnyRow) -> Result<Passkey> {
+    Ok(Passkey {
+        id: parsed(r, "id")?,
+        entra_method_id: opt_text(r, "entra_method_id")?,
+        credential_id: text(r, "credential_id")?,
+        person_id: parsed(r, "person_id")?,
+        security_key_id: opt_parsed(r, "security_key_id")?,
+        aaguid: parsed(r, "aaguid")?,
+        model: opt_text(r, "model")?,
+        display_name: text(r, "display_name")?,
+        state: parsed(r, "state")?,
+        origin: parsed(r, "origin")?,
+        created_at: from_micros(int(r, "created_at")?),
+    })
+}
+
+/// The audit subject naming a passkey.
+pub fn subject(id: PasskeyId) -> String {
+    format!("passkey:{id}")
+}
+
+/// Records a passkey (normally `pending` and managed, before the Graph POST; or `registered` and
+/// discovered, from reconcile).
+pub async fn insert(tx: &mut Tx, actor: &str, p: &Passkey) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO passkey ({COLUMNS}, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
+    ))
+    .bind(p.id.to_string())
+    .bind(p.entra_method_id.clone())
+    .bind(p.credential_id.clone())
+    .bind(p.person_id.to_string())
+    .bind(p.security_key_id.map(|k| k.to_string()))
+    .bind(p.aaguid.to_string())
+    .bind(p.model.clone())
+    .bind(p.display_name.clone())
+    .bind(p.state.as_str())
+    .bind(p.origin.as_str())
+    .bind(to_micros(p.created_at))
+    .bind(now_micros())
+    .execute(tx.conn())
+    .await
+    .map_err(|e| StoreError::unique(e, || format!("a passkey with credential id {}", p.credential_id)))?;
+    let detail = json!({"person": p.person_id, "key": p.security_key_id, "aaguid": p.aaguid,
+                        "state": p.state.as_str(), "origin": p.origin.as_str()});
+    audit::append(tx, AuditDraft::new(actor, "passkey.record", subject(p.id)).detail(&detail)).await?;
+    Ok(())
+}
+
+async fn get_in(
+    conn: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    id: PasskeyId,
+) -> Result<Option<Passkey>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM passkey WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+async fn move_to(tx: &mut Tx, id: PasskeyId, to: PasskeyState, method_id: Option<&str>) -> Result<Passkey> {
+    let mut p = get_in(tx.conn(), id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
+    let from = p.state;
+    p.transition(to)?;
+    if let Some(m) = method_id {
+        p.entra_method_id = Some(m.to_owned());
+    }
+    let done = sqlx::query(
+        "UPDATE passkey SET state = $2, entra_method_id = $3, updated_at = $4 WHERE id = $1 AND state = $5",
+    )
+    .bind(id.to_string())
+    .bind(to.as_str())
+    .bind(p.entra_method_id.clone())
+    .bind(now_micros())
+    .bind(from.as_str())
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(subject(id)));
+    }
+    Ok(p)
+}
+
+/// Marks a pending passkey registered with Entra's method id.
+pub async fn mark_registered(
+    tx: &mut Tx,
+    actor: &str,
+    id: PasskeyId,
+    entra_method_id: &str,
+) -> Result<Passkey> {
+    let p = move_to(tx, id, PasskeyState::Registered, Some(entra_method_id)).await?;
+    let detail = json!({"entra_method_id": entra_method_id, "person": p.person_id});
+    audit::append(tx, AuditDraft::new(actor, "passkey.registered", subject(id)).detail(&detail)).await?;
+    Ok(p)
+}
+
+/// Revokes a passkey (after deleting it in Entra, or abandoning a pending one).
+pub async fn revoke(tx: &mut Tx, actor: &str, id: PasskeyId, reason: &str) -> Result<Passkey> {
+    let p = move_to(tx, id, PasskeyState::Revoked, None).await?;
+    let detail = json!({"reason": reason, "person": p.person_id, "entra_method_id": p.entra_method_id});
+    audit::append(tx, AuditDraft::new(actor, "passkey.revoke", subject(id)).detail(&detail)).await?;
+    Ok(p)
+}
+
+/// A passkey by id.
+pub async fn get(store: &Store, id: PasskeyId) -> Result<Option<Passkey>> {
+    get_in(store.pool(), id).await
+}
+
+/// A passkey by WebAuthn credential id (base64url).
+pub async fn find_by_credential_id(store: &Store, credential_id: &str) -> Result<Option<Passkey>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM passkey WHERE credential_id = $1"))
+        .bind(credential_id.to_owned())
+        .fetch_optional(store.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A person's passkeys, oldest first.
+pub async fn list_by_person(store: &Store, person: PersonId) -> Result<Vec<Passkey>> {
+    let rows =
+        sqlx::query(&format!("SELECT {COLUMNS} FROM passkey WHERE person_id = $1 ORDER BY created_at, id"))
+            .bind(person.to_string())
+            .fetch_all(store.pool())
+            .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The passkeys on a security key, oldest first.
+pub async fn list_by_key(store: &Store, key: SecurityKeyId) -> Result<Vec<Passkey>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM passkey WHERE security_key_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(key.to_string())
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Removes a `pending` passkey whose registration did not happen (Entra refused it, or it never
+/// reached Entra), with an audit event giving the reason. Registered passkeys are never removed.
+pub async fn discard_pending(tx: &mut Tx, actor: &str, id: PasskeyId, reason: &str) -> Result<()> {
+    let done = sqlx::query("DELETE FROM passkey WHERE id = $1 AND state = $2")
+        .bind(id.to_string())
+        .bind(PasskeyState::Pending.as_str())
+        .execute(tx.conn())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("pending {}", subject(id))));
+    }
+    let draft = AuditDraft::new(actor, "passkey.discard", subject(id))
+        .outcome(keyward_core::Outcome::Failure)
+        .detail(&json!({"reason": reason}));
+    audit::append(tx, draft).await?;
+    Ok(())
+}
+
+/// Every passkey, newest first.
+pub async fn list(store: &Store) -> Result<Vec<Passkey>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM passkey ORDER BY created_at DESC, id"))
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}

@@ -1,0 +1,294 @@
+//! People: upsert from the Entra sync, look-ups, search, paging, linking, leavers.
+//!
+//! The Entra object id lives in the external-reference column the deployment configured
+//! (`ext_ref_1..3`, see [`keyward_core::ExternalRefSlot`]); the column name is derived from the
+//! validated slot number, never from user input.
+
+use keyward_core::{AuditDraft, ExternalRefSlot, ExternalRefs, LinkMethod, Person, PersonId, PersonSource};
+use serde_json::json;
+use sqlx::any::AnyRow;
+
+use crate::audit;
+use crate::db::{Store, Tx, flag, json, like_pattern, now_micros, opt_parsed, opt_text, parsed, text};
+use crate::error::{Result, StoreError};
+
+const COLUMNS: &str = "id, display_name, upn, ext_ref_1, ext_ref_2, ext_ref_3, link_method, enabled, \
+                       deleted_in_entra, source, groups_json";
+
+fn slot_column(slot: ExternalRefSlot) -> &'static str {
+    match slot.number() {
+        1 => "ext_ref_1",
+        2 => "ext_ref_2",
+        _ => "ext_ref_3",
+    }
+}
+
+fn from_row(r: &AnyRow) -> Result<Person> {
+    Ok(Person {
+        id: parsed(r, "id")?,
+        display_name: text(r, "display_name")?,
+        upn: text(r, "upn")?,
+        external_refs: ExternalRefs([
+            opt_text(r, "ext_ref_1")?,
+            opt_text(r, "ext_ref_2")?,
+            opt_text(r, "ext_ref_3")?,
+        ]),
+        link_method: opt_parsed(r, "link_method")?,
+        enabled: flag(r, "enabled")?,
+        deleted_in_entra: flag(r, "deleted_in_entra")?,
+        source: parsed(r, "source")?,
+        groups: json(r, "groups_json")?,
+    })
+}
+
+/// A user as read from Entra by the sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntraUser {
+    /// Entra object id.
+    pub object_id: String,
+    /// User principal name.
+    pub upn: String,
+    /// Display name.
+    pub display_name: String,
+    /// `accountEnabled`.
+    pub enabled: bool,
+    /// Group ids or names (for enrollment policy).
+    pub groups: Vec<String>,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// A new person was created.
+    Created,
+    /// An existing person was updated (or linked by UPN).
+    Updated,
+    /// Nothing changed.
+    Unchanged,
+}
+
+/// Inserts a person (e.g. created by an operator or an import).
+pub async fn insert(tx: &mut Tx, actor: &str, p: &Person) -> Result<()> {
+    let now = now_micros();
+    let sql = format!(
+        "INSERT INTO person ({COLUMNS}, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12)"
+    );
+    sqlx::query(&sql)
+        .bind(p.id.to_string())
+        .bind(&p.display_name)
+        .bind(&p.upn)
+        .bind(p.external_refs.0[0].clone())
+        .bind(p.external_refs.0[1].clone())
+        .bind(p.external_refs.0[2].clone())
+        .bind(p.link_method.map(|m| m.as_str()))
+        .bind(p.enabled as i64)
+        .bind(p.deleted_in_entra as i64)
+        .bind(p.source.as_str())
+        .bind(serde_json::to_string(&p.groups).expect("strings serialise"))
+        .bind(now)
+        .execute(tx.conn())
+        .await
+        .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
+    audit::append(tx, AuditDraft::new(actor, "person.create", subject(p.id)).detail(&json!({"upn": p.upn})))
+        .await?;
+    Ok(())
+}
+
+async fn update(tx: &mut Tx, p: &Person) -> Result<()> {
+    let sql =
+        "UPDATE person SET display_name=$2, upn=$3, ext_ref_1=$4, ext_ref_2=$5, ext_ref_3=$6, link_method=$7,
+               enabled=$8, deleted_in_entra=$9, source=$10, groups_json=$11, updated_at=$12 WHERE id=$1";
+    let done = sqlx::query(sql)
+        .bind(p.id.to_string())
+        .bind(&p.display_name)
+        .bind(&p.upn)
+        .bind(p.external_refs.0[0].clone())
+        .bind(p.external_refs.0[1].clone())
+        .bind(p.external_refs.0[2].clone())
+        .bind(p.link_method.map(|m| m.as_str()))
+        .bind(p.enabled as i64)
+        .bind(p.deleted_in_entra as i64)
+        .bind(p.source.as_str())
+        .bind(serde_json::to_string(&p.groups).expect("strings serialise"))
+        .bind(now_micros())
+        .execute(tx.conn())
+        .await
+        .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(subject(p.id)));
+    }
+    Ok(())
+}
+
+/// The audit subject naming a person.
+pub fn subject(id: PersonId) -> String {
+    format!("person:{id}")
+}
+
+async fn one(
+    tx_or_pool: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    sql: &str,
+    arg: String,
+) -> Result<Option<Person>> {
+    let row = sqlx::query(sql).bind(arg).fetch_optional(tx_or_pool).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Creates or updates the person for an Entra user: matched first by object id in `slot`, then
+/// by UPN (case-insensitive; the match is recorded as a UPN link), else created and linked by
+/// object id. A person who was marked deleted and reappears is undeleted.
+pub async fn upsert_from_entra(
+    tx: &mut Tx,
+    actor: &str,
+    slot: ExternalRefSlot,
+    user: &EntraUser,
+) -> Result<(Person, Upserted)> {
+    let col = slot_column(slot);
+    let by_oid =
+        one(tx.conn(), &format!("SELECT {COLUMNS} FROM person WHERE {col} = $1"), user.object_id.clone())
+            .await?;
+    let found = match by_oid {
+        Some(p) => Some(p),
+        None => {
+            one(
+                tx.conn(),
+                &format!("SELECT {COLUMNS} FROM person WHERE lower(upn) = lower($1)"),
+                user.upn.clone(),
+            )
+            .await?
+        }
+    };
+    let Some(mut p) = found else {
+        let mut p = Person::new(&user.display_name, &user.upn, PersonSource::Entra);
+        p.link(slot, &user.object_id, LinkMethod::ObjectId)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        p.enabled = user.enabled;
+        p.groups = user.groups.clone();
+        insert(tx, actor, &p).await?;
+        return Ok((p, Upserted::Created));
+    };
+    let before = p.clone();
+    if p.entra_object_id(slot).is_none() {
+        p.link(slot, &user.object_id, LinkMethod::Upn).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    }
+    p.display_name = user.display_name.clone();
+    p.upn = user.upn.clone();
+    p.enabled = user.enabled;
+    p.deleted_in_entra = false;
+    p.groups = user.groups.clone();
+    if p == before {
+        return Ok((p, Upserted::Unchanged));
+    }
+    update(tx, &p).await?;
+    let detail = json!({"upn": p.upn, "enabled": p.enabled, "linked": before.link_method.is_none() && p.link_method.is_some()});
+    audit::append(tx, AuditDraft::new(actor, "person.sync", subject(p.id)).detail(&detail)).await?;
+    Ok((p, Upserted::Updated))
+}
+
+/// Sets (or replaces) a person's Entra link.
+pub async fn set_link(
+    tx: &mut Tx,
+    actor: &str,
+    id: PersonId,
+    slot: ExternalRefSlot,
+    object_id: &str,
+    method: LinkMethod,
+) -> Result<Person> {
+    let mut p = one(tx.conn(), &format!("SELECT {COLUMNS} FROM person WHERE id = $1"), id.to_string())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(subject(id)))?;
+    p.link(slot, object_id, method).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    update(tx, &p).await?;
+    let detail = json!({"object_id": object_id, "method": method.as_str(), "slot": slot.number()});
+    audit::append(tx, AuditDraft::new(actor, "person.link", subject(id)).detail(&detail)).await?;
+    Ok(p)
+}
+
+/// Marks a person disabled (or enabled again) as seen in Entra.
+pub async fn set_enabled(tx: &mut Tx, actor: &str, id: PersonId, enabled: bool) -> Result<()> {
+    let done = sqlx::query("UPDATE person SET enabled = $2, updated_at = $3 WHERE id = $1")
+        .bind(id.to_string())
+        .bind(enabled as i64)
+        .bind(now_micros())
+        .execute(tx.conn())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(subject(id)));
+    }
+    let action = if enabled { "person.enable" } else { "person.disable" };
+    audit::append(tx, AuditDraft::new(actor, action, subject(id))).await?;
+    Ok(())
+}
+
+/// Marks a person as deleted in Entra (a leaver); the record is kept for the audit trail.
+pub async fn mark_deleted(tx: &mut Tx, actor: &str, id: PersonId) -> Result<()> {
+    let done =
+        sqlx::query("UPDATE person SET deleted_in_entra = 1, enabled = 0, updated_at = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(now_micros())
+            .execute(tx.conn())
+            .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(subject(id)));
+    }
+    audit::append(tx, AuditDraft::new(actor, "person.deleted-in-entra", subject(id))).await?;
+    Ok(())
+}
+
+/// A person by id.
+pub async fn get(store: &Store, id: PersonId) -> Result<Option<Person>> {
+    one(store.pool(), &format!("SELECT {COLUMNS} FROM person WHERE id = $1"), id.to_string()).await
+}
+
+/// A person by UPN (case-insensitive).
+pub async fn get_by_upn(store: &Store, upn: &str) -> Result<Option<Person>> {
+    one(store.pool(), &format!("SELECT {COLUMNS} FROM person WHERE lower(upn) = lower($1)"), upn.to_owned())
+        .await
+}
+
+/// A person by Entra object id, held in the configured slot.
+pub async fn get_by_object_id(
+    store: &Store,
+    slot: ExternalRefSlot,
+    object_id: &str,
+) -> Result<Option<Person>> {
+    let sql = format!("SELECT {COLUMNS} FROM person WHERE {} = lower($1)", slot_column(slot));
+    one(store.pool(), &sql, object_id.to_owned()).await
+}
+
+/// People whose display name or UPN contains `query` (case-insensitive), by UPN, at most `limit`.
+pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Person>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM person WHERE lower(upn) LIKE $1 ESCAPE '\\' OR lower(display_name) LIKE $1 ESCAPE '\\'
+         ORDER BY lower(upn) LIMIT $2"
+    );
+    let rows = sqlx::query(&sql).bind(like_pattern(query)).bind(limit).fetch_all(store.pool()).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// One page of people ordered by UPN: those after `after_upn` (exclusive), at most `limit`.
+pub async fn list(store: &Store, after_upn: Option<&str>, limit: i64) -> Result<Vec<Person>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM person WHERE lower(upn) > lower($1) ORDER BY lower(upn) LIMIT $2");
+    let rows = sqlx::query(&sql)
+        .bind(after_upn.unwrap_or("").to_owned())
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Number of people.
+pub async fn count(store: &Store) -> Result<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM person").fetch_one(store.pool()).await?;
+    crate::db::int(&row, "n")
+}
+
+/// Everyone whose Entra object id is recorded in `slot`, by UPN.
+pub async fn list_linked(store: &Store, slot: ExternalRefSlot) -> Result<Vec<Person>> {
+    let col = slot_column(slot);
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM person WHERE {col} IS NOT NULL ORDER BY upn"))
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}

@@ -1,0 +1,130 @@
+//! API tokens: created with a role, stored only as the SHA-256 of the token, checked on every
+//! request, revocable.
+//!
+//! A token is `kw_` + 32 random bytes in base64url; it has full entropy, so a plain SHA-256 is
+//! enough to store it (a slow password hash like Argon2 protects low-entropy secrets and would
+//! cost every API request milliseconds).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keyward_core::{ApiTokenId, AuditDraft, Role};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use time::OffsetDateTime;
+
+use crate::audit;
+use crate::db::{Store, Tx, from_micros, int, now_micros, opt_int, parsed, text};
+use crate::error::{Result, StoreError};
+
+/// An API token's record (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    /// Id.
+    pub id: ApiTokenId,
+    /// Unique name (shown in audit events as `token:NAME`).
+    pub name: String,
+    /// Role granted.
+    pub role: Role,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it was last used.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// When it was revoked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+const COLUMNS: &str = "id, name, role, created_at, last_used_at, revoked_at";
+
+fn from_row(r: &AnyRow) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id: parsed(r, "id")?,
+        name: text(r, "name")?,
+        role: parsed(r, "role")?,
+        created_at: from_micros(int(r, "created_at")?),
+        last_used_at: opt_int(r, "last_used_at")?.map(from_micros),
+        revoked_at: opt_int(r, "revoked_at")?.map(from_micros),
+    })
+}
+
+/// SHA-256 (hex) of a token, as stored.
+pub fn token_hash(token: &SecretString) -> String {
+    hex::encode(Sha256::digest(token.expose_secret().trim().as_bytes()))
+}
+
+/// Creates a token named `name` with `role`; returns its record and the token, shown once.
+pub async fn create(tx: &mut Tx, actor: &str, name: &str, role: Role) -> Result<(ApiToken, SecretString)> {
+    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(raw.as_mut());
+    let token = SecretString::from(format!("kw_{}", URL_SAFE_NO_PAD.encode(raw.as_ref())));
+    let now = now_micros();
+    let rec = ApiToken {
+        id: ApiTokenId::new(),
+        name: name.to_owned(),
+        role,
+        created_at: from_micros(now),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    sqlx::query("INSERT INTO api_token (id, name, role, token_hash, created_at) VALUES ($1,$2,$3,$4,$5)")
+        .bind(rec.id.to_string())
+        .bind(name.to_owned())
+        .bind(role.as_str())
+        .bind(token_hash(&token))
+        .bind(now)
+        .execute(tx.conn())
+        .await
+        .map_err(|e| StoreError::unique(e, || format!("a token named {name}")))?;
+    audit::append(
+        tx,
+        AuditDraft::new(actor, "token.create", format!("token:{name}")).detail(&json!({"role": role})),
+    )
+    .await?;
+    Ok((rec, token))
+}
+
+/// The live (not revoked) token matching `token`, recording its use; `None` if unknown or revoked.
+pub async fn authenticate(store: &Store, token: &SecretString) -> Result<Option<ApiToken>> {
+    let hash = token_hash(token);
+    let row =
+        sqlx::query(&format!("SELECT {COLUMNS} FROM api_token WHERE token_hash = $1 AND revoked_at IS NULL"))
+            .bind(hash.clone())
+            .fetch_optional(store.pool())
+            .await?;
+    let Some(mut rec) = row.as_ref().map(from_row).transpose()? else { return Ok(None) };
+    let now = now_micros();
+    sqlx::query("UPDATE api_token SET last_used_at = $2 WHERE token_hash = $1")
+        .bind(hash)
+        .bind(now)
+        .execute(store.pool())
+        .await?;
+    rec.last_used_at = Some(from_micros(now));
+    Ok(Some(rec))
+}
+
+/// Revokes the token named `name`; returns whether a live token was revoked.
+pub async fn revoke(tx: &mut Tx, actor: &str, name: &str) -> Result<bool> {
+    let done = sqlx::query("UPDATE api_token SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
+        .bind(name.to_owned())
+        .bind(now_micros())
+        .execute(tx.conn())
+        .await?;
+    if done.rows_affected() > 0 {
+        audit::append(tx, AuditDraft::new(actor, "token.revoke", format!("token:{name}"))).await?;
+    }
+    Ok(done.rows_affected() > 0)
+}
+
+/// All tokens (live and revoked), by name.
+pub async fn list(store: &Store) -> Result<Vec<ApiToken>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM api_token ORDER BY name"))
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}

@@ -1,0 +1,106 @@
+//! Test harness: runs one test body on a fresh SQLite file and on a fresh PostgreSQL database.
+//!
+//! PostgreSQL is reached at `KEYWARD_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`,
+//! trust auth); each test creates its own `keyward_test_<random>` database and drops it afterwards,
+//! so tests run in parallel without colliding. A missing PostgreSQL fails the test with a hint — it
+//! is not skipped, because a skipped backend would hide divergence.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use keyward_store::Store;
+use sqlx::{Connection, Executor};
+
+/// Where the admin connection for creating test databases goes.
+pub fn postgres_admin_url() -> String {
+    std::env::var("KEYWARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    let cut = base.rfind('/').expect("postgres URL has a /database part");
+    format!("{}/{db}", &base[..cut])
+}
+
+/// A temporary SQLite path under a fresh directory.
+pub fn sqlite_path() -> PathBuf {
+    std::env::temp_dir().join(format!("keyward-store-test-{}", uuid::Uuid::new_v4())).join("keyward.db")
+}
+
+async fn admin() -> sqlx::PgConnection {
+    let url = postgres_admin_url();
+    sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot reach PostgreSQL at {url}: {e}; start it with \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` or set KEYWARD_TEST_POSTGRES"
+        )
+    })
+}
+
+/// Runs `body` on a fresh store of `backend` ("sqlite" or "postgres"), then removes the database.
+pub async fn run<F, Fut>(backend: &str, body: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    match backend {
+        "sqlite" => {
+            let path = sqlite_path();
+            let store =
+                Store::open(&format!("sqlite://{}", path.display())).await.expect("open sqlite store");
+            let outcome = tokio::spawn(body(store.clone())).await;
+            store.close().await;
+            let _ = std::fs::remove_dir_all(path.parent().unwrap());
+            if let Err(e) = outcome {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        "postgres" => {
+            let name = format!("keyward_test_{}", uuid::Uuid::new_v4().simple());
+            admin()
+                .await
+                .execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("create test database");
+            let store =
+                Store::open(&with_database(&postgres_admin_url(), &name)).await.expect("open postgres store");
+            let outcome = tokio::spawn(body(store.clone())).await;
+            store.close().await;
+            admin()
+                .await
+                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await
+                .expect("drop test database");
+            if let Err(e) = outcome {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        other => panic!("unknown backend {other}"),
+    }
+}
+
+/// Declares `NAME_sqlite` and `NAME_postgres` tests running the async fn `NAME(store)`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::common::run("sqlite", super::$name).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::common::run("postgres", super::$name).await;
+                }
+            )+
+        }
+    };
+}
