@@ -37,6 +37,9 @@ pub enum CtapError {
          it, then run the reset again right away and touch the key (this erases all its passkeys)"
     )]
     ResetWindow,
+    /// Selection was asked for with no key to choose from.
+    #[error("no security key is plugged in; insert one and retry")]
+    NoKey,
     /// The PIN is too short or too long before it is even sent.
     #[error("the PIN must have at least {min} characters and at most 63 bytes; choose another PIN")]
     PinLength {

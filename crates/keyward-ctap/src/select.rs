@@ -6,14 +6,21 @@
 //! request blocks until touch, cancel or time-out.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use crate::client::Client;
 use crate::error::CtapError;
 use crate::transport::Transport;
 
+/// How often the losers' cancel flags are raised again while they are still running: a key
+/// whose request only starts after the winner answered would otherwise clear its flag and
+/// blink until its own time-out.
+const RECANCEL_EVERY: Duration = Duration::from_millis(50);
+
 /// Asks every key to blink and returns the index of the first one touched; the others are
-/// cancelled. If no key is touched, the error of the last key to give up is returned.
+/// cancelled. If no key is touched, the error of the last key to give up is returned
+/// ([`CtapError::NoKey`] for an empty list).
 pub fn select<T: Transport>(clients: &mut [Client<T>]) -> Result<usize, CtapError> {
     let flags: Vec<_> = clients.iter_mut().map(|c| c.hid().cancel_flag()).collect();
     let (tx, rx) = mpsc::channel();
@@ -27,21 +34,29 @@ pub fn select<T: Transport>(clients: &mut [Client<T>]) -> Result<usize, CtapErro
         drop(tx);
         let mut winner = None;
         let mut last_err = None;
-        for (i, result) in rx {
-            match result {
-                Ok(()) if winner.is_none() => {
+        loop {
+            let next = rx.recv_timeout(RECANCEL_EVERY);
+            if let Some(w) = winner {
+                flags
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != w)
+                    .for_each(|(_, f)| f.store(true, Ordering::SeqCst));
+            }
+            match next {
+                Ok((i, Ok(()))) if winner.is_none() => {
                     winner = Some(i);
-                    for (j, f) in flags.iter().enumerate() {
-                        if j != i {
-                            f.store(true, Ordering::SeqCst);
-                        }
-                    }
+                    flags
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .for_each(|(_, f)| f.store(true, Ordering::SeqCst));
                 }
-                Ok(()) => {}
-                Err(e) => last_err = Some(e),
+                Ok((_, Ok(()))) | Err(RecvTimeoutError::Timeout) => {}
+                Ok((_, Err(e))) => last_err = Some(e),
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        winner
-            .ok_or_else(|| last_err.unwrap_or(CtapError::Malformed("no security key to select from".into())))
+        winner.ok_or_else(|| last_err.unwrap_or(CtapError::NoKey))
     })
 }

@@ -111,6 +111,8 @@ fn selection_picks_the_touched_key_and_cancels_the_others() {
     for c in &mut clients {
         c.hid().ping(b"still here").unwrap();
     }
+    let none: &mut [Client<MemoryTransport>] = &mut [];
+    assert!(matches!(keyward_ctap::select(none), Err(keyward_ctap::CtapError::NoKey)));
     // A single key: selection is a touch.
     let (mut c, _key) = setup(Config::default());
     c.selection().unwrap();
