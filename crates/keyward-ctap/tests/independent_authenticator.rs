@@ -12,7 +12,7 @@ mod independent;
 
 use ciborium::value::Value;
 use independent::attestation::Batch;
-use independent::{with_attested_authenticator, with_authenticator};
+use independent::{MAX_RESIDENT_CREDENTIALS, with_attested_authenticator, with_authenticator};
 use keyward_ctap::client::{PERMISSION_ACFG, PERMISSION_CM, PERMISSION_GA, PERMISSION_MC};
 use keyward_ctap::{AuthData, CtapError, CtapStatus, MakeCredential, MinPinLength, PinProtocol};
 use p256::ecdsa::signature::Verifier;
@@ -401,5 +401,32 @@ fn forced_pin_change_blocks_tokens_until_the_pin_is_changed() {
             c.toggle_always_uv(&token).unwrap();
             assert_eq!(c.get_info().unwrap().options.get("alwaysUv"), Some(&want));
         }
+    });
+}
+
+/// The harness limits the key to [`MAX_RESIDENT_CREDENTIALS`] passkeys; one more is refused
+/// with advice, and deleting one through credential management makes room again.
+#[test]
+fn a_full_key_store_tells_the_operator_to_remove_passkeys() {
+    with_authenticator(|mut c, _| {
+        c.set_pin(&pin(PIN)).unwrap();
+        let mut ids = Vec::new();
+        let err = loop {
+            let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_MC, Some(RP)).unwrap();
+            let user = format!("user-{}", ids.len());
+            match c.make_credential(&request(user.as_bytes()), Some(&token)) {
+                Ok(att) => ids.push(att.parsed().unwrap().credential_id.unwrap()),
+                Err(e) => break e,
+            }
+            assert!(ids.len() <= MAX_RESIDENT_CREDENTIALS, "the limit was not enforced");
+        };
+        assert_eq!(ids.len(), MAX_RESIDENT_CREDENTIALS);
+        assert_eq!(err.status(), Some(CtapStatus::KeyStoreFull), "{err}");
+        assert!(err.to_string().contains("remove unused passkeys"), "{err}");
+
+        let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_CM, None).unwrap();
+        c.delete_credential(&token, &ids[0]).unwrap();
+        let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_MC, Some(RP)).unwrap();
+        c.make_credential(&request(b"user-new"), Some(&token)).unwrap();
     });
 }

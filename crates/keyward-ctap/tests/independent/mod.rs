@@ -39,6 +39,9 @@ use pipe::Pipe;
 /// The largest CTAP message the pipe reassembles; advertised as maxMsgSize in getInfo.
 const MAX_MSG_SIZE: usize = 3072;
 
+/// How many discoverable credentials the authenticator may hold (small, to reach the limit).
+pub const MAX_RESIDENT_CREDENTIALS: usize = 10;
+
 /// Our [`Transport`] over trussed's CTAPHID pipe: reports go straight into the pipe's parser.
 pub struct PipeTransport<'a> {
     pipe: Pipe<'a, DEFAULT_MESSAGE_SIZE>,
@@ -111,7 +114,8 @@ where
             &[BackendId::Custom(BackendIds::StagingBackend), BackendId::Core],
             |trussed| {
                 let mut config = Config::new(MAX_MSG_SIZE);
-                config.max_resident_credential_count = Some(10);
+                config.max_resident_credential_count =
+                    Some(MAX_RESIDENT_CREDENTIALS.try_into().expect("a small limit"));
                 // The virt platform's "button" answers at once; a long touch cannot be modelled.
                 config.long_touch_for_reset = false;
                 let mut authenticator = Authenticator::new(trussed, Conforming {}, config);
