@@ -12,7 +12,7 @@ use keyward_core::{
     Channel, EffectivePolicy, EnrollmentMode, EnrollmentPolicy, Issuance, IssuanceId, IssuanceState,
     KeyState, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Person, PersonId, PinRules, SecurityKey,
 };
-use keyward_entra::RegistrationError;
+use keyward_entra::{Registered, RegistrationError, RegistrationPath};
 use keyward_store::{issuances, keys, passkeys, people, policies};
 use keyward_webauthn::b64;
 use keyward_webauthn::graph::{
@@ -325,35 +325,55 @@ impl Service {
             c.serial.as_deref(),
         );
 
-        // Record the intent (the pending passkey, and the key when it is new) before the POST.
-        let mut tx = self.store.begin().await.map_err(store_error)?;
-        if key.is_none() && c.serial.is_some() {
-            let mut k = SecurityKey::new(c.serial.clone(), checked.aaguid);
-            k.model = model.clone();
-            k.firmware = c.firmware.clone();
-            keys::insert(&mut tx, actor, &k).await.map_err(store_error)?;
-            key = Some(k);
-        }
-        let mut passkey = Passkey {
-            id: PasskeyId::new(),
-            entra_method_id: None,
-            credential_id: credential_id.clone(),
-            person_id: person.id,
-            security_key_id: key.as_ref().map(|k| k.id),
-            aaguid: checked.aaguid,
-            model: model.clone(),
-            display_name: display_name.clone(),
-            created_at: OffsetDateTime::now_utc(),
-            state: PasskeyState::Pending,
-            origin: PasskeyOrigin::Managed,
+        // A completion retried after an unknown outcome finds its pending passkey: reuse it, and ask
+        // Entra whether the earlier POST landed before sending another.
+        let existing =
+            passkeys::find_by_credential_id(&self.store, &credential_id).await.map_err(store_error)?;
+        let retry = match &existing {
+            Some(p) if p.state == PasskeyState::Pending && p.person_id == person.id => true,
+            Some(p) => {
+                return Err(ApiError::Conflict(format!(
+                    "this credential is already recorded as passkey {} ({}); make a new credential",
+                    p.id, p.state
+                )));
+            }
+            None => false,
         };
-        passkeys::insert(&mut tx, actor, &passkey).await.map_err(store_error)?;
-        if issuance.security_key_id.is_none() && key.is_some() {
-            let from = issuance.state;
-            issuance.security_key_id = key.as_ref().map(|k| k.id);
-            issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
-        }
-        tx.commit().await.map_err(store_error)?;
+        let mut passkey = match existing {
+            Some(p) => p,
+            None => {
+                // Record the intent (the pending passkey, and the key when it is new) before the POST.
+                let mut tx = self.store.begin().await.map_err(store_error)?;
+                if key.is_none() && c.serial.is_some() {
+                    let mut k = SecurityKey::new(c.serial.clone(), checked.aaguid);
+                    k.model = model.clone();
+                    k.firmware = c.firmware.clone();
+                    keys::insert(&mut tx, actor, &k).await.map_err(store_error)?;
+                    key = Some(k);
+                }
+                let passkey = Passkey {
+                    id: PasskeyId::new(),
+                    entra_method_id: None,
+                    credential_id: credential_id.clone(),
+                    person_id: person.id,
+                    security_key_id: key.as_ref().map(|k| k.id),
+                    aaguid: checked.aaguid,
+                    model: model.clone(),
+                    display_name: display_name.clone(),
+                    created_at: OffsetDateTime::now_utc(),
+                    state: PasskeyState::Pending,
+                    origin: PasskeyOrigin::Managed,
+                };
+                passkeys::insert(&mut tx, actor, &passkey).await.map_err(store_error)?;
+                if issuance.security_key_id.is_none() && key.is_some() {
+                    let from = issuance.state;
+                    issuance.security_key_id = key.as_ref().map(|k| k.id);
+                    issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
+                }
+                tx.commit().await.map_err(store_error)?;
+                passkey
+            }
+        };
 
         let body = Fido2RegistrationRequest {
             display_name: Some(display_name),
@@ -366,7 +386,16 @@ impl Service {
                 client_extension_results: None,
             },
         };
-        match connector.register_fido2(&object_id, &body).await {
+        let outcome = if retry {
+            match connector.find_credential(&object_id, &checked.credential_id).await {
+                Ok(Some(method)) => Ok(Registered { method, path: RegistrationPath::FoundAfterLostAnswer }),
+                Ok(None) => connector.register_fido2(&object_id, &body).await,
+                Err(e) => Err(RegistrationError::Unknown(e)),
+            }
+        } else {
+            connector.register_fido2(&object_id, &body).await
+        };
+        match outcome {
             Ok(registered) => {
                 let mut tx = self.store.begin().await.map_err(store_error)?;
                 passkey = passkeys::mark_registered(&mut tx, actor, passkey.id, &registered.method.id)
