@@ -361,7 +361,8 @@ mod tests {
     #[test]
     fn validation_rules() {
         let base = ConnectorConfig::with_secret(TENANT, CLIENT, "x".into());
-        let cases: Vec<(&str, Box<dyn Fn(&mut ConnectorConfig)>, Option<&str>)> = vec![
+        type Change = Box<dyn Fn(&mut ConnectorConfig)>;
+        let cases: Vec<(&str, Change, Option<&str>)> = vec![
             ("defaults are valid", Box::new(|_| {}), None),
             ("client id must be a GUID", Box::new(|c| c.client_id = "keyward".into()), Some("GUID")),
             ("30 days needs beta", Box::new(|c| c.challenge_timeout_minutes = Some(43_200)), Some("beta")),

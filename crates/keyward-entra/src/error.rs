@@ -118,25 +118,8 @@ pub enum GraphError {
     #[error(transparent)]
     Token(#[from] TokenError),
     /// Graph answered with an error status.
-    #[error("{} {method} {path}: Graph answered {status} {code}: {message}{hint} (request-id {request_id}, client-request-id {client_request_id})", hint_prefix(*.status))]
-    Service {
-        /// HTTP method.
-        method: String,
-        /// Path called (no query secrets exist in Graph URLs).
-        path: String,
-        /// HTTP status.
-        status: u16,
-        /// Graph error code.
-        code: String,
-        /// Graph error message.
-        message: String,
-        /// Our advice, may be empty.
-        hint: String,
-        /// The service's `request-id` header (or from the body), `-` if none.
-        request_id: String,
-        /// The id we sent.
-        client_request_id: String,
-    },
+    #[error(transparent)]
+    Service(Box<ServiceFailure>),
     /// The exchange failed without an HTTP answer (timeout, reset).
     #[error("{method} {path}: no answer from Graph ({detail}); client-request-id {client_request_id}")]
     Transport {
@@ -173,6 +156,28 @@ pub enum GraphError {
     },
 }
 
+/// An error answer from Graph, with its correlation ids.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} {method} {path}: Graph answered {status} {code}: {message}{hint} (request-id {request_id}, client-request-id {client_request_id})", hint_prefix(*.status))]
+pub struct ServiceFailure {
+    /// HTTP method.
+    pub method: String,
+    /// Path called (no query secrets exist in Graph URLs).
+    pub path: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Graph error code.
+    pub code: String,
+    /// Graph error message.
+    pub message: String,
+    /// Our advice, may be empty.
+    pub hint: String,
+    /// The service's `request-id` header (or from the body), `-` if none.
+    pub request_id: String,
+    /// The id we sent.
+    pub client_request_id: String,
+}
+
 fn hint_prefix(status: u16) -> &'static str {
     if status >= 500 { "Graph is failing:" } else { "Graph refused" }
 }
@@ -181,7 +186,7 @@ impl GraphError {
     /// The HTTP status, when Graph answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            GraphError::Service { status, .. } => Some(*status),
+            GraphError::Service(f) => Some(f.status),
             _ => None,
         }
     }
@@ -189,7 +194,7 @@ impl GraphError {
     /// The Graph error code, when Graph answered.
     pub fn code(&self) -> Option<&str> {
         match self {
-            GraphError::Service { code, .. } => Some(code),
+            GraphError::Service(f) => Some(&f.code),
             _ => None,
         }
     }
@@ -197,9 +202,8 @@ impl GraphError {
     /// The service's `request-id`, when Graph answered.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            GraphError::Service { request_id, .. } | GraphError::Unexpected { request_id, .. } => {
-                Some(request_id)
-            }
+            GraphError::Service(f) => Some(&f.request_id),
+            GraphError::Unexpected { request_id, .. } => Some(request_id),
             _ => None,
         }
     }
@@ -208,7 +212,7 @@ impl GraphError {
     pub fn is_ambiguous(&self) -> bool {
         match self {
             GraphError::Transport { .. } => true,
-            GraphError::Service { status, .. } => *status >= 500,
+            GraphError::Service(f) => f.status >= 500,
             _ => false,
         }
     }

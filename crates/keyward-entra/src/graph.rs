@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::ConnectorConfig;
-use crate::error::{ConfigError, GraphError, advice};
+use crate::error::{ConfigError, GraphError, ServiceFailure, advice};
 use crate::redact;
 use crate::retry::{self, is_retryable_status, parse_retry_after};
 use crate::token::TokenClient;
@@ -266,7 +266,7 @@ pub(crate) fn service_error(
         }
     };
     let request_id = if request_id == "-" { body_request_id.unwrap_or(request_id) } else { request_id };
-    GraphError::Service {
+    GraphError::Service(Box::new(ServiceFailure {
         method: method.to_string(),
         path: display_path(path),
         status,
@@ -275,7 +275,7 @@ pub(crate) fn service_error(
         message,
         request_id,
         client_request_id,
-    }
+    }))
 }
 
 /// The path and query of a URL, for messages.

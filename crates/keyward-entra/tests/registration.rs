@@ -125,3 +125,36 @@ async fn throttled_batch_items_are_sent_again_after_retry_after() {
     assert!(results.iter().filter(|r| r.repeated).count() >= 3, "throttled items were sent again");
     assert!(running.sim.read(|t| t.methods_of(ADELE).is_empty()));
 }
+
+#[tokio::test]
+async fn dropped_connections_end_in_exactly_one_method_per_reported_success() {
+    let ca = test_ca(AAGUID, "Authenticator Attestation");
+    let faults = FaultSpec::parse("reset=0.3,504=0.1,lost=0.2,seed=7,retry-after=0.01").unwrap();
+    let sim = start(seed(0, Some(&ca)), SimOptions { faults, ..SimOptions::default() }).await;
+    let connector = connector(&sim);
+    let mut paths = Vec::new();
+    let mut registered_ids = Vec::new();
+    for i in 0..16 {
+        let options = connector.creation_options(ADELE).await.unwrap();
+        let (body, cred_id) = register_body(&options, &ca, &format!("Key {i}"));
+        match connector.register_fido2(ADELE, &body).await {
+            Ok(r) => {
+                assert!(b64::credential_id_matches(&r.method.id, &cred_id));
+                paths.push(r.path);
+                registered_ids.push(r.method.id);
+            }
+            Err(RegistrationError::Unknown(e)) => assert!(e.is_ambiguous(), "{e}"),
+            Err(e) => panic!("registration {i}: {e}"),
+        }
+    }
+    let in_sim: Vec<String> =
+        sim.sim.read(|t| t.methods_of(ADELE).iter().map(|m| m.method.id.clone()).collect());
+    for id in &registered_ids {
+        assert_eq!(in_sim.iter().filter(|m| *m == id).count(), 1, "every reported success is in Entra once");
+    }
+    for path in
+        [RegistrationPath::Created, RegistrationPath::FoundAfterLostAnswer, RegistrationPath::CreatedOnRetry]
+    {
+        assert!(paths.contains(&path), "{path:?} not exercised: {paths:?}");
+    }
+}
