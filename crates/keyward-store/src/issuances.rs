@@ -114,6 +114,31 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
     Ok(())
 }
 
+/// Records the challenge handed to the client with the creation options (base64url), so the
+/// completion can be checked against it. Part of the options-issued step; audited by its transition.
+pub async fn set_challenge(tx: &mut Tx, id: IssuanceId, challenge: &str) -> Result<()> {
+    let done = sqlx::query("UPDATE issuance SET challenge = $2, updated_at = $3 WHERE id = $1")
+        .bind(id.to_string())
+        .bind(challenge.to_owned())
+        .bind(now_micros())
+        .execute(tx.conn())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(subject(id)));
+    }
+    Ok(())
+}
+
+/// The challenge recorded by [`set_challenge`], if any.
+pub async fn challenge(store: &Store, id: IssuanceId) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT challenge FROM issuance WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(store.pool())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(subject(id)))?;
+    opt_text(&row, "challenge")
+}
+
 /// An issuance by id.
 pub async fn get(store: &Store, id: IssuanceId) -> Result<Option<Issuance>> {
     get_in(store.pool(), id).await
@@ -145,27 +170,4 @@ pub async fn list(
     .fetch_all(store.pool())
     .await?;
     rows.iter().map(from_row).collect()
-}
-
-/// Records the challenge of the creation options handed out for an issuance (checked locally
-/// when the registration comes back).
-pub async fn set_challenge(tx: &mut Tx, id: IssuanceId, challenge: &str) -> Result<()> {
-    sqlx::query("UPDATE issuance SET challenge = $2 WHERE id = $1")
-        .bind(id.to_string())
-        .bind(challenge.to_owned())
-        .execute(tx.conn())
-        .await?;
-    Ok(())
-}
-
-/// The challenge handed out for an issuance, if options were issued.
-pub async fn challenge(store: &Store, id: IssuanceId) -> Result<Option<String>> {
-    let row = sqlx::query("SELECT challenge FROM issuance WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(store.pool())
-        .await?;
-    match row {
-        Some(r) => opt_text(&r, "challenge"),
-        None => Ok(None),
-    }
 }

@@ -115,6 +115,32 @@ pub async fn revoke(tx: &mut Tx, actor: &str, id: PasskeyId, reason: &str) -> Re
     Ok(p)
 }
 
+/// Abandons a pending passkey whose registration never reached Entra (or was refused): it becomes
+/// revoked with the audit action `passkey.discard`. Registered passkeys are refused — revoke those
+/// in Entra first.
+pub async fn discard_pending(tx: &mut Tx, actor: &str, id: PasskeyId, reason: &str) -> Result<Passkey> {
+    let current = get_in(tx.conn(), id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
+    if current.state != PasskeyState::Pending {
+        return Err(keyward_core::PasskeyError::IllegalTransition {
+            from: current.state,
+            to: PasskeyState::Revoked,
+        }
+        .into());
+    }
+    let p = move_to(tx, id, PasskeyState::Revoked, None).await?;
+    let detail = json!({"reason": reason, "person": p.person_id});
+    audit::append(tx, AuditDraft::new(actor, "passkey.discard", subject(id)).detail(&detail)).await?;
+    Ok(p)
+}
+
+/// Every passkey, oldest first.
+pub async fn list(store: &Store) -> Result<Vec<Passkey>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM passkey ORDER BY created_at, id"))
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// A passkey by id.
 pub async fn get(store: &Store, id: PasskeyId) -> Result<Option<Passkey>> {
     get_in(store.pool(), id).await
@@ -147,31 +173,5 @@ pub async fn list_by_key(store: &Store, key: SecurityKeyId) -> Result<Vec<Passke
     .bind(key.to_string())
     .fetch_all(store.pool())
     .await?;
-    rows.iter().map(from_row).collect()
-}
-
-/// Removes a `pending` passkey whose registration did not happen (Entra refused it, or it never
-/// reached Entra), with an audit event giving the reason. Registered passkeys are never removed.
-pub async fn discard_pending(tx: &mut Tx, actor: &str, id: PasskeyId, reason: &str) -> Result<()> {
-    let done = sqlx::query("DELETE FROM passkey WHERE id = $1 AND state = $2")
-        .bind(id.to_string())
-        .bind(PasskeyState::Pending.as_str())
-        .execute(tx.conn())
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound(format!("pending {}", subject(id))));
-    }
-    let draft = AuditDraft::new(actor, "passkey.discard", subject(id))
-        .outcome(keyward_core::Outcome::Failure)
-        .detail(&json!({"reason": reason}));
-    audit::append(tx, draft).await?;
-    Ok(())
-}
-
-/// Every passkey, newest first.
-pub async fn list(store: &Store) -> Result<Vec<Passkey>> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM passkey ORDER BY created_at DESC, id"))
-        .fetch_all(store.pool())
-        .await?;
     rows.iter().map(from_row).collect()
 }

@@ -278,17 +278,19 @@ pub async fn list(store: &Store, after_upn: Option<&str>, limit: i64) -> Result<
     rows.iter().map(from_row).collect()
 }
 
+/// Every person linked to Entra (object id present in `slot`), by UPN — the sync's and reconcile's
+/// working set.
+pub async fn list_linked(store: &Store, slot: ExternalRefSlot) -> Result<Vec<Person>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM person WHERE {} IS NOT NULL AND link_method IS NOT NULL ORDER BY lower(upn)",
+        slot_column(slot)
+    );
+    let rows = sqlx::query(&sql).fetch_all(store.pool()).await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// Number of people.
 pub async fn count(store: &Store) -> Result<i64> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM person").fetch_one(store.pool()).await?;
     crate::db::int(&row, "n")
-}
-
-/// Everyone whose Entra object id is recorded in `slot`, by UPN.
-pub async fn list_linked(store: &Store, slot: ExternalRefSlot) -> Result<Vec<Person>> {
-    let col = slot_column(slot);
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM person WHERE {col} IS NOT NULL ORDER BY upn"))
-        .fetch_all(store.pool())
-        .await?;
-    rows.iter().map(from_row).collect()
 }

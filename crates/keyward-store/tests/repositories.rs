@@ -95,6 +95,10 @@ async fn people_sync_links_and_leavers(store: Store) {
     assert_eq!((page1.len(), page2.len()), (4, 3));
     assert_eq!(page1[0].upn, "alan@contoso.example");
     assert_eq!(people::count(&store).await.unwrap(), 7);
+    let linked: Vec<_> =
+        people::list_linked(&store, slot).await.unwrap().into_iter().map(|p| p.upn).collect();
+    assert_eq!(linked, ["alan@contoso.example", "grace.h@contoso.example"]);
+    assert!(people::list_linked(&store, ExternalRefSlot::FIRST).await.unwrap().is_empty());
     let dup = Person::new("X", "ALAN@contoso.example", PersonSource::Manual);
     let mut tx = store.begin().await.unwrap();
     assert!(matches!(people::insert(&mut tx, "op", &dup).await, Err(StoreError::Duplicate(_))));
@@ -189,6 +193,25 @@ async fn keys_and_passkeys_lifecycle(store: Store) {
     drop(tx);
     let stored = keys::get(&store, key.id).await.unwrap().unwrap();
     assert_eq!(stored.state, KeyState::Lost);
+
+    // A pending passkey whose registration never reached Entra is discarded; a registered one is not.
+    let mut pending = pk.clone();
+    pending.id = PasskeyId::new();
+    pending.credential_id = "Y3JlZC0y".into();
+    pending.security_key_id = None;
+    commit(&store, async |tx| passkeys::insert(tx, "op", &pending).await.unwrap()).await;
+    let gone =
+        commit(&store, async |tx| passkeys::discard_pending(tx, "op", pending.id, "challenge expired").await)
+            .await
+            .unwrap();
+    assert_eq!(gone.state, PasskeyState::Revoked);
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        passkeys::discard_pending(&mut tx, "op", pk.id, "x").await,
+        Err(StoreError::Passkey(_))
+    ));
+    drop(tx);
+    assert_eq!(passkeys::list(&store).await.unwrap().len(), 2);
     assert!(stored.ensure_issuable().is_err());
     assert_eq!(passkeys::get(&store, pk.id).await.unwrap().unwrap().state, PasskeyState::Revoked);
     audit::verify(&store).await.unwrap();
@@ -239,10 +262,13 @@ async fn issuance_transitions_are_optimistic(store: Store) {
 
     cur.transition(IssuanceState::OptionsIssued).unwrap();
     cur.challenge_expires_at = Some(OffsetDateTime::now_utc() + time::Duration::minutes(5));
+    assert_eq!(issuances::challenge(&store, iss.id).await.unwrap(), None);
     commit(&store, async |tx| {
-        issuances::transition(tx, "user:ada", IssuanceState::Approved, &cur).await.unwrap()
+        issuances::transition(tx, "user:ada", IssuanceState::Approved, &cur).await.unwrap();
+        issuances::set_challenge(tx, cur.id, "dGhlLWNoYWxsZW5nZQ").await.unwrap();
     })
     .await;
+    assert_eq!(issuances::challenge(&store, iss.id).await.unwrap().as_deref(), Some("dGhlLWNoYWxsZW5nZQ"));
     cur.fail("Entra rejected the attestation").unwrap();
     commit(&store, async |tx| {
         issuances::transition(tx, "system", IssuanceState::OptionsIssued, &cur).await.unwrap()
