@@ -31,6 +31,7 @@ use trussed::types::PathBuf;
 use trussed::virt::{self, StoreConfig};
 use trussed_staging::virt::{BackendIds, Dispatcher};
 
+/// Moves the virtual device's clock forward (past the reset window, for instance).
 pub use trussed::virt::UptimeOffset;
 
 use attestation::Batch;

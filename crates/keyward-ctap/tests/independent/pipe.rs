@@ -54,7 +54,7 @@ impl Response {
 }
 
 #[derive(Copy, Clone, Debug, Eq, PartialEq)]
-pub struct MessageState {
+struct MessageState {
     next_sequence: u8,
     transmitted: usize,
 }
@@ -81,6 +81,8 @@ enum State {
     Sending((Response, MessageState)),
 }
 
+/// CTAPHID device state machine: reassembles host reports into requests for the dispatch
+/// interchange and fragments the answers back into 64-byte reports.
 pub struct Pipe<'a, const N: usize> {
     queue: VecDeque<[u8; PACKET_SIZE]>,
     state: State,
@@ -91,6 +93,7 @@ pub struct Pipe<'a, const N: usize> {
 }
 
 impl<'a, const N: usize> Pipe<'a, N> {
+    /// A pipe in front of the app behind `interchange`.
     pub fn new(interchange: Requester<'a, N>) -> Self {
         Self {
             queue: Default::default(),
@@ -102,10 +105,12 @@ impl<'a, const N: usize> Pipe<'a, N> {
         }
     }
 
+    /// Feeds one 64-byte report from the host.
     pub fn push(&mut self, packet: &[u8]) {
         self.read_and_handle_packet(packet);
     }
 
+    /// The next report for the host, if any (also collects a finished app answer).
     pub fn pop(&mut self) -> Option<[u8; PACKET_SIZE]> {
         self.handle_response();
         self.maybe_write_packet();
