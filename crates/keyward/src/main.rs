@@ -1,6 +1,8 @@
 //! The `keyward` binary: the server, the emulator, the demo and the operator's commands.
 
+mod device_command;
 mod sim_command;
+mod softkey_command;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +18,10 @@ struct Cli {
 enum Command {
     /// Run the Entra ID emulator alone (tenant seed file, --latency-ms, --throttle, --faults).
     Sim(sim_command::SimArgs),
+    /// Run the software security key on a socket (`softkey serve --listen unix:PATH`).
+    Softkey(softkey_command::SoftkeyArgs),
+    /// Look after a security key: info, set-pin, change-pin, reset, credentials, config.
+    Device(device_command::DeviceArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +42,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Sim(args) => sim_command::run(args).await,
+            Command::Softkey(args) => softkey_command::run(args).await,
+            Command::Device(args) => device_command::run(args).await,
         }
     });
     match result {
