@@ -1,8 +1,8 @@
 //! The byte pipe under CTAPHID: something that moves one 64-byte HID report at a time.
 //!
 //! CTAPHID is defined in terms of fixed-size reports, so the trait is exactly that and nothing
-//! more: a USB HID transport (hidapi, later) only has to prepend the report id 0 on write and
-//! read with a timeout; the in-memory transport used by tests and the demo is a pair of
+//! more: the USB HID transport ([`crate::usb`], hidapi) only has to prepend the report id 0 on
+//! write and read with a timeout; the in-memory transport used by tests and the demo is a pair of
 //! channels. Framing, channels and retries live above this trait in [`crate::hid`].
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};

@@ -406,3 +406,91 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     mac.update(msg);
     mac.finalize().into_bytes().into()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use p256::SecretKey;
+
+    use super::*;
+    use crate::authenticator::{CMD_GET_ASSERTION, CMD_GET_NEXT_ASSERTION, CMD_MAKE_CREDENTIAL, Immediate};
+    use crate::{Config, PresencePolicy};
+
+    fn call(a: &mut Authenticator, cmd: u8, body: Value) -> Result<Value, u8> {
+        let mut req = vec![cmd];
+        req.extend(encode(body));
+        let resp = a.process(&req, &mut Immediate(PresencePolicy::Approve(Duration::ZERO)));
+        match resp[0] {
+            0 => Ok(ciborium::de::from_reader(&resp[1..]).unwrap()),
+            s => Err(s),
+        }
+    }
+
+    fn make(a: &mut Authenticator, user: &[u8]) {
+        let req = imap(vec![
+            (1, Value::Bytes(vec![1; 32])),
+            (2, tmap(vec![("id", Value::Text("rp.example".into()))])),
+            (3, tmap(vec![("id", Value::Bytes(user.to_vec()))])),
+            (4, Value::Array(vec![tmap(vec![("alg", int(-7)), ("type", Value::Text("public-key".into()))])])),
+            (6, tmap(vec![("hmac-secret", Value::Bool(true))])),
+            (7, tmap(vec![("rk", Value::Bool(true))])),
+        ]);
+        call(a, CMD_MAKE_CREDENTIAL, req).unwrap();
+    }
+
+    /// getAssertion with an hmac-secret input built by hand, so it can be wrong on purpose.
+    fn assert_with_salts(a: &mut Authenticator, salts: &[u8], break_auth: bool) -> Result<Value, u8> {
+        let platform = SecretKey::random(&mut rand::rngs::OsRng);
+        let shared = shared_secret(PinProtocol::V2, &platform, &a.key_agreement.public_key());
+        let salt_enc = PinProtocol::V2.encrypt(&shared, salts);
+        let mut salt_auth = PinProtocol::V2.authenticate(PinProtocol::V2.hmac_key(&shared), &salt_enc);
+        if break_auth {
+            salt_auth[0] ^= 1;
+        }
+        let input = imap(vec![
+            (1, cose_key(&platform.public_key(), -25)),
+            (2, Value::Bytes(salt_enc)),
+            (3, Value::Bytes(salt_auth)),
+            (4, int(2)),
+        ]);
+        let req = imap(vec![
+            (1, Value::Text("rp.example".into())),
+            (2, Value::Bytes(vec![2; 32])),
+            (4, tmap(vec![("hmac-secret", input)])),
+        ]);
+        call(a, CMD_GET_ASSERTION, req)
+    }
+
+    /// (salts, saltAuth broken, expected status): what the key refuses before it computes.
+    #[test]
+    fn hmac_secret_input_is_checked() {
+        let rows: [(&[u8], bool, Option<Status>); 4] = [
+            (&[5; 32], false, None),
+            (&[5; 64], false, None),
+            (&[5; 32], true, Some(Status::PinAuthInvalid)),
+            (&[5; 48], false, Some(Status::InvalidLength)),
+        ];
+        for (salts, broken, want) in rows {
+            let mut a = Authenticator::new(Config::default());
+            make(&mut a, b"u");
+            let got = assert_with_salts(&mut a, salts, broken).err();
+            assert_eq!(got, want.map(|s| s as u8), "{} salt bytes, broken {broken}", salts.len());
+        }
+    }
+
+    #[test]
+    fn get_next_assertion_only_right_after_get_assertion() {
+        let mut a = Authenticator::new(Config::default());
+        assert_eq!(call(&mut a, CMD_GET_NEXT_ASSERTION, imap(vec![])), Err(Status::NotAllowed as u8));
+        make(&mut a, b"one");
+        make(&mut a, b"two");
+        assert!(assert_with_salts(&mut a, &[1; 32], false).is_ok());
+        assert!(call(&mut a, CMD_GET_NEXT_ASSERTION, imap(vec![])).is_ok());
+        assert_eq!(call(&mut a, CMD_GET_NEXT_ASSERTION, imap(vec![])), Err(Status::NotAllowed as u8));
+        // Any other command in between ends the sequence.
+        assert!(assert_with_salts(&mut a, &[1; 32], false).is_ok());
+        make(&mut a, b"three");
+        assert_eq!(call(&mut a, CMD_GET_NEXT_ASSERTION, imap(vec![])), Err(Status::NotAllowed as u8));
+    }
+}
