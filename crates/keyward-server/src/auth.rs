@@ -78,25 +78,92 @@ impl TokenCache {
     }
 }
 
+/// Authenticates the bearer token of a request.
+async fn authenticate(parts: &Parts, service: &Service) -> Result<Caller, ApiError> {
+    let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(ApiError::Unauthenticated)?;
+    let value = header.to_str().map_err(|_| ApiError::Unauthenticated)?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or(ApiError::Unauthenticated)?;
+    let token = SecretString::from(token.trim().to_owned());
+    let hash = keyward_store::tokens::token_hash(&token);
+    if let Some(caller) = service.tokens.get(&hash) {
+        return Ok(caller);
+    }
+    let caller = service.resolve_token(&token).await?.ok_or(ApiError::Unauthenticated)?;
+    service.tokens.put(hash, caller.clone());
+    Ok(caller)
+}
+
 impl FromRequestParts<Arc<Service>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, service: &Arc<Service>) -> Result<Self, ApiError> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(ApiError::Unauthenticated)?;
-        let value = header.to_str().map_err(|_| ApiError::Unauthenticated)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or(ApiError::Unauthenticated)?;
-        let token = SecretString::from(token.trim().to_owned());
-        let hash = keyward_store::tokens::token_hash(&token);
-        if let Some(caller) = service.tokens.get(&hash) {
-            return Ok(caller);
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
         }
-        let caller = service.resolve_token(&token).await?.ok_or(ApiError::Unauthenticated)?;
-        service.tokens.put(hash, caller.clone());
-        Ok(caller)
+        authenticate(parts, service).await
     }
+}
+
+/// The permission each API operation requires, read from the OpenAPI document's security
+/// scopes, so the document and the enforcement cannot drift apart.
+#[derive(Debug, Default)]
+pub struct RoutePermissions(HashMap<(String, String), Permission>);
+
+impl RoutePermissions {
+    /// Reads `bearer` scopes from every operation of `doc`; panics on an unknown scope (a
+    /// programming error caught by every test run).
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let mut table = HashMap::new();
+        let json = serde_json::to_value(doc).expect("the OpenAPI document serialises");
+        for (path, item) in json["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let scope = op["security"][0]["bearer"][0].as_str();
+                let Some(scope) = scope else { continue };
+                let permission: Permission = scope
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{method} {path} declares an unknown scope: {e}"));
+                table.insert((method.to_uppercase(), path.clone()), permission);
+            }
+        }
+        Self(table)
+    }
+
+    /// The permission of `method` on the route template `path`.
+    pub fn get(&self, method: &str, path: &str) -> Option<Permission> {
+        self.0.get(&(method.to_owned(), path.to_owned())).copied()
+    }
+}
+
+/// Middleware: authenticates and authorises every `/api/v1` request *before* its body is read,
+/// so an unauthorised caller learns nothing from validation errors. Operations without a
+/// declared permission are refused (deny by default); the few public routes are not under it.
+pub async fn authorize(
+    axum::extract::State((service, table)): axum::extract::State<(Arc<Service>, Arc<RoutePermissions>)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(path) = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned())
+    else {
+        return next.run(request).await;
+    };
+    let (mut parts, body) = request.into_parts();
+    let caller = match authenticate(&parts, &service).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let Some(permission) = table.get(parts.method.as_str(), &path) else {
+        return ApiError::Forbidden { role: caller.role.to_string(), action: format!("call {path}") }
+            .into_response();
+    };
+    if let Err(e) = caller.require(permission) {
+        return e.into_response();
+    }
+    parts.extensions.insert(caller);
+    next.run(axum::extract::Request::from_parts(parts, body)).await
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::auth::Caller;
+use crate::auth::{self, Caller, RoutePermissions};
 use crate::metrics;
 use crate::service::Service;
 
@@ -53,14 +53,18 @@ impl Modify for BearerAuth {
 /// The whole application: API, OpenAPI document, health and metrics.
 pub fn router(service: Arc<Service>) -> Router {
     let (api, doc) = openapi_router().split_for_parts();
+    let permissions = Arc::new(RoutePermissions::from_openapi(&doc));
     let doc = Arc::new(doc);
     let metrics_state = service.metrics.clone();
     let api = api
+        .route_layer(axum::middleware::from_fn_with_state((service.clone(), permissions), auth::authorize))
+        .layer(DefaultBodyLimit::max(service.config.max_body_bytes));
+    let public = Router::new()
         .route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
-        .route("/healthz", get(healthz))
-        .layer(DefaultBodyLimit::max(service.config.max_body_bytes))
-        .with_state(service);
-    api.merge(Router::new().route("/metrics", get(metrics::serve)).with_state(metrics_state.clone()))
+        .route("/healthz", get(healthz));
+    api.merge(public)
+        .with_state(service)
+        .merge(Router::new().route("/metrics", get(metrics::serve)).with_state(metrics_state.clone()))
         .layer(axum::middleware::from_fn_with_state(metrics_state, metrics::record))
 }
 
