@@ -4,7 +4,7 @@
 //! key in another process; [`usb`] for real keys through hidapi), [`hid`] does CTAPHID
 //! framing and channels, [`status`] names every CTAP status with an operator message, [`pin`]
 //! implements PIN/UV auth protocols 1 and 2, [`client`] runs clientPIN, selection and reset,
-//! [`credential`] makeCredential/getAssertion with their extensions, [`select`] picks one of
+//! [`credential`] makeCredential/getAssertion with their extensions, [`select`](mod@select) picks one of
 //! several keys by touch, and [`admin`] adds authenticatorConfig and credential management.
 //! Everything is synchronous because hidapi is; async callers use `spawn_blocking`.
 
@@ -12,7 +12,6 @@ pub mod admin;
 pub mod cbor;
 pub mod client;
 pub mod credential;
-pub mod entra;
 pub mod error;
 pub mod hid;
 pub mod pin;
