@@ -12,6 +12,7 @@ pub mod admin;
 pub mod cbor;
 pub mod client;
 pub mod credential;
+pub mod entra;
 pub mod error;
 pub mod hid;
 pub mod pin;
