@@ -8,7 +8,7 @@
 use ciborium::value::Value;
 
 use crate::cbor::{encode, get_int_key, get_text_key, imap, int, tmap};
-use crate::client::{Client, PinToken, descriptor};
+use crate::client::{Client, PinToken, descriptor, descriptor_id};
 #[cfg(doc)]
 use crate::client::{PERMISSION_ACFG, PERMISSION_CM};
 use crate::error::CtapError;
@@ -85,12 +85,7 @@ fn stored_credential(m: &[(Value, Value)]) -> Result<StoredCredential, CtapError
     let user = get_int_key(m, 6).and_then(Value::as_map).ok_or_else(|| malformed("user"))?;
     let text = |k| get_text_key(user, k).and_then(Value::as_text).map(str::to_owned);
     Ok(StoredCredential {
-        id: get_int_key(m, 7)
-            .and_then(Value::as_map)
-            .and_then(|d| get_text_key(d, "id"))
-            .and_then(Value::as_bytes)
-            .cloned()
-            .ok_or_else(|| malformed("credentialID"))?,
+        id: descriptor_id(m, 7).ok_or_else(|| malformed("credentialID"))?,
         user_id: get_text_key(user, "id")
             .and_then(Value::as_bytes)
             .cloned()

@@ -349,6 +349,14 @@ impl<T: Transport> Client<T> {
     }
 }
 
+/// A PublicKeyCredentialDescriptor for a credential id.
 pub(crate) fn descriptor(id: &[u8]) -> Value {
     tmap(vec![("id", Value::Bytes(id.to_vec())), ("type", Value::Text("public-key".into()))])
+}
+
+/// The credential id inside a PublicKeyCredentialDescriptor (under integer `key` of an answer
+/// map), the inverse of [`descriptor`].
+pub(crate) fn descriptor_id(answer: &[(Value, Value)], key: i64) -> Option<Vec<u8>> {
+    let d = get_int_key(answer, key)?.as_map()?;
+    d.iter().find(|(k, _)| k.as_text() == Some("id"))?.1.as_bytes().cloned()
 }

@@ -12,7 +12,7 @@ use ciborium::value::Value;
 use zeroize::Zeroizing;
 
 use crate::cbor::{get_int_key, get_text_key, imap, int, raw_int_map, tmap};
-use crate::client::{Client, PinToken, descriptor};
+use crate::client::{Client, PinToken, descriptor, descriptor_id};
 use crate::error::CtapError;
 use crate::pin::{PinProtocol, SharedSecret};
 use crate::transport::Transport;
@@ -387,12 +387,7 @@ impl<T: Transport> Client<T> {
             None => None,
         };
         Ok(Assertion {
-            credential_id: get_int_key(m, 1)
-                .and_then(Value::as_map)
-                .and_then(|d| get_text_key(d, "id"))
-                .and_then(Value::as_bytes)
-                .cloned()
-                .ok_or_else(bad)?,
+            credential_id: descriptor_id(m, 1).ok_or_else(bad)?,
             auth_data,
             signature: bytes(3).ok_or_else(bad)?,
             user_id: get_int_key(m, 4)
