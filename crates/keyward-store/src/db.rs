@@ -252,6 +252,32 @@ mod tests {
         }
     }
 
+    /// The two migration trees must describe the same schema: same files, same statements once
+    /// comments are stripped (a backend-specific difference must be added here on purpose).
+    #[test]
+    fn sqlite_and_postgres_migrations_stay_in_step() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let read = |backend: &str| {
+            let mut files: Vec<(String, String)> = std::fs::read_dir(dir.join(backend))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .map(|p| {
+                    let sql = std::fs::read_to_string(&p).unwrap();
+                    let body: Vec<&str> = sql
+                        .lines()
+                        .filter(|l| !l.trim_start().starts_with("--") && !l.trim().is_empty())
+                        .collect();
+                    (p.file_name().unwrap().to_string_lossy().into_owned(), body.join("\n"))
+                })
+                .collect();
+            files.sort();
+            files
+        };
+        let (lite, pg) = (read("sqlite"), read("postgres"));
+        assert!(!lite.is_empty());
+        assert_eq!(lite, pg);
+    }
+
     #[test]
     fn like_patterns_escape_wildcards() {
         assert_eq!(like_pattern("Ada_L%"), "%ada\\_l\\%%");

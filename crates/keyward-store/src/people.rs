@@ -144,9 +144,12 @@ pub async fn upsert_from_entra(
     user: &EntraUser,
 ) -> Result<(Person, Upserted)> {
     let col = slot_column(slot);
-    let by_oid =
-        one(tx.conn(), &format!("SELECT {COLUMNS} FROM person WHERE {col} = $1"), user.object_id.clone())
-            .await?;
+    let by_oid = one(
+        tx.conn(),
+        &format!("SELECT {COLUMNS} FROM person WHERE {col} = lower($1)"),
+        user.object_id.clone(),
+    )
+    .await?;
     let found = match by_oid {
         Some(p) => Some(p),
         None => {
