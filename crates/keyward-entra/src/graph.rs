@@ -158,8 +158,9 @@ impl Connector {
             let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let request_id = header("request-id").unwrap_or_else(|| "-".into());
             let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
+            // Answers may carry secrets (a new TAP): the raw text is wiped when dropped.
             let text = match response.text().await {
-                Ok(text) => text,
+                Ok(text) => zeroize::Zeroizing::new(text),
                 Err(e) if retry == Retry::Safe && attempt < policy.max_attempts => {
                     tracing::warn!(%client_request_id, attempt, "reading the answer failed ({e}); retrying");
                     tokio::time::sleep(retry::backoff(policy, attempt)).await;
@@ -304,4 +305,32 @@ fn transport_detail(e: &reqwest::Error) -> String {
         source = s.source();
     }
     detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Credential;
+
+    #[test]
+    fn next_links_outside_the_configured_graph_are_refused() {
+        let config = ConnectorConfig::new(
+            "contoso.onmicrosoft.com",
+            "6731de76-14a6-49ae-97bc-6eba6914391e",
+            Credential::Secret { client_secret: "x".into() },
+        );
+        let connector = Connector::new(config).unwrap();
+        let cases = [
+            ("/users?$top=5", true),
+            ("https://graph.microsoft.com/v1.0/users?$skiptoken=abc", true),
+            ("https://graph.microsoft.com.evil.example/v1.0/users", false),
+            ("https://evil.example/v1.0/users", false),
+            ("http://graph.microsoft.com/v1.0/users", false),
+        ];
+        for (link, allowed) in cases {
+            let result = connector.url(link);
+            assert_eq!(result.is_ok(), allowed, "{link}: {result:?}");
+        }
+        assert_eq!(connector.url("/users").unwrap(), "https://graph.microsoft.com/v1.0/users");
+    }
 }

@@ -7,6 +7,11 @@
 //! `jsonwebtoken` (rust_crypto backend) signs it; we hand it a PKCS#1 DER we derived with
 //! `rsa`, so PKCS#8 and PKCS#1 PEM keys both work.
 //!
+//! Secrets are held as `SecretString` and raw answers as `Zeroizing<String>`, wiped on drop.
+//! One copy is not ours to wipe: `jsonwebtoken::EncodingKey` keeps the PKCS#1 DER in a plain
+//! `Vec` while an assertion is signed (the crate offers no zeroizing key type); it lives only
+//! for the duration of one signature.
+//!
 //! Tokens are cached until five minutes before expiry (half the lifetime for very short
 //! tokens). The cache sits behind one async mutex held across the refresh, so concurrent
 //! callers wait for the one refresh in flight instead of each asking Entra. AADSTS errors are
@@ -160,7 +165,10 @@ impl TokenClient {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(retry::parse_retry_after);
-            let text = response.text().await.map_err(|e| unreachable(&endpoint, e.to_string()))?;
+            // The answer holds the access token in clear: wiped when dropped.
+            let text = zeroize::Zeroizing::new(
+                response.text().await.map_err(|e| unreachable(&endpoint, e.to_string()))?,
+            );
             if config.http_debug {
                 tracing::debug!(target: "keyward_entra::http", %client_request_id, status, "token response: {}", redact::body(&text));
             }
