@@ -101,24 +101,30 @@ pub enum Fault {
 /// The seeded dice.
 #[derive(Debug)]
 pub struct Faults {
-    spec: FaultSpec,
-    rng: Mutex<StdRng>,
+    dice: Mutex<(FaultSpec, StdRng)>,
 }
 
 impl Faults {
     /// Dice for a spec.
     pub fn new(spec: FaultSpec) -> Self {
-        let rng = Mutex::new(StdRng::seed_from_u64(spec.seed));
-        Self { spec, rng }
+        let rng = StdRng::seed_from_u64(spec.seed);
+        Self { dice: Mutex::new((spec, rng)) }
+    }
+
+    /// Replaces the spec (and reseeds), e.g. to turn faults on after a test's set-up.
+    pub fn set(&self, spec: FaultSpec) {
+        let rng = StdRng::seed_from_u64(spec.seed);
+        *self.dice.lock().unwrap_or_else(|p| p.into_inner()) = (spec, rng);
     }
 
     /// Rolls for one request; `write` says whether `lost` can apply.
     pub fn roll(&self, write: bool) -> Fault {
-        if !self.spec.any() {
+        let mut dice = self.dice.lock().unwrap_or_else(|p| p.into_inner());
+        let (s, rng) = &mut *dice;
+        if !s.any() {
             return Fault::None;
         }
-        let r: f64 = self.rng.lock().unwrap_or_else(|p| p.into_inner()).r#gen();
-        let s = &self.spec;
+        let r: f64 = rng.r#gen();
         let mut edge = s.unavailable;
         if r < edge {
             return Fault::Unavailable(s.retry_after);

@@ -169,6 +169,11 @@ impl Sim {
         &self.0.faults
     }
 
+    /// Changes the injected faults of a running emulator.
+    pub fn set_faults(&self, spec: FaultSpec) {
+        self.0.faults.set(spec);
+    }
+
     /// The base URL clients reach this emulator at (set once serving starts).
     pub fn base_url(&self) -> String {
         self.0.base_url.get().cloned().unwrap_or_else(|| "http://127.0.0.1".into())
