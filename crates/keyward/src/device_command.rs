@@ -16,7 +16,7 @@ use keyward_ctap::client::{PERMISSION_ACFG, PERMISSION_CM};
 use keyward_ctap::transport::Report;
 use keyward_ctap::{
     Client, CtapStatus, HidDevice, MinPinLength, PinToken, SocketTransport, Timeouts, Transport,
-    TransportError,
+    TransportError, UsbKey, UsbTransport,
 };
 use secrecy::SecretString;
 
@@ -27,6 +27,8 @@ pub const NEW_PIN_ENV: &str = "KEYWARD_NEW_PIN";
 
 /// Options of `keyward device`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "PINs are typed without echo. For scripts, set KEYWARD_PIN (the current PIN) and \
+KEYWARD_NEW_PIN (the PIN to set); PINs are never accepted as arguments and never printed or logged.")]
 pub struct DeviceArgs {
     /// The key: `hid` (a USB security key) or `soft:unix:PATH` / `soft:tcp:HOST:PORT` (a
     /// `keyward softkey serve`). PINs come from the terminal, or KEYWARD_PIN / KEYWARD_NEW_PIN.
@@ -91,41 +93,86 @@ struct ConfigArgs {
 /// The transports `--key` can name.
 enum KeyTransport {
     Soft(SocketTransport),
+    Usb(UsbTransport),
 }
 
 impl Transport for KeyTransport {
     fn send_report(&mut self, report: &Report) -> Result<(), TransportError> {
         match self {
             Self::Soft(t) => t.send_report(report),
+            Self::Usb(t) => t.send_report(report),
         }
     }
 
     fn recv_report(&mut self, timeout: std::time::Duration) -> Result<Option<Report>, TransportError> {
         match self {
             Self::Soft(t) => t.recv_report(timeout),
+            Self::Usb(t) => t.recv_report(timeout),
         }
     }
 }
 
+fn client(transport: KeyTransport) -> anyhow::Result<Client<KeyTransport>> {
+    let hid =
+        HidDevice::open(transport, Timeouts::default()).context("the key does not answer CTAPHID INIT")?;
+    Ok(Client::new(hid))
+}
+
+fn describe(key: &UsbKey) -> String {
+    let name = key.product.as_deref().unwrap_or("FIDO key");
+    match &key.serial {
+        Some(serial) => format!("{name} (serial {serial}, {})", key.path),
+        None => format!("{name} ({})", key.path),
+    }
+}
+
+/// Opens the USB key: the one with `serial`, the only one, or the one the operator touches.
+fn open_usb(serial: Option<&str>) -> anyhow::Result<Client<KeyTransport>> {
+    let mut keys = keyward_ctap::usb::list_keys()?;
+    if let Some(serial) = serial {
+        keys.retain(|k| k.serial.as_deref() == Some(serial));
+        if keys.is_empty() {
+            bail!(
+                "no security key with serial {serial:?} is plugged in; check the serial and the USB connection"
+            );
+        }
+    }
+    if keys.is_empty() {
+        bail!(
+            "no FIDO security key found on USB; plug one in (on Linux, check /dev/hidraw* permissions) \
+             or use --key soft:unix:PATH"
+        );
+    }
+    let open = |k: &UsbKey| -> anyhow::Result<Client<KeyTransport>> {
+        client(KeyTransport::Usb(UsbTransport::open(k)?)).with_context(|| describe(k))
+    };
+    if keys.len() == 1 {
+        eprintln!("using {}", describe(&keys[0]));
+        return open(&keys[0]);
+    }
+    eprintln!("{} security keys are plugged in; touch the one to use (or pass --serial):", keys.len());
+    for k in &keys {
+        eprintln!("  {}", describe(k));
+    }
+    let mut clients = keys.iter().map(open).collect::<anyhow::Result<Vec<_>>>()?;
+    let winner = keyward_ctap::select(&mut clients)?;
+    eprintln!("using {}", describe(&keys[winner]));
+    Ok(clients.swap_remove(winner))
+}
+
 fn open(key: &str, serial: Option<&str>) -> anyhow::Result<Client<KeyTransport>> {
-    let transport = if let Some(addr) = key.strip_prefix("soft:") {
+    if let Some(addr) = key.strip_prefix("soft:") {
         if serial.is_some() {
             bail!("--serial only applies to --key hid");
         }
         let t = SocketTransport::connect(addr)
             .with_context(|| format!("is `keyward softkey serve --listen {addr}` running?"))?;
-        KeyTransport::Soft(t)
+        client(KeyTransport::Soft(t))
     } else if key == "hid" {
-        bail!(
-            "USB security keys (--key hid) are not available in this build yet; \
-             use a soft key: `keyward softkey serve --listen unix:PATH`, then --key soft:unix:PATH"
-        );
+        open_usb(serial)
     } else {
         bail!("--key {key:?} is not a key; use hid, soft:unix:PATH or soft:tcp:HOST:PORT");
-    };
-    let hid =
-        HidDevice::open(transport, Timeouts::default()).context("the key does not answer CTAPHID INIT")?;
-    Ok(Client::new(hid))
+    }
 }
 
 fn read_secret(env: &str, prompt: &str) -> anyhow::Result<SecretString> {

@@ -44,6 +44,8 @@ enum AttestationKind {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "The state file passphrase is typed without echo, or taken from \
+KEYWARD_SOFTKEY_PASSPHRASE for scripts; it is never accepted as an argument.")]
 struct ServeArgs {
     /// Where to listen: unix:PATH or tcp:HOST:PORT.
     #[arg(long)]

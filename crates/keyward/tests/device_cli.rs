@@ -308,4 +308,9 @@ fn device_commands_explain_unusable_keys() {
     assert!(gone.contains("keyward softkey serve"), "{gone}");
     let bad = run(&["info", "--key", "usb0"]);
     assert!(bad.contains("soft:unix:PATH"), "{bad}");
+    let serial = run(&["info", "--key", "soft:unix:/tmp/x.sock", "--serial", "123"]);
+    assert!(serial.contains("--serial only applies to --key hid"), "{serial}");
+    // No USB key is plugged into a test machine: the answer must say what to check.
+    let usb = run(&["info", "--key", "hid", "--serial", "no-such-serial"]);
+    assert!(usb.contains("USB"), "{usb}");
 }
