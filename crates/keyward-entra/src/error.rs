@@ -158,7 +158,9 @@ pub enum GraphError {
 
 /// An error answer from Graph, with its correlation ids.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} {method} {path}: Graph answered {status} {code}: {message}{hint} (request-id {request_id}, client-request-id {client_request_id})", hint_prefix(*.status))]
+#[error(
+    "{method} {path}: Graph answered {status} {code}: {message}{hint} (request-id {request_id}, client-request-id {client_request_id})"
+)]
 pub struct ServiceFailure {
     /// HTTP method.
     pub method: String,
@@ -176,10 +178,6 @@ pub struct ServiceFailure {
     pub request_id: String,
     /// The id we sent.
     pub client_request_id: String,
-}
-
-fn hint_prefix(status: u16) -> &'static str {
-    if status >= 500 { "Graph is failing:" } else { "Graph refused" }
 }
 
 impl GraphError {

@@ -10,6 +10,8 @@
 //! Wire shapes come from `keyward-webauthn`; the connector shares nothing else with the
 //! emulator (`keyward-sim`), which its tests run against over loopback HTTP.
 
+#![deny(missing_docs)]
+
 pub mod batch;
 pub mod certificate;
 pub mod config;

@@ -101,8 +101,7 @@ impl TokenClient {
             return Ok(cached.token.clone());
         }
         let (token, lifetime) = self.fetch().await?;
-        let margin = REFRESH_MARGIN.min(lifetime / 2);
-        let refresh_at = token.expires_at - margin;
+        let refresh_at = token.expires_at - refresh_margin(lifetime);
         *cache = Some(Cached { token: token.clone(), refresh_at });
         Ok(token)
     }
@@ -296,6 +295,12 @@ fn check_validity(cert: &ParsedCertificate, now: i64) -> Result<(), TokenError> 
     Ok(())
 }
 
+/// How long before expiry a token of `lifetime` is replaced: five minutes, or half the
+/// lifetime for tokens shorter than ten minutes.
+fn refresh_margin(lifetime: Duration) -> Duration {
+    REFRESH_MARGIN.min(lifetime / 2)
+}
+
 fn unreachable(endpoint: &str, detail: String) -> TokenError {
     TokenError::Unreachable { endpoint: endpoint.to_owned(), detail }
 }
@@ -313,4 +318,21 @@ pub fn granted_roles(token: &AccessToken) -> Vec<String> {
     jsonwebtoken::dangerous::insecure_decode_claims::<Roles>(token.secret())
         .map(|claims| claims.roles)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_replaced_five_minutes_early_or_at_half_life() {
+        let cases = [(3599, 300), (600, 300), (300, 150), (60, 30), (0, 0)];
+        for (lifetime, margin) in cases {
+            assert_eq!(
+                refresh_margin(Duration::from_secs(lifetime)),
+                Duration::from_secs(margin),
+                "{lifetime}"
+            );
+        }
+    }
 }
