@@ -14,12 +14,15 @@ use ciborium::value::Value;
 use independent::attestation::Batch;
 use independent::{MAX_RESIDENT_CREDENTIALS, with_attested_authenticator, with_authenticator};
 use keyward_ctap::client::{PERMISSION_ACFG, PERMISSION_CM, PERMISSION_GA, PERMISSION_MC};
-use keyward_ctap::{AuthData, CtapError, CtapStatus, MakeCredential, MinPinLength, PinProtocol};
+use keyward_ctap::{
+    AuthData, CtapError, CtapStatus, GetAssertion, HmacSecretInput, MakeCredential, MinPinLength, PinProtocol,
+};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 const RP: &str = "login.microsoft.com";
 const PIN: &str = "271828";
@@ -428,5 +431,81 @@ fn a_full_key_store_tells_the_operator_to_remove_passkeys() {
         c.delete_credential(&token, &ids[0]).unwrap();
         let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_MC, Some(RP)).unwrap();
         c.make_credential(&request(b"user-new"), Some(&token)).unwrap();
+    });
+}
+
+/// hmac-secret end to end: our salts are encrypted with the PIN protocol's
+/// shared secret, the key's outputs decrypted. Outputs are HMAC(CredRandom, salt), so they
+/// must be stable across calls and PIN protocols, follow their salt, and differ with and
+/// without UV (the key keeps one CredRandom for each).
+#[test]
+fn hmac_secret_outputs_are_stable_across_pin_protocols_and_follow_their_salts() {
+    with_authenticator(|mut c, _| {
+        c.set_pin(&pin(PIN)).unwrap();
+        let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_MC, Some(RP)).unwrap();
+        let att = c.make_credential(&request(b"user-ada"), Some(&token)).unwrap();
+        let cred_id = att.parsed().unwrap().credential_id.unwrap();
+        let (a, b) = ([0xA5; 32], [0x5A; 32]);
+        let ask = |salt1: [u8; 32], salt2: Option<[u8; 32]>| GetAssertion {
+            rp_id: RP.into(),
+            client_data_hash: [0x33; 32],
+            allow_list: vec![cred_id.clone()],
+            hmac_secret: Some(HmacSecretInput {
+                salt1: Zeroizing::new(salt1),
+                salt2: salt2.map(Zeroizing::new),
+            }),
+        };
+        let mut outputs = Vec::new();
+        for protocol in [PinProtocol::V2, PinProtocol::V1, PinProtocol::V2] {
+            c.force_pin_protocol(Some(protocol));
+            let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_GA, Some(RP)).unwrap();
+            let out = c.get_assertion_with(&ask(a, Some(b)), Some(&token)).unwrap().hmac_secret.unwrap();
+            let swapped = c.get_assertion_with(&ask(b, Some(a)), Some(&token)).unwrap().hmac_secret.unwrap();
+            let (oa, ob) = (*out.output1, *out.output2.expect("two salts, two outputs"));
+            assert_ne!(oa, ob, "{protocol:?}: different salts");
+            assert_eq!(
+                (*swapped.output1, *swapped.output2.unwrap()),
+                (ob, oa),
+                "{protocol:?}: swapped salts"
+            );
+            outputs.push(oa);
+        }
+        assert!(outputs.iter().all(|o| *o == outputs[0]), "same salt, same output under protocols 2, 1, 2");
+        // Without UV (credProtect 2 allows it with the credential id) the key uses its other
+        // CredRandom.
+        let no_uv = c.get_assertion_with(&ask(a, None), None).unwrap();
+        let no_uv = no_uv.hmac_secret.unwrap();
+        assert!(no_uv.output2.is_none());
+        assert_ne!(*no_uv.output1, outputs[0]);
+    });
+}
+
+/// Two discoverable credentials for one RP: getAssertion reports two, getNextAssertion returns
+/// the other, and each signature verifies with its own credential key.
+#[test]
+fn get_next_assertion_walks_every_discoverable_credential_of_the_rp() {
+    with_authenticator(|mut c, _| {
+        c.set_pin(&pin(PIN)).unwrap();
+        let mut keys = Vec::new();
+        for user in [&b"user-ada"[..], b"user-bob"] {
+            let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_MC, Some(RP)).unwrap();
+            let auth = c.make_credential(&request(user), Some(&token)).unwrap().parsed().unwrap();
+            keys.push((auth.credential_id.unwrap(), user.to_vec(), verifying_key(&auth.public_key.unwrap())));
+        }
+        let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_GA, Some(RP)).unwrap();
+        let req = GetAssertion { rp_id: RP.into(), client_data_hash: [0x44; 32], ..GetAssertion::default() };
+        let all = c.get_all_assertions(&req, Some(&token)).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].number_of_credentials, Some(2));
+        let mut users = Vec::new();
+        for a in &all {
+            let (_, user, key) =
+                keys.iter().find(|(id, _, _)| *id == a.credential_id).expect("a known credential");
+            assert_eq!(a.user_id.as_ref(), Some(user));
+            verify(key, &a.auth_data, &req.client_data_hash, &a.signature);
+            users.push(user.clone());
+        }
+        users.sort();
+        assert_eq!(users, [b"user-ada".to_vec(), b"user-bob".to_vec()]);
     });
 }
