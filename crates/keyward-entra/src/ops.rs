@@ -159,7 +159,8 @@ impl Connector {
         self.get_json(&format!("{}/{}", fido2_path(user), enc(method_id))).await
     }
 
-    /// Deletes one FIDO2 method; `Ok(false)` if it was already gone after a retried attempt.
+    /// Deletes one FIDO2 method; `Ok(false)` if it was not there (already deleted, e.g. by an
+    /// earlier attempt whose answer was lost).
     pub async fn delete_fido2_method(&self, user: &str, method_id: &str) -> Result<bool, GraphError> {
         let path = format!("{}/{}", fido2_path(user), enc(method_id));
         match self.request(Method::DELETE, &path, None, Retry::Safe).await {

@@ -183,3 +183,19 @@ async fn the_trace_log_never_shows_secrets_tokens_assertions_or_passes() {
     assert!(!log.contains("eyJ"), "no JWT (access token or client assertion) reached the log");
     assert!(!log.contains("BEGIN"), "no PEM reached the log");
 }
+
+#[tokio::test]
+async fn fan_out_reads_go_in_batches_of_twenty_with_results_in_request_order() {
+    let sim = start(seed(45, None), SimOptions::default()).await;
+    let connector = connector(&sim);
+    let mut users: Vec<String> = (0..45).map(|i| format!("00000000-0000-4000-8000-{i:012}")).collect();
+    users.insert(30, "ghost@contoso.onmicrosoft.com".into());
+    let lists = connector.list_fido2_methods_of(&users).await.unwrap();
+    assert_eq!(lists.len(), 46, "the emulator refuses batches over 20, so 46 reads took three batches");
+    for (i, list) in lists.iter().enumerate() {
+        match list {
+            Ok(methods) => assert!(methods.is_empty() && i != 30),
+            Err(result) => assert_eq!((i, result.status), (30, 404)),
+        }
+    }
+}
