@@ -285,6 +285,9 @@ mod tests {
         })
     }
 
+    /// One table row: a case name, an edit of the `publicKey` JSON, the expected outcome.
+    type Case<T> = (&'static str, fn(&mut Value), T);
+
     fn plan(edit: impl Fn(&mut Value)) -> Result<RegistrationPlan, PlanError> {
         let mut options = entra_options();
         edit(&mut options["publicKey"]);
@@ -323,7 +326,7 @@ mod tests {
 
     #[test]
     fn relying_party_and_user_handle_rules() {
-        let cases: [(&str, fn(&mut Value), Option<PlanError>); 5] = [
+        let cases: [Case<Option<PlanError>>; 5] = [
             ("entra rp", |_| {}, None),
             (
                 "other rp id",
@@ -350,7 +353,9 @@ mod tests {
     #[test]
     fn algorithms_keep_entra_order_and_only_es256_rs256() {
         use Algorithm::{Es256, Rs256};
-        let cases: [(Value, Result<Vec<Algorithm>, Vec<i64>>); 6] = [
+        // (pubKeyCredParams, the algorithms kept or the offered ids in the error)
+        type Expected = Result<Vec<Algorithm>, Vec<i64>>;
+        let cases: [(Value, Expected); 6] = [
             (
                 json!([{"type":"public-key","alg":-7},{"type":"public-key","alg":-257}]),
                 Ok(vec![Es256, Rs256]),
