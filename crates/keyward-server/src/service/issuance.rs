@@ -9,8 +9,9 @@
 //! the connector resolves ambiguous answers by looking the credential up first.
 
 use keyward_core::{
-    Channel, EffectivePolicy, EnrollmentMode, EnrollmentPolicy, Issuance, IssuanceId, IssuanceState,
-    KeyState, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Person, PersonId, PinRules, SecurityKey,
+    AuditDraft, Channel, EffectivePolicy, EnrollmentMode, EnrollmentPolicy, Issuance, IssuanceId,
+    IssuanceState, KeyState, Outcome, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Person, PersonId,
+    PinRules, SecurityKey,
 };
 use keyward_entra::{Registered, RegistrationError, RegistrationPath};
 use keyward_store::{issuances, keys, passkeys, people, policies};
@@ -310,9 +311,16 @@ impl Service {
         let checked = match local_check::check(&c.client_data_json, &c.attestation_object, expect) {
             Ok(ok) => ok,
             Err(refusal) => {
-                let from = issuance.state;
-                issuance.fail(refusal.to_string()).map_err(|e| ApiError::Conflict(e.to_string()))?;
-                self.save_transition(actor, &issuance, from).await?;
+                // The issuance stays open (a mixed-up or corrupt body must not let anyone cancel
+                // someone else's issuance); the refusal is audited.
+                let detail = serde_json::json!({"reason": refusal.to_string()});
+                let draft =
+                    AuditDraft::new(actor, "issuance.complete-refused", issuances::subject(issuance.id))
+                        .outcome(Outcome::Failure)
+                        .detail(&detail);
+                let mut tx = self.store.begin().await.map_err(store_error)?;
+                keyward_store::audit::append(&mut tx, draft).await.map_err(store_error)?;
+                tx.commit().await.map_err(store_error)?;
                 return Err(ApiError::Refused(refusal.to_string()));
             }
         };

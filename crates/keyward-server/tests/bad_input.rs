@@ -1,0 +1,179 @@
+//! Bad input gets a clear error and changes nothing: an oversized body, malformed JSON, bad
+//! base64, a corrupt attestation, another issuance's challenge, an expired challenge, a
+//! completion before options, a disabled or unlinked person, an unknown state name.
+
+mod support;
+
+use keyward_core::{Person, PersonSource, Role};
+use serde_json::{Value, json};
+use support::*;
+
+/// Creates an issuance for Adele and fetches its options; returns (id, options body).
+async fn open_issuance(stack: &Stack) -> (String, Value) {
+    let (status, issuance) =
+        stack.call(Role::Operator, "POST", "/api/v1/issuances", Some(json!({"person": ADELE_UPN}))).await;
+    assert_eq!(status, 201, "{issuance}");
+    let id = issuance["id"].as_str().unwrap().to_owned();
+    let (status, options) =
+        stack.call(Role::Operator, "POST", &format!("/api/v1/issuances/{id}/options"), None).await;
+    assert_eq!(status, 200, "{options}");
+    (id, options)
+}
+
+async fn state_of(stack: &Stack, id: &str) -> String {
+    let (_, i) = stack.call(Role::Auditor, "GET", &format!("/api/v1/issuances/{id}"), None).await;
+    i["state"].as_str().unwrap().to_owned()
+}
+
+fn message(body: &Value) -> &str {
+    body["error"]["message"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_completions_are_refused_and_leave_the_issuance_open() {
+    let stack = Stack::start(StackOptions::sqlite()).await;
+    stack.call(Role::Operator, "POST", "/api/v1/people/sync", Some(json!({}))).await;
+    let mut desk = stack.soft_key();
+    let (id, options) = open_issuance(&stack).await;
+    let (cdj, att) = desk.make_credential(&options["creation_options"]);
+    let complete = format!("/api/v1/issuances/{id}/complete");
+
+    // 10 MB of body.
+    let huge = "A".repeat(10 * 1024 * 1024);
+    let response = stack
+        .http
+        .post(format!("{}{complete}", stack.url))
+        .bearer_auth(&stack.tokens[&Role::Operator])
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"client_data_json":"{huge}","attestation_object":""}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+
+    // Not JSON.
+    let response = stack
+        .http
+        .post(format!("{}{complete}", stack.url))
+        .bearer_auth(&stack.tokens[&Role::Operator])
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(message(&body).contains("JSON"), "{body}");
+
+    type Case = (&'static str, Value, u16, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "bad base64",
+            json!({"client_data_json": "%%%", "attestation_object": b64(&att)}),
+            400,
+            "not base64url",
+        ),
+        (
+            "corrupt attestation",
+            json!({"client_data_json": b64(&cdj), "attestation_object": b64(b"\xa1\x63fmt\x64none")}),
+            422,
+            "attestation object",
+        ),
+        (
+            "truncated attestation",
+            json!({"client_data_json": b64(&cdj), "attestation_object": b64(&att[..att.len() / 2])}),
+            422,
+            "",
+        ),
+        (
+            "another challenge",
+            json!({
+                "client_data_json": b64(&String::from_utf8(cdj.clone()).unwrap().replacen("\"challenge\":\"", "\"challenge\":\"x", 1).into_bytes()),
+                "attestation_object": b64(&att),
+            }),
+            422,
+            "challenge",
+        ),
+        ("missing field", json!({"client_data_json": b64(&cdj)}), 400, "attestation_object"),
+    ];
+    for (name, body, status, needle) in cases {
+        let (got, response) = stack.call(Role::Operator, "POST", &complete, Some(body)).await;
+        assert_eq!(got, status, "{name}: {response}");
+        assert!(message(&response).contains(needle), "{name}: {response}");
+        assert_eq!(state_of(&stack, &id).await, "options-issued", "{name} changed the issuance");
+        assert!(stack.sim_methods(ADELE).is_empty(), "{name} registered something");
+    }
+    let (_, pk) = stack.call(Role::Auditor, "GET", "/api/v1/passkeys", None).await;
+    assert_eq!(pk, json!([]), "a refused completion recorded a passkey");
+    let (_, events) = stack.call(Role::Auditor, "GET", "/api/v1/audit?limit=1000", None).await;
+    assert!(events.as_array().unwrap().iter().any(|e| e["action"] == "issuance.complete-refused"));
+
+    // The good body still completes the same issuance.
+    let body = json!({"client_data_json": b64(&cdj), "attestation_object": b64(&att)});
+    let (status, done) = stack.call(Role::Operator, "POST", &complete, Some(body)).await;
+    assert_eq!(status, 200, "{done}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_challenge_expires_the_issuance() {
+    let stack = Stack::start(StackOptions::sqlite()).await;
+    stack.call(Role::Operator, "POST", "/api/v1/people/sync", Some(json!({}))).await;
+    let mut desk = stack.soft_key();
+    let (id, options) = open_issuance(&stack).await;
+    let (cdj, att) = desk.make_credential(&options["creation_options"]);
+    sqlx::query("UPDATE issuance SET challenge_expires_at = 1 WHERE id = $1")
+        .bind(&id)
+        .execute(stack.service.store.pool())
+        .await
+        .unwrap();
+    let body = json!({"client_data_json": b64(&cdj), "attestation_object": b64(&att)});
+    let (status, response) =
+        stack.call(Role::Operator, "POST", &format!("/api/v1/issuances/{id}/complete"), Some(body)).await;
+    assert_eq!(status, 422, "{response}");
+    assert!(message(&response).contains("expired"), "{response}");
+    assert_eq!(state_of(&stack, &id).await, "expired");
+    assert!(stack.sim_methods(ADELE).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuance_refuses_people_and_requests_it_cannot_serve() {
+    let stack = Stack::start(StackOptions::sqlite()).await;
+    stack.call(Role::Operator, "POST", "/api/v1/people/sync", Some(json!({}))).await;
+    let mut tx = stack.service.store.begin().await.unwrap();
+    let unlinked = Person::new("Nobody Linked", "nobody@contoso.onmicrosoft.com", PersonSource::Manual);
+    keyward_store::people::insert(&mut tx, "test", &unlinked).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let cases = [
+        (json!({"person": "megan.bowen@contoso.onmicrosoft.com"}), 422, "disabled"),
+        (json!({"person": "nobody@contoso.onmicrosoft.com"}), 422, "link"),
+        (json!({"person": "ghost@contoso.onmicrosoft.com"}), 404, "people sync"),
+        (json!({"person": ADELE_UPN, "channel": "carrier-pigeon"}), 400, "operator"),
+        (json!({"serial": "x"}), 400, "person"),
+    ];
+    for (body, status, needle) in cases {
+        let (got, response) =
+            stack.call(Role::Operator, "POST", "/api/v1/issuances", Some(body.clone())).await;
+        assert_eq!(got, status, "{body}: {response}");
+        assert!(message(&response).to_lowercase().contains(needle), "{body}: {response}");
+    }
+    let (_, list) = stack.call(Role::Auditor, "GET", "/api/v1/issuances", None).await;
+    assert_eq!(list, json!([]), "a refused request created an issuance");
+
+    // Completing before options, and an unknown issuance.
+    let (_, issuance) =
+        stack.call(Role::Operator, "POST", "/api/v1/issuances", Some(json!({"person": ADELE_UPN}))).await;
+    let id = issuance["id"].as_str().unwrap();
+    let body = json!({"client_data_json": "e30", "attestation_object": "oA"});
+    let (status, response) = stack
+        .call(Role::Operator, "POST", &format!("/api/v1/issuances/{id}/complete"), Some(body.clone()))
+        .await;
+    assert_eq!(status, 409, "{response}");
+    assert!(message(&response).contains("fetch creation options first"), "{response}");
+    let (status, _) =
+        stack.call(Role::Operator, "POST", "/api/v1/issuances/not-an-id/complete", Some(body)).await;
+    assert_eq!(status, 404);
+    let (status, response) = stack.call(Role::Auditor, "GET", "/api/v1/keys?state=misplaced", None).await;
+    assert_eq!(status, 400);
+    assert!(message(&response).contains("available"), "{response}");
+}
