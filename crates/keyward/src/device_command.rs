@@ -18,7 +18,7 @@ use keyward_ctap::{
     Client, CtapStatus, HidDevice, MinPinLength, PinToken, SocketTransport, Timeouts, Transport,
     TransportError, UsbKey, UsbTransport,
 };
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Environment variable with the current PIN (for scripts; otherwise the PIN is prompted).
 pub const PIN_ENV: &str = "KEYWARD_PIN";
@@ -190,7 +190,7 @@ fn read_new_pin() -> anyhow::Result<SecretString> {
     }
     let first = read_secret(NEW_PIN_ENV, "new PIN: ")?;
     let again = read_secret(NEW_PIN_ENV, "repeat the new PIN: ")?;
-    if secrecy::ExposeSecret::expose_secret(&first) != secrecy::ExposeSecret::expose_secret(&again) {
+    if first.expose_secret() != again.expose_secret() {
         bail!("the two PINs differ; run the command again");
     }
     Ok(first)

@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use keyward_softkey::ca::AttestationCa;
 use keyward_softkey::state::{KdfParams, StateFile};
 use keyward_softkey::{Attestation, Authenticator, Config};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Environment variable holding the state file passphrase (for scripts and tests).
 pub const PASSPHRASE_ENV: &str = "KEYWARD_SOFTKEY_PASSPHRASE";
@@ -88,14 +88,15 @@ fn passphrase(confirm: bool) -> anyhow::Result<SecretString> {
         return Ok(SecretString::from(p));
     }
     let hint = || format!("cannot read the soft key passphrase from the terminal; set {PASSPHRASE_ENV}");
-    let first = rpassword::prompt_password("soft key passphrase: ").with_context(hint)?;
+    let first = SecretString::from(rpassword::prompt_password("soft key passphrase: ").with_context(hint)?);
     if confirm {
-        let again = rpassword::prompt_password("repeat the passphrase: ").with_context(hint)?;
-        if again != first {
+        let again =
+            SecretString::from(rpassword::prompt_password("repeat the passphrase: ").with_context(hint)?);
+        if again.expose_secret() != first.expose_secret() {
             bail!("the two passphrases differ; run the command again");
         }
     }
-    Ok(SecretString::from(first))
+    Ok(first)
 }
 
 fn attestation(args: &ServeArgs, aaguid: &[u8; 16]) -> anyhow::Result<Attestation> {
@@ -158,6 +159,7 @@ pub async fn run(args: SoftkeyArgs) -> anyhow::Result<()> {
             (a, Some(file))
         }
     };
+    let stop = StopSignals::install()?;
     let aaguid = uuid::Uuid::from_bytes(authenticator.device_aaguid());
     let served = keyward_softkey::serve_authenticator(&args.listen, authenticator, state_file.map(Arc::new))?;
     tracing::info!(address = served.address(), "soft key serving");
@@ -167,23 +169,43 @@ pub async fn run(args: SoftkeyArgs) -> anyhow::Result<()> {
         println!("state: {} (encrypted)", path.display());
     }
     println!("press Ctrl-C to stop");
-    wait_for_stop().await?;
+    stop.wait().await?;
     drop(served);
     println!("keyward softkey: stopped");
     Ok(())
 }
 
-async fn wait_for_stop() -> anyhow::Result<()> {
+/// Signal handlers installed before the soft key announces itself, so a Ctrl-C sent as soon
+/// as "listening" appears is never lost.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-            _ = term.recv() => {}
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?,
+                terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-    Ok(())
+
+    async fn wait(mut self) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        Ok(())
+    }
 }
