@@ -10,7 +10,10 @@
 //! `maxCredentialCountInList` ids per request, so longer lists are first checked in chunks
 //! with a silent getAssertion (`up: false`, no touch), and makeCredential then carries only
 //! the ids the key recognised. Dropping ids instead would let a key silently replace the
-//! user's existing passkey (same RP and user handle), orphaning its Entra registration.
+//! user's existing passkey (same RP and user handle), orphaning its Entra registration, so a
+//! key that refuses the silent check (alwaysUv) stops the registration with a clear error.
+//! The check cannot see credProtect level 3 credentials (they need UV to be found); Entra asks
+//! for level 1.
 
 use ciborium::value::Value;
 use keyward_webauthn::registration::{Algorithm, CredProtect, PlanWarning, RegistrationPlan};
@@ -65,6 +68,21 @@ pub enum EntraError {
         /// The level Entra requires.
         level: u8,
     },
+    /// The exclude list is too long for one request and the key refused the silent check.
+    #[error(
+        "Entra lists {count} passkeys to exclude, more than this key checks at once ({max}), and the key \
+         refused to check them without a touch ({}); registering unchecked could overwrite an existing \
+         passkey: revoke the user's unused passkeys (`keyward passkeys list`) or turn off alwaysUv on the key",
+        .status.operator_message()
+    )]
+    ExcludeListUnchecked {
+        /// Ids to exclude (every reading of every id).
+        count: usize,
+        /// The key's maxCredentialCountInList.
+        max: usize,
+        /// What the key answered the silent getAssertion.
+        status: CtapStatus,
+    },
     /// Entra enforces credProtect and the key applied another level.
     #[error(
         "Entra requires credential protection level {asked} but the key applied {got:?}; the new credential \
@@ -77,6 +95,17 @@ pub enum EntraError {
         /// The level the key reported, if any.
         got: Option<u8>,
     },
+}
+
+impl EntraError {
+    /// The CTAP status behind this error, if the key sent one.
+    pub fn status(&self) -> Option<CtapStatus> {
+        match self {
+            Self::Ctap(e) => e.status(),
+            Self::ExcludeListUnchecked { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 /// Something the operator should know about a registration that went ahead.
@@ -213,7 +242,7 @@ impl<T: Transport> Client<T> {
 
     /// The exclude list to send: every id if the key takes them in one request, else only the
     /// ids a silent preflight found on the key.
-    fn exclude_list(&mut self, plan: &RegistrationPlan, limits: &Limits) -> Result<Vec<Vec<u8>>, CtapError> {
+    fn exclude_list(&mut self, plan: &RegistrationPlan, limits: &Limits) -> Result<Vec<Vec<u8>>, EntraError> {
         // An id longer than the key's maximum cannot be one of its credentials.
         let ids: Vec<Vec<u8>> = plan
             .exclude_credentials
@@ -243,7 +272,11 @@ impl<T: Transport> Client<T> {
                     found.push(id);
                 }
                 Err(CtapError::Status(CtapStatus::NoCredentials)) => {}
-                Err(e) => return Err(e),
+                // alwaysUv keys refuse a check without a PIN token; never register unchecked.
+                Err(CtapError::Status(status)) => {
+                    return Err(EntraError::ExcludeListUnchecked { count: ids.len(), max, status });
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(found)
@@ -393,6 +426,28 @@ mod tests {
             EntraWarning::Plan(PlanWarning::UndecodableExcludedCredential { index: 40, .. })
         ));
         assert_eq!(key.state().resident_count(), 1);
+    }
+
+    #[test]
+    fn a_long_exclude_list_the_key_will_not_check_silently_stops_the_registration() {
+        let (host, dev) = MemoryTransport::pair();
+        let key = SoftKey::spawn(Config { always_uv: true, ..Config::default() }, dev.from_host, dev.to_host);
+        let timeouts = Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) };
+        let mut c = Client::new(HidDevice::open(host, timeouts).unwrap());
+        let pin = SecretString::from(PIN.to_owned());
+        c.set_pin(&pin).unwrap();
+        let token = c.get_pin_uv_auth_token(&pin, PERMISSION_MC, Some(ENTRA_RP_ID)).unwrap();
+        // Short lists go to makeCredential itself, which carries the PIN token: fine with alwaysUv.
+        assert!(c.register_for_entra(&plan(&[b64::encode(&[9; 32])]), &token).is_ok());
+        let exclude: Vec<String> = (0..40u8).map(|i| b64::encode(&[i; 32])).collect();
+        match c.register_for_entra(&plan(&exclude), &token) {
+            Err(e @ EntraError::ExcludeListUnchecked { count: 40, max: 16, .. }) => {
+                assert_eq!(e.status(), Some(CtapStatus::PuatRequired));
+                assert!(e.to_string().contains("revoke the user's unused passkeys"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(key.state().resident_count(), 1, "nothing was registered unchecked");
     }
 
     #[test]
