@@ -219,51 +219,57 @@ fn packed_attestation_with_a_provisioned_batch_certificate() {
     });
 }
 
+/// Credential management with tokens of each PIN protocol (protocol 1 truncates the
+/// pinUvAuthParam to 16 bytes, protocol 2 does not).
 #[test]
-fn credential_management_enumerates_and_deletes_resident_credentials() {
-    with_authenticator(|mut c, _| {
-        c.set_pin(&pin(PIN)).unwrap();
-        let mut ids = Vec::new();
-        for user in [&b"user-ada"[..], b"user-bob"] {
-            let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_MC, Some(RP)).unwrap();
-            let att = c.make_credential(&request(user), Some(&token)).unwrap();
-            ids.push(att.parsed().unwrap().credential_id.unwrap());
-        }
-        let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_CM, None).unwrap();
-        assert_eq!(c.creds_metadata(&token).unwrap().existing, 2);
-        let rps = c.enumerate_rps(&token).unwrap();
-        assert_eq!(rps.len(), 1);
-        assert_eq!(rps[0].id, RP);
-        assert_eq!(rps[0].id_hash, Sha256::digest(RP).to_vec());
-        let creds = c.enumerate_credentials(&token, &rps[0].id_hash).unwrap();
-        let mut users: Vec<_> = creds.iter().map(|s| (s.id.clone(), s.user_id.clone())).collect();
-        users.sort();
-        let mut want = vec![(ids[0].clone(), b"user-ada".to_vec()), (ids[1].clone(), b"user-bob".to_vec())];
-        want.sort();
-        assert_eq!(users, want);
-        assert!(creds.iter().all(|s| s.cred_protect == Some(2)));
-        for s in &creds {
-            verifying_key(&s.public_key);
-        }
+fn credential_management_enumerates_updates_and_deletes_with_both_pin_protocols() {
+    for protocol in [PinProtocol::V2, PinProtocol::V1] {
+        with_authenticator(|c, _| credential_management(c, protocol));
+    }
+}
 
-        // updateUserInformation replaces the names shown in enumeration.
-        c.update_user_information(&token, &ids[1], b"user-bob", Some("bob@contoso.com"), Some("Bob B."))
-            .unwrap();
-        let creds = c.enumerate_credentials(&token, &rps[0].id_hash).unwrap();
-        let bob = creds.iter().find(|s| s.id == ids[1]).unwrap();
-        assert_eq!(
-            (bob.user_name.as_deref(), bob.user_display_name.as_deref()),
-            (Some("bob@contoso.com"), Some("Bob B."))
-        );
+fn credential_management<T: keyward_ctap::Transport>(mut c: keyward_ctap::Client<T>, protocol: PinProtocol) {
+    c.force_pin_protocol(Some(protocol));
+    c.set_pin(&pin(PIN)).unwrap();
+    let mut ids = Vec::new();
+    for user in [&b"user-ada"[..], b"user-bob"] {
+        let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_MC, Some(RP)).unwrap();
+        let att = c.make_credential(&request(user), Some(&token)).unwrap();
+        ids.push(att.parsed().unwrap().credential_id.unwrap());
+    }
+    let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_CM, None).unwrap();
+    assert_eq!(c.creds_metadata(&token).unwrap().existing, 2);
+    let rps = c.enumerate_rps(&token).unwrap();
+    assert_eq!(rps.len(), 1);
+    assert_eq!(rps[0].id, RP);
+    assert_eq!(rps[0].id_hash, Sha256::digest(RP).to_vec());
+    let creds = c.enumerate_credentials(&token, &rps[0].id_hash).unwrap();
+    let mut users: Vec<_> = creds.iter().map(|s| (s.id.clone(), s.user_id.clone())).collect();
+    users.sort();
+    let mut want = vec![(ids[0].clone(), b"user-ada".to_vec()), (ids[1].clone(), b"user-bob".to_vec())];
+    want.sort();
+    assert_eq!(users, want);
+    assert!(creds.iter().all(|s| s.cred_protect == Some(2)));
+    for s in &creds {
+        verifying_key(&s.public_key);
+    }
 
-        c.delete_credential(&token, &ids[0]).unwrap();
-        let left = c.enumerate_credentials(&token, &rps[0].id_hash).unwrap();
-        assert_eq!(left.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), [ids[1].clone()]);
-        assert_eq!(c.creds_metadata(&token).unwrap().existing, 1);
-        let cdh = [0x11; 32];
-        let err = c.get_assertion(RP, &cdh, std::slice::from_ref(&ids[0]), None).unwrap_err();
-        assert_eq!(err.status(), Some(CtapStatus::NoCredentials), "{err}");
-    });
+    // updateUserInformation replaces the names shown in enumeration.
+    c.update_user_information(&token, &ids[1], b"user-bob", Some("bob@contoso.com"), Some("Bob B.")).unwrap();
+    let creds = c.enumerate_credentials(&token, &rps[0].id_hash).unwrap();
+    let bob = creds.iter().find(|s| s.id == ids[1]).unwrap();
+    assert_eq!(
+        (bob.user_name.as_deref(), bob.user_display_name.as_deref()),
+        (Some("bob@contoso.com"), Some("Bob B."))
+    );
+
+    c.delete_credential(&token, &ids[0]).unwrap();
+    let left = c.enumerate_credentials(&token, &rps[0].id_hash).unwrap();
+    assert_eq!(left.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), [ids[1].clone()]);
+    assert_eq!(c.creds_metadata(&token).unwrap().existing, 1);
+    let cdh = [0x11; 32];
+    let err = c.get_assertion(RP, &cdh, std::slice::from_ref(&ids[0]), None).unwrap_err();
+    assert_eq!(err.status(), Some(CtapStatus::NoCredentials), "{err}");
 }
 
 /// What the operator reads after each wrong PIN in a row on a fresh key (8 retries).
@@ -381,30 +387,35 @@ fn set_min_pin_length_rules() {
 }
 
 #[test]
-fn forced_pin_change_blocks_tokens_until_the_pin_is_changed() {
-    with_authenticator(|mut c, _| {
-        c.set_pin(&pin(PIN)).unwrap();
-        let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_ACFG, None).unwrap();
-        let force =
-            MinPinLength { new_min_pin_length: Some(8), force_change_pin: true, ..MinPinLength::default() };
-        c.set_min_pin_length(&token, &force).unwrap();
-        let info = c.get_info().unwrap();
-        assert_eq!((info.min_pin_length, info.force_pin_change), (8, true));
-        let err = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_MC, Some(RP)).unwrap_err();
-        assert_eq!(err.status(), Some(CtapStatus::PinPolicyViolation), "{err}");
-        assert!(err.to_string().contains("choose a longer"), "{err}");
-        // Our client refuses a too-short new PIN before sending it.
-        assert!(matches!(c.change_pin(&pin(PIN), &pin("1234567")), Err(CtapError::PinLength { min: 8 })));
-        c.change_pin(&pin(PIN), &pin("31415926")).unwrap();
-        assert!(!c.get_info().unwrap().force_pin_change);
-        c.get_pin_uv_auth_token(&pin("31415926"), PERMISSION_MC, Some(RP)).unwrap();
-        // toggleAlwaysUv flips the option both ways.
-        let token = c.get_pin_uv_auth_token(&pin("31415926"), PERMISSION_ACFG, None).unwrap();
-        for want in [true, false] {
-            c.toggle_always_uv(&token).unwrap();
-            assert_eq!(c.get_info().unwrap().options.get("alwaysUv"), Some(&want));
-        }
-    });
+fn forced_pin_change_blocks_tokens_until_the_pin_is_changed_with_both_pin_protocols() {
+    for protocol in [PinProtocol::V2, PinProtocol::V1] {
+        with_authenticator(|c, _| forced_pin_change(c, protocol));
+    }
+}
+
+fn forced_pin_change<T: keyward_ctap::Transport>(mut c: keyward_ctap::Client<T>, protocol: PinProtocol) {
+    c.force_pin_protocol(Some(protocol));
+    c.set_pin(&pin(PIN)).unwrap();
+    let token = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_ACFG, None).unwrap();
+    let force =
+        MinPinLength { new_min_pin_length: Some(8), force_change_pin: true, ..MinPinLength::default() };
+    c.set_min_pin_length(&token, &force).unwrap();
+    let info = c.get_info().unwrap();
+    assert_eq!((info.min_pin_length, info.force_pin_change), (8, true));
+    let err = c.get_pin_uv_auth_token(&pin(PIN), PERMISSION_MC, Some(RP)).unwrap_err();
+    assert_eq!(err.status(), Some(CtapStatus::PinPolicyViolation), "{err}");
+    assert!(err.to_string().contains("choose a longer"), "{err}");
+    // Our client refuses a too-short new PIN before sending it.
+    assert!(matches!(c.change_pin(&pin(PIN), &pin("1234567")), Err(CtapError::PinLength { min: 8 })));
+    c.change_pin(&pin(PIN), &pin("31415926")).unwrap();
+    assert!(!c.get_info().unwrap().force_pin_change);
+    c.get_pin_uv_auth_token(&pin("31415926"), PERMISSION_MC, Some(RP)).unwrap();
+    // toggleAlwaysUv flips the option both ways.
+    let token = c.get_pin_uv_auth_token(&pin("31415926"), PERMISSION_ACFG, None).unwrap();
+    for want in [true, false] {
+        c.toggle_always_uv(&token).unwrap();
+        assert_eq!(c.get_info().unwrap().options.get("alwaysUv"), Some(&want));
+    }
 }
 
 /// The harness limits the key to [`MAX_RESIDENT_CREDENTIALS`] passkeys; one more is refused
