@@ -91,7 +91,8 @@ pub fn registration_body(
         json!({ "hmacCreateSecret": enabled })
     });
     let request = Fido2RegistrationRequest {
-        display_name: Some(fit_display_name(display_name, serial)),
+        // An empty name is left out rather than sent as "" (v1.0 makes it optional).
+        display_name: Some(fit_display_name(display_name, serial)).filter(|n| !n.is_empty()),
         public_key_credential: PublicKeyCredential {
             id: b64::encode(&credential.credential_id),
             response: AttestationResponse {
@@ -192,6 +193,10 @@ mod tests {
             })
         );
         assert_eq!(prepared.credential_id, [0xC1; 20]);
+        let unnamed = registration_body(&plan, &att, "  ", None).unwrap();
+        assert_eq!(unnamed.request.display_name, None);
+        let serial_only = registration_body(&plan, &att, "", Some("12345678")).unwrap();
+        assert_eq!(serial_only.request.display_name.as_deref(), Some("12345678"));
         assert_eq!(&prepared.aaguid, b"KeywardTestKey01");
     }
 
