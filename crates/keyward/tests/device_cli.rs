@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 use keyward_ctap::client::PERMISSION_MC;
-use keyward_ctap::{Client, HidDevice, MakeCredential, SocketTransport, Timeouts};
+use keyward_ctap::{Attestation, Client, HidDevice, MakeCredential, SocketTransport, Timeouts};
 use secrecy::SecretString;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
@@ -62,6 +62,17 @@ fn base_command() -> Command {
 
 /// Starts the soft key; returns its stderr when it exits instead of listening.
 fn start(dir: &Path, init: bool, passphrase: &str, log: &Transcript) -> Result<SoftKey, String> {
+    start_with(dir, init, passphrase, &[], log)
+}
+
+/// [`start`] with extra `softkey serve` arguments.
+fn start_with(
+    dir: &Path,
+    init: bool,
+    passphrase: &str,
+    extra: &[&str],
+    log: &Transcript,
+) -> Result<SoftKey, String> {
     let socket = dir.join("key.sock");
     let mut cmd = base_command();
     cmd.args(["softkey", "serve", "--listen"])
@@ -74,6 +85,7 @@ fn start(dir: &Path, init: bool, passphrase: &str, log: &Transcript) -> Result<S
     if init {
         cmd.arg("--init");
     }
+    cmd.args(extra);
     let mut child = cmd.spawn().expect("starting keyward softkey serve");
     // Drain stderr from the start so trace logging can never fill the pipe and stall the key.
     let mut stderr = child.stderr.take().unwrap();
@@ -139,7 +151,7 @@ impl SoftKey {
     }
 
     /// Creates a discoverable credential the way a provisioning run would (our CTAP client).
-    fn make_resident_credential(&self, pin: &str) {
+    fn make_resident_credential(&self, pin: &str) -> Attestation {
         let transport = SocketTransport::connect(&format!("unix:{}", self.socket.display())).unwrap();
         let mut client = Client::new(HidDevice::open(transport, Timeouts::default()).unwrap());
         let pin = SecretString::from(pin.to_owned());
@@ -154,7 +166,7 @@ impl SoftKey {
             cred_protect: Some(2),
             ..MakeCredential::default()
         };
-        client.make_credential(&req, Some(&token)).unwrap();
+        client.make_credential(&req, Some(&token)).unwrap()
     }
 
     fn kill(mut self) {
@@ -313,4 +325,87 @@ fn device_commands_explain_unusable_keys() {
     // No USB key is plugged into a test machine: the answer must say what to check.
     let usb = run(&["info", "--key", "hid", "--serial", "no-such-serial"]);
     assert!(usb.contains("USB"), "{usb}");
+}
+
+/// The statement's x5c certificates and signature.
+fn packed_statement(att: &Attestation) -> (Vec<Vec<u8>>, Vec<u8>) {
+    use ciborium::value::Value;
+    let stmt: Value = ciborium::de::from_reader(att.att_stmt_raw()).unwrap();
+    let map = stmt.as_map().unwrap();
+    let get = |k: &str| map.iter().find(|(key, _)| key.as_text() == Some(k)).map(|(_, v)| v.clone()).unwrap();
+    let x5c = get("x5c").as_array().unwrap().iter().map(|c| c.as_bytes().unwrap().clone()).collect();
+    (x5c, get("sig").as_bytes().unwrap().clone())
+}
+
+/// Checks a packed statement: leaf signed by `ca_pem`, AAGUID extension, signature by the leaf.
+fn assert_chains_to(att: &Attestation, ca_pem: &str, aaguid: &[u8; 16]) {
+    use p256::ecdsa::signature::Verifier;
+    use p256::pkcs8::DecodePublicKey;
+    use x509_parser::prelude::*;
+    assert_eq!(att.fmt, "packed");
+    let (x5c, sig) = packed_statement(att);
+    let (_, pem) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).unwrap();
+    let (_, ca) = X509Certificate::from_der(&pem.contents).unwrap();
+    let (_, leaf) = X509Certificate::from_der(&x5c[0]).unwrap();
+    leaf.verify_signature(Some(ca.public_key())).expect("the batch certificate is signed by the CA");
+    let ext = leaf.extensions().iter().find(|e| e.oid.to_id_string() == "1.3.6.1.4.1.45724.1.1.4").unwrap();
+    assert_eq!(&ext.value[2..], aaguid);
+    let auth_data = att.auth_data.as_slice();
+    assert_eq!(&auth_data[37..53], aaguid, "authenticator data carries the same AAGUID");
+    let key = p256::ecdsa::VerifyingKey::from_public_key_der(leaf.public_key().raw).unwrap();
+    let sig = p256::ecdsa::Signature::from_der(&sig).unwrap();
+    key.verify(&[auth_data, &[7u8; 32][..]].concat(), &sig).expect("statement signed by the batch key");
+}
+
+#[test]
+fn packed_attestation_chains_to_the_generated_or_supplied_ca() {
+    let log = Transcript::default();
+    let aaguid = "0a1b2c3d-4e5f-4061-8273-8495a6b7c8d9";
+    let aaguid_bytes = *uuid::Uuid::parse_str(aaguid).unwrap().as_bytes();
+
+    // Generated CA, its certificate written for the verifier.
+    let dir = tempfile::tempdir().unwrap();
+    let ca_out = dir.path().join("ca.pem");
+    let ca_arg = ca_out.to_str().unwrap();
+    let key =
+        start_with(dir.path(), true, PASSPHRASE, &["--aaguid", aaguid, "--write-ca-cert", ca_arg], &log)
+            .unwrap();
+    key.ok(&["set-pin"], &[("KEYWARD_NEW_PIN", PIN1)], &log);
+    let att = key.make_resident_credential(PIN1);
+    assert_chains_to(&att, &std::fs::read_to_string(&ca_out).unwrap(), &aaguid_bytes);
+    // The batch key and chain live in the state file: same chain after a restart.
+    key.kill();
+    let key = start(dir.path(), false, PASSPHRASE, &log).unwrap();
+    let again = key.make_resident_credential(PIN1);
+    assert_eq!(packed_statement(&again).0, packed_statement(&att).0);
+    drop(key);
+
+    // The operator's own CA.
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "Contoso Attestation CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = params.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.path().join("ca.crt"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.path().join("ca.key"), ca_key.serialize_pem()).unwrap();
+    let cert_arg = dir.path().join("ca.crt");
+    let key_arg = dir.path().join("ca.key");
+    let args =
+        ["--aaguid", aaguid, "--ca-cert", cert_arg.to_str().unwrap(), "--ca-key", key_arg.to_str().unwrap()];
+    let key = start_with(dir.path(), true, PASSPHRASE, &args, &log).unwrap();
+    key.ok(&["set-pin"], &[("KEYWARD_NEW_PIN", PIN1)], &log);
+    assert_chains_to(&key.make_resident_credential(PIN1), &ca_cert.pem(), &aaguid_bytes);
+    drop(key);
+
+    // A key file that is not a key is refused before anything listens.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.crt"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.path().join("ca.key"), "not a key").unwrap();
+    let bad_key = dir.path().join("ca.key");
+    let bad = ["--ca-cert", cert_arg.to_str().unwrap(), "--ca-key", bad_key.to_str().unwrap()];
+    let err = start_with(dir.path(), true, PASSPHRASE, &bad, &log).err().expect("bad CA key");
+    assert!(err.contains("--ca-key"), "{err}");
+    assert!(!dir.path().join("key.kws").exists(), "no state file for a key that never started");
+    log.assert_no_pin();
 }
