@@ -107,6 +107,18 @@ pub async fn mark_registered(
     Ok(p)
 }
 
+/// Records the model name Entra reported for a passkey (Entra's metadata is the authority on
+/// it; Keyward's guess from the embedded MDS may be missing). Not audited: it is Entra's
+/// description of a registration already audited, not a change of state.
+pub async fn set_model(tx: &mut Tx, id: PasskeyId, model: &str) -> Result<()> {
+    sqlx::query("UPDATE passkey SET model = $2 WHERE id = $1")
+        .bind(id.to_string())
+        .bind(model.to_owned())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
 /// Revokes a passkey (after deleting it in Entra, or abandoning a pending one).
 pub async fn revoke(tx: &mut Tx, actor: &str, id: PasskeyId, reason: &str) -> Result<Passkey> {
     let p = move_to(tx, id, PasskeyState::Revoked, None).await?;

@@ -1,6 +1,7 @@
 //! The `keyward` binary: the server, the emulator, the demo and the operator's commands.
 
 mod device_command;
+mod serve_command;
 mod sim_command;
 mod softkey_command;
 
@@ -20,6 +21,10 @@ enum Command {
     Sim(sim_command::SimArgs),
     /// Run the software security key on a socket (`softkey serve --listen unix:PATH`).
     Softkey(softkey_command::SoftkeyArgs),
+    /// Run the CMS server (configuration: keyward.toml and KEYWARD_* variables).
+    Serve(serve_command::ServeArgs),
+    /// Server-side administration on the server's host: API tokens.
+    Admin(serve_command::AdminArgs),
     /// Look after a security key: info, set-pin, change-pin, reset, credentials, config.
     Device(device_command::DeviceArgs),
 }
@@ -44,6 +49,8 @@ fn main() -> std::process::ExitCode {
             Command::Sim(args) => sim_command::run(args).await,
             Command::Softkey(args) => softkey_command::run(args).await,
             Command::Device(args) => device_command::run(args).await,
+            Command::Serve(args) => serve_command::serve(args).await,
+            Command::Admin(args) => serve_command::admin(args).await,
         }
     });
     match result {

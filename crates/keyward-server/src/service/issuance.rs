@@ -409,6 +409,12 @@ impl Service {
                 passkey = passkeys::mark_registered(&mut tx, actor, passkey.id, &registered.method.id)
                     .await
                     .map_err(store_error)?;
+                if let Some(model) =
+                    registered.method.model.as_deref().filter(|m| passkey.model.as_deref() != Some(*m))
+                {
+                    passkeys::set_model(&mut tx, passkey.id, model).await.map_err(store_error)?;
+                    passkey.model = Some(model.to_owned());
+                }
                 let from = issuance.state;
                 issuance
                     .transition(IssuanceState::Registered)

@@ -1,0 +1,207 @@
+//! `keyward sim` + `keyward serve` as separate processes, on SQLite and on PostgreSQL: the first
+//! token from `keyward admin token create`, the connector pointed at the emulator through the
+//! API, people synced, and a passkey issued with the soft key through the API; then the same
+//! passkey is seen in Entra and revoking the key removes it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use keyward_ctap::client::PERMISSION_MC;
+use keyward_ctap::{Client, HidDevice, MemoryTransport, Timeouts};
+use keyward_softkey::{Attestation, Config, SoftKey};
+use keyward_webauthn::registration::RegistrationPlan;
+use keyward_webauthn::{ENTRA_RP_ID, b64};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+#[path = "../../keyward-sim/tests/support/attestation_ca.rs"]
+mod attestation_ca;
+
+const AAGUID: [u8; 16] = *b"KeywardSoftKey01";
+
+fn keyward() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_keyward"))
+}
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a command and returns it with the first stdout line starting with `prefix`.
+fn start(mut cmd: Command, prefix: &str) -> (Running, String) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let found = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?}"));
+    std::thread::spawn(move || for _ in lines {});
+    (Running(child), found)
+}
+
+async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http.request(method.parse().unwrap(), format!("{url}{path}")).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let response = req.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn end_to_end(database_url: Option<String>) {
+    let dir = std::env::temp_dir().join(format!("keyward-serve-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = attestation_ca::test_ca(AAGUID, "Authenticator Attestation");
+    let mut seed: Value = serde_json::from_str(keyward_sim::seed::EXAMPLE_SEED).unwrap();
+    seed["attestationRootsPem"] = json!([ca.ca_pem]);
+    seed["aaguidModels"][uuid::Uuid::from_bytes(AAGUID).to_string()] = json!("Keyward Soft Key (test CA)");
+    let seed_path = dir.join("seed.json");
+    std::fs::write(&seed_path, seed.to_string()).unwrap();
+
+    let mut sim = keyward();
+    sim.args(["sim", "--listen", "127.0.0.1:0", "--throttle", "off", "--seed"]).arg(&seed_path);
+    let (_sim, authority) = start(sim, "authority:");
+    let (sim_base, tenant) = authority.rsplit_once('/').unwrap();
+
+    let database_url =
+        database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("keyward.db").display()));
+    let config_args = |cmd: &mut Command| {
+        cmd.arg("--data-dir")
+            .arg(&dir)
+            .arg("--database-url")
+            .arg(&database_url)
+            .arg("--config")
+            .arg(dir.join("none.toml"));
+    };
+    let mut create = keyward();
+    create.args(["admin"]);
+    config_args(&mut create);
+    let out = create.args(["token", "create", "--name", "first-admin", "--role", "admin"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("kw_"), "{token}");
+
+    let mut serve = keyward();
+    serve.args(["serve", "--listen", "127.0.0.1:0"]);
+    config_args(&mut serve);
+    let (_server, url) = start(serve, "Keyward server listening on");
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let connector = json!({
+            "enabled": true, "clientId": "6731de76-14a6-49ae-97bc-6eba6914391e", "tenantId": tenant,
+            "credential": {"kind": "secret", "clientSecret": "sim-secret-change-me"},
+            "authorityUrl": sim_base, "graphUrl": sim_base,
+        });
+        let (status, body) = call(&http, &url, &token, "PUT", "/api/v1/connector", Some(connector)).await;
+        assert_eq!(status, 204, "{body}");
+        let (status, test) = call(&http, &url, &token, "POST", "/api/v1/connector/test", None).await;
+        assert_eq!((status, &test["ok"]), (200, &json!(true)), "{test}");
+        let (status, report) =
+            call(&http, &url, &token, "POST", "/api/v1/people/sync", Some(json!({}))).await;
+        assert_eq!(status, 200, "{report}");
+
+        let upn = "adele.vance@contoso.onmicrosoft.com";
+        let (status, issuance) = call(
+            &http,
+            &url,
+            &token,
+            "POST",
+            "/api/v1/issuances",
+            Some(json!({"person": upn, "serial": "CLI-1"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{issuance}");
+        let id = issuance["id"].as_str().unwrap().to_owned();
+        let (status, options) =
+            call(&http, &url, &token, "POST", &format!("/api/v1/issuances/{id}/options"), None).await;
+        assert_eq!(status, 200, "{options}");
+
+        let config = Config {
+            aaguid: AAGUID,
+            attestation: Attestation::Packed {
+                key: ca.attestation_key.clone(),
+                x5c: vec![ca.attestation_der.clone()],
+            },
+            ..Config::default()
+        };
+        let (host, dev) = MemoryTransport::pair();
+        let _key = SoftKey::spawn(config, dev.from_host, dev.to_host);
+        let timeouts = Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) };
+        let mut client = Client::new(HidDevice::open(host, timeouts).unwrap());
+        let pin = SecretString::from("8642".to_owned());
+        client.set_pin(&pin).unwrap();
+        let plan = RegistrationPlan::from_creation_options(
+            &serde_json::from_value(options["creation_options"].clone()).unwrap(),
+        )
+        .unwrap();
+        let pin_token = client.get_pin_uv_auth_token(&pin, PERMISSION_MC, Some(ENTRA_RP_ID)).unwrap();
+        let made = client.register_for_entra(&plan, &pin_token).unwrap();
+        let body = json!({
+            "client_data_json": b64::encode(&plan.client_data_json),
+            "attestation_object": b64::encode(&made.attestation.attestation_object()),
+            "serial": "CLI-1",
+        });
+        let (status, done) =
+            call(&http, &url, &token, "POST", &format!("/api/v1/issuances/{id}/complete"), Some(body)).await;
+        assert_eq!(status, 200, "{done}");
+        assert_eq!(done["passkey"]["model"], "Keyward Soft Key (test CA)");
+
+        let (status, lost) =
+            call(&http, &url, &token, "POST", "/api/v1/keys/CLI-1/state", Some(json!({"state": "lost"})))
+                .await;
+        assert_eq!((status, &lost["revoked"]), (200, &json!(1)), "{lost}");
+        let (_, chain) = call(&http, &url, &token, "GET", "/api/v1/audit/verify", None).await;
+        assert_eq!(chain["ok"], true, "{chain}");
+        let (_, person) = call(&http, &url, &token, "GET", &format!("/api/v1/people/{upn}"), None).await;
+        assert_eq!(person["passkeys"][0]["state"], "revoked", "{person}");
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sim_and_serve_issue_and_revoke_on_sqlite() {
+    end_to_end(None);
+}
+
+#[test]
+fn sim_and_serve_issue_and_revoke_on_postgres() {
+    use sqlx::{Connection, Executor};
+    let admin = std::env::var("KEYWARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("keyward_cli_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c =
+            sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL must be running (see .ci/run)");
+        c.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+    });
+    let cut = admin.rfind('/').unwrap();
+    let result = std::panic::catch_unwind(|| end_to_end(Some(format!("{}/{name}", &admin[..cut]))));
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        let _ = c.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+    });
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
