@@ -255,6 +255,11 @@ impl<T: Transport> Client<T> {
 
     /// Sets the first PIN.
     pub fn set_pin(&mut self, pin: &SecretString) -> Result<(), CtapError> {
+        // A key with a PIN answers PIN_AUTH_INVALID (CTAP 2.1) or NOT_ALLOWED (2.0); ask first so
+        // the operator is told to change the PIN rather than that a token was wrong.
+        if self.get_info()?.options.get("clientPin") == Some(&true) {
+            return Err(CtapError::PinAlreadySet);
+        }
         let p = self.pin_protocol()?;
         let padded = self.padded(pin)?;
         let (ka, shared) = self.key_agreement(p)?;

@@ -309,11 +309,11 @@ fn wrong_pins_report_retries_left_then_ask_for_reinsertion() {
 fn change_pin_reports_a_wrong_current_pin_and_replaces_the_pin() {
     with_authenticator(|mut c, _| {
         c.set_pin(&pin(PIN)).unwrap();
-        // A second setPIN must not replace the PIN. CTAP 2.1 ("Setting a new PIN", step 3) answers
-        // PIN_AUTH_INVALID, as fido-authenticator does; CTAP 2.0 keys and our soft key answer
-        // NOT_ALLOWED. Either way the old PIN still works and costs no retry.
+        // A second setPIN must not replace the PIN: the client sees clientPin in getInfo and tells
+        // the operator to change it instead. The old PIN still works and costs no retry.
         let err = c.set_pin(&pin("314159")).unwrap_err();
-        assert!(matches!(err.status(), Some(CtapStatus::PinAuthInvalid | CtapStatus::NotAllowed)), "{err}");
+        assert!(matches!(err, CtapError::PinAlreadySet), "{err}");
+        assert!(err.to_string().contains("change-pin"), "{err}");
         c.get_pin_token(&pin(PIN)).unwrap();
         assert_eq!(c.get_retries().unwrap(), 8);
         assert!(matches!(

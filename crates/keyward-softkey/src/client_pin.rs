@@ -83,7 +83,8 @@ impl Authenticator {
         let new_pin_enc = args.bytes(5)?.ok_or(Status::MissingParameter)?;
         args.get(3).ok_or(Status::MissingParameter)?;
         if self.pin_hash.is_some() {
-            return Err(Status::NotAllowed);
+            // CTAP 2.1 §6.5.5.5 step 3 (CTAP 2.0 keys said NOT_ALLOWED here).
+            return Err(Status::PinAuthInvalid);
         }
         let shared = self.shared(protocol, args)?;
         if !protocol.verify(protocol.hmac_key(&shared), new_pin_enc, param) {
