@@ -1,5 +1,5 @@
-//! Issuance end to end over loopback HTTP: `keyward sim` + the server (SQLite, then PostgreSQL)
-//! + our CTAP client on the soft key, driven through the Core API as the operator tool does.
+//! Issuance end to end over loopback HTTP: `keyward sim`, the server (SQLite, then PostgreSQL)
+//! and our CTAP client on the soft key, driven through the Core API as the operator tool does.
 //! The passkey shows up in the emulated Entra with its AAGUID and model; revoking the key deletes
 //! it there; the audit chain verifies, and stops verifying once a row is altered.
 

@@ -94,11 +94,9 @@ impl Service {
                     self.finish_pending(actor, p, &m.id).await?;
                     report.finished += 1;
                 }
-                (PasskeyState::Pending, None) => {
-                    if self.pending_expired(p, now).await? {
-                        self.abandon_pending(actor, p).await?;
-                        report.abandoned += 1;
-                    }
+                (PasskeyState::Pending, None) if self.pending_expired(p, now).await? => {
+                    self.abandon_pending(actor, p).await?;
+                    report.abandoned += 1;
                 }
                 (PasskeyState::Registered, None) => {
                     let mut tx = self.store.begin().await.map_err(store_error)?;

@@ -1,0 +1,156 @@
+//! Load driver for `bench/server.sh`: issues passkeys through a running `keyward serve` and
+//! measures the server process's CPU time per issuance.
+//!
+//! The emulator and the soft key run *in this process*, so the server's CPU time (read from
+//! `/proc/PID/stat`) holds only Keyward's own work for both API calls — options and complete,
+//! plus create — and its client side of the Graph calls, not Entra's or the authenticator's.
+//! Issuances run in batches; the median of the per-batch CPU-per-issuance is reported.
+//!
+//! Usage: `issuance_driver URL ADMIN_TOKEN SERVER_PID [ISSUANCES] [BATCHES]`; prints
+//! `cpu_ms_per_issuance_median=…` and `person_id=…` (a person for the read load test).
+
+use std::time::Duration;
+
+#[path = "../../keyward-sim/tests/support/attestation_ca.rs"]
+mod attestation_ca;
+
+use keyward_ctap::client::PERMISSION_MC;
+use keyward_ctap::{Client, HidDevice, MemoryTransport, Timeouts};
+use keyward_sim::seed::{Seed, SeedUser};
+use keyward_sim::{Sim, SimOptions};
+use keyward_softkey::{Attestation, Config, SoftKey};
+use keyward_webauthn::registration::RegistrationPlan;
+use keyward_webauthn::{ENTRA_RP_ID, b64};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+const AAGUID: [u8; 16] = *b"KeywardSoftKey01";
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server process is gone");
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn ticks_per_second() -> f64 {
+    let out = std::process::Command::new("getconf").arg("CLK_TCK").output().ok();
+    out.and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
+}
+
+async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut req = http.request(method.parse().unwrap(), format!("{url}{path}")).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let response = req.send().await.unwrap();
+    let status = response.status();
+    let value: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{method} {path}: {status} {value}");
+    value
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 4 {
+        eprintln!("usage: issuance_driver URL ADMIN_TOKEN SERVER_PID [ISSUANCES] [BATCHES]");
+        std::process::exit(2);
+    }
+    let (url, token, pid) = (args[1].clone(), args[2].clone(), args[3].parse::<u32>().unwrap());
+    let issuances: usize = args.get(4).map(|s| s.parse().unwrap()).unwrap_or(400);
+    let batches: usize = args.get(5).map(|s| s.parse().unwrap()).unwrap_or(20);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let ca = attestation_ca::test_ca(AAGUID, "Authenticator Attestation");
+    let mut seed = Seed::example();
+    seed.attestation_roots_pem = vec![ca.ca_pem.clone()];
+    for i in 0..issuances {
+        seed.users.push(SeedUser {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_principal_name: format!("bench{i:05}@contoso.onmicrosoft.com"),
+            display_name: format!("Bench {i:05}"),
+            account_enabled: true,
+            user_type: "Member".into(),
+            mail: None,
+            groups: vec![],
+        });
+    }
+    let tenant = seed.tenant_id.clone();
+    let mut options = SimOptions::default();
+    options.throttle.enabled = false;
+    let sim =
+        keyward_sim::server::spawn(Sim::new(seed, options).unwrap(), "127.0.0.1:0".parse().unwrap(), None)
+            .await
+            .unwrap();
+
+    let http = reqwest::Client::new();
+    let connector = json!({
+        "enabled": true, "clientId": "6731de76-14a6-49ae-97bc-6eba6914391e", "tenantId": tenant,
+        "credential": {"kind": "secret", "clientSecret": "sim-secret-change-me"},
+        "authorityUrl": sim.base_url, "graphUrl": sim.base_url,
+    });
+    call(&http, &url, &token, "PUT", "/api/v1/connector", Some(connector)).await;
+    call(&http, &url, &token, "POST", "/api/v1/people/sync", Some(json!({}))).await;
+
+    let config = Config {
+        aaguid: AAGUID,
+        attestation: Attestation::Packed {
+            key: ca.attestation_key.clone(),
+            x5c: vec![ca.attestation_der.clone()],
+        },
+        max_resident_keys: issuances + 10,
+        ..Config::default()
+    };
+    let (host, dev) = MemoryTransport::pair();
+    let _key = SoftKey::spawn(config, dev.from_host, dev.to_host);
+    let timeouts = Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) };
+    let mut client = Client::new(HidDevice::open(host, timeouts).unwrap());
+    let pin = SecretString::from("135790".to_owned());
+    client.set_pin(&pin).unwrap();
+
+    let tick = 1000.0 / ticks_per_second();
+    let per_batch = issuances / batches;
+    let mut samples = Vec::new();
+    let mut n = 0;
+    for _ in 0..batches {
+        let before = cpu_ticks(pid);
+        for _ in 0..per_batch {
+            let upn = format!("bench{n:05}@contoso.onmicrosoft.com");
+            n += 1;
+            let issuance =
+                call(&http, &url, &token, "POST", "/api/v1/issuances", Some(json!({"person": upn}))).await;
+            let id = issuance["id"].as_str().unwrap().to_owned();
+            let options =
+                call(&http, &url, &token, "POST", &format!("/api/v1/issuances/{id}/options"), None).await;
+            let plan = RegistrationPlan::from_creation_options(
+                &serde_json::from_value(options["creation_options"].clone()).unwrap(),
+            )
+            .unwrap();
+            let pin_token = client.get_pin_uv_auth_token(&pin, PERMISSION_MC, Some(ENTRA_RP_ID)).unwrap();
+            let made = client.register_for_entra(&plan, &pin_token).unwrap();
+            let body = json!({
+                "client_data_json": b64::encode(&plan.client_data_json),
+                "attestation_object": b64::encode(&made.attestation.attestation_object()),
+            });
+            call(&http, &url, &token, "POST", &format!("/api/v1/issuances/{id}/complete"), Some(body)).await;
+        }
+        let used = (cpu_ticks(pid) - before) as f64 * tick;
+        samples.push(used / per_batch as f64);
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = samples[samples.len() / 2];
+    let people = call(&http, &url, &token, "GET", "/api/v1/people?search=bench00000", None).await;
+    println!("issuances={n} batches={batches} tick_ms={tick:.1}");
+    println!("cpu_ms_per_issuance_median={median:.3}");
+    println!("cpu_ms_per_issuance_batches={samples:.3?}");
+    println!("person_id={}", people["items"][0]["id"].as_str().unwrap());
+}
