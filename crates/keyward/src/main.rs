@@ -1,5 +1,6 @@
 //! The `keyward` binary: the server, the emulator, the demo and the operator's commands.
 
+mod api_client;
 mod device_command;
 mod serve_command;
 mod sim_command;

@@ -28,6 +28,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<Service>> {
         .routes(routes!(complete_issuance))
         .routes(routes!(cancel_issuance))
         .routes(routes!(fail_issuance))
+        .routes(routes!(pin_handover))
 }
 
 fn issuance_id(text: &str) -> Result<IssuanceId, ApiError> {
@@ -246,4 +247,32 @@ async fn fail_issuance(
     let actor = actor(&caller, Permission::IssuanceCreate)?;
     let reason: String = req.reason.chars().take(500).collect();
     Ok(ApiJson(IssuanceView::from(&s.fail_issuance(&actor, issuance_id(&id)?, &reason).await?)))
+}
+
+/// How a PIN was handed over (never the PIN itself).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct PinHandover {
+    /// `terminal` (shown once), `letter` (encrypted PIN letter) or `user-chosen`.
+    pub method: String,
+    /// For letters: the file and the age recipient it was encrypted to.
+    pub detail: Option<String>,
+}
+
+/// Record that the PIN of an issuance's key was handed over (audit only).
+#[utoipa::path(post, path = "/api/v1/issuances/{id}/pin-handover", tag = "issuances", request_body = PinHandover,
+    params(("id" = String, Path)), security(("bearer" = ["issuance:create"])),
+    responses((status = 204)))]
+async fn pin_handover(
+    State(s): State<Arc<Service>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PinHandover>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let actor = actor(&caller, Permission::IssuanceCreate)?;
+    if !matches!(req.method.as_str(), "terminal" | "letter" | "user-chosen") {
+        return Err(ApiError::BadRequest("method must be terminal, letter or user-chosen".into()));
+    }
+    let detail: Option<String> = req.detail.map(|d| d.chars().take(300).collect());
+    s.record_pin_handover(&actor, issuance_id(&id)?, &req.method, detail.as_deref()).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -445,6 +445,26 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Audits that the PIN of an issuance's key was handed over, and how; the PIN itself never
+    /// reaches the server.
+    pub async fn record_pin_handover(
+        &self,
+        actor: &str,
+        id: IssuanceId,
+        method: &str,
+        detail: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let issuance = self.issuance(id).await?;
+        let audit = serde_json::json!({"method": method, "detail": detail, "person": issuance.person_id});
+        let draft = AuditDraft::new(actor, "pin.handover", issuances::subject(id)).detail(&audit);
+        let mut tx = self.store.begin().await.map_err(store_error)?;
+        keyward_store::audit::append(&mut tx, draft).await.map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(())
+    }
+}
+
 /// The AAGUID of a key model as a UUID, for callers holding text.
 pub fn parse_aaguid(text: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text).map_err(|_| ApiError::BadRequest(format!("{text:?} is not an AAGUID (a UUID)")))
