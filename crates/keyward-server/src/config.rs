@@ -67,6 +67,9 @@ pub struct ServerConfig {
     pub approval_required: bool,
     /// Largest request body accepted, in bytes (`KEYWARD_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Minutes between scheduled runs of sync (leavers) and reconcile; 0 turns the schedule
+    /// off (`KEYWARD_SYNC_INTERVAL_MINUTES`).
+    pub sync_interval_minutes: u64,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +83,7 @@ impl Default for ServerConfig {
             revoke_on_leave: true,
             approval_required: false,
             max_body_bytes: 256 * 1024,
+            sync_interval_minutes: 60,
         }
     }
 }
@@ -131,6 +135,9 @@ impl ServerConfig {
         }
         if let Some(v) = get("KEYWARD_APPROVAL_REQUIRED") {
             self.approval_required = parse("KEYWARD_APPROVAL_REQUIRED", &v, "true or false")?;
+        }
+        if let Some(v) = get("KEYWARD_SYNC_INTERVAL_MINUTES") {
+            self.sync_interval_minutes = parse("KEYWARD_SYNC_INTERVAL_MINUTES", &v, "a number of minutes")?;
         }
         if let Some(v) = get("KEYWARD_MAX_BODY_BYTES") {
             self.max_body_bytes = parse("KEYWARD_MAX_BODY_BYTES", &v, "a number of bytes")?;

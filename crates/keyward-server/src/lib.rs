@@ -21,6 +21,44 @@ pub use config::ServerConfig;
 pub use error::ApiError;
 pub use service::Service;
 
+/// Runs sync (with its leaver handling) and then reconcile every `sync_interval_minutes`, so a
+/// leaver's passkeys leave Entra without anyone asking. A run that fails (Entra unreachable,
+/// connector not configured yet) is logged and retried at the next tick. With several servers
+/// on one database each runs the schedule; both jobs are idempotent, so the cost is Graph
+/// reads, not wrong data.
+pub fn spawn_scheduler(service: Arc<Service>) -> Option<tokio::task::JoinHandle<()>> {
+    let minutes = service.config.sync_interval_minutes;
+    if minutes == 0 {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(minutes * 60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match service.sync_people("scheduler", None).await {
+                Ok(r) => tracing::info!(
+                    seen = r.seen,
+                    disabled = r.disabled,
+                    deleted = r.deleted,
+                    revoked = r.revoked,
+                    "scheduled sync"
+                ),
+                Err(e) => tracing::warn!("scheduled sync failed: {e}"),
+            }
+            match service.reconcile("scheduler", None).await {
+                Ok(r) => tracing::info!(
+                    finished = r.finished,
+                    revoked = r.revoked,
+                    discovered = r.discovered,
+                    "scheduled reconcile"
+                ),
+                Err(e) => tracing::warn!("scheduled reconcile failed: {e}"),
+            }
+        }
+    }))
+}
+
 /// Starts serving `service` on `listener` until `shutdown` resolves.
 pub async fn serve(
     service: Arc<Service>,

@@ -64,6 +64,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("  API: {url}/api/v1 (OpenAPI document at {url}/api/v1/openapi.json)");
     println!("  database: {}", redact_url(&database));
     println!("  first API token: keyward admin token create --name NAME --role admin");
+    let scheduler = keyward_server::spawn_scheduler(service.clone());
+    if scheduler.is_some() {
+        println!("  sync and reconcile every {} minutes", service.config.sync_interval_minutes);
+    }
     keyward_server::serve(service, listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })
