@@ -22,7 +22,7 @@ use p256::ecdsa::{Signature, SigningKey};
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use sha2::{Digest, Sha256};
 
-#[path = "attestation_ca.rs"]
+#[path = "../../../keyward-sim/tests/support/attestation_ca.rs"]
 mod attestation_ca;
 pub use attestation_ca::{TestCa, test_ca};
 
