@@ -1,5 +1,4 @@
--- Keyward schema v1 (PostgreSQL). Keep in step with migrations/sqlite/0001_initial.sql.
--- Portable column types only: TEXT, BIGINT (flags are 0/1, times are Unix microseconds).
+-- Keyward schema v1, one file for SQLite and PostgreSQL: portable types only (TEXT, BIGINT; booleans as 0/1, times as Unix microseconds).
 
 CREATE TABLE person (
     id               TEXT PRIMARY KEY,
