@@ -390,4 +390,23 @@ impl ApiClient {
     pub async fn verify_audit(&self) -> Result<ChainReport, ApiClientError> {
         self.get("/api/v1/audit/verify").await
     }
+
+    /// Revokes every passkey on a key (by id or serial); the key keeps its state.
+    pub async fn revoke_key_passkeys(&self, id: &str, reason: Option<String>) -> Result<RevokedCount, ApiClientError> {
+        self.post(&format!("/api/v1/keys/{}/revoke-passkeys", seg(id)), &RevokeRequest { reason }).await
+    }
+
+    /// Stores new connector settings; `body` is the connector configuration with its secret.
+    pub async fn set_connector(&self, body: &impl Serialize) -> Result<(), ApiClientError> {
+        let _: Value = self.call(reqwest::Method::PUT, "/api/v1/connector", Some(body)).await?;
+        Ok(())
+    }
+
+    /// Validates a connector certificate and key (the stored ones when both are absent).
+    pub async fn validate_certificate(
+        &self,
+        check: &keyward_server::api::admin::CertificateCheck,
+    ) -> Result<Value, ApiClientError> {
+        self.post("/api/v1/connector/validate-certificate", check).await
+    }
 }

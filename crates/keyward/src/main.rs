@@ -1,6 +1,7 @@
 //! The `keyward` binary: the server, the emulator, the demo and the operator's commands.
 
 mod api_client;
+mod commands;
 mod device_command;
 mod serve_command;
 mod sim_command;
@@ -28,6 +29,26 @@ enum Command {
     Admin(serve_command::AdminArgs),
     /// Look after a security key: info, set-pin, change-pin, reset, credentials, config.
     Device(device_command::DeviceArgs),
+    /// The server's connection to Entra ID: show, test, validate-cert, set.
+    Connector(commands::connector::ConnectorArgs),
+    /// People Keyward issues passkeys to: sync from Entra, list, show, link.
+    People(commands::people::PeopleArgs),
+    /// Inventory and lifecycle of physical keys: list, show, add, revoke, lost, dispose, suspend.
+    Keys(commands::keys::KeysArgs),
+    /// Passkeys issued and found in Entra: list [--unmanaged], revoke, reconcile.
+    Passkeys(commands::passkeys::PasskeysArgs),
+    /// Entra FIDO2 method policy (state, targets, self-service, attestation, AAGUIDs); enrollment policies.
+    Policy(commands::policy::PolicyArgs),
+    /// Temporary Access Pass for onboarding: tap issue --user UPN.
+    Tap(commands::tap::TapArgs),
+    /// Reports: coverage and inventory, as a table, CSV or JSON.
+    Report(commands::report::ReportArgs),
+    /// The audit trail: list, verify, export.
+    Audit(commands::audit::AuditArgs),
+    /// Print a shell completion script (bash, zsh, fish, …).
+    Completions(commands::completions::CompletionsArgs),
+    /// Print the man page, or write one per command with --out DIR.
+    Man(commands::completions::ManArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +73,18 @@ fn main() -> std::process::ExitCode {
             Command::Device(args) => device_command::run(args).await,
             Command::Serve(args) => serve_command::serve(args).await,
             Command::Admin(args) => serve_command::admin(args).await,
+            Command::Connector(args) => commands::connector::run(args).await,
+            Command::People(args) => commands::people::run(args).await,
+            Command::Keys(args) => commands::keys::run(args).await,
+            Command::Passkeys(args) => commands::passkeys::run(args).await,
+            Command::Policy(args) => commands::policy::run(args).await,
+            Command::Tap(args) => commands::tap::run(args).await,
+            Command::Report(args) => commands::report::run(args).await,
+            Command::Audit(args) => commands::audit::run(args).await,
+            Command::Completions(args) => {
+                commands::completions::completions(args, <Cli as clap::CommandFactory>::command())
+            }
+            Command::Man(args) => commands::completions::man(args, <Cli as clap::CommandFactory>::command()),
         }
     });
     match result {

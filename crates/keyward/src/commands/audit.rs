@@ -1,0 +1,115 @@
+//! `keyward audit list|verify|export`: the server's hash-chained audit trail.
+//!
+//! `verify` asks the server to recompute the chain and exits non-zero when it is broken, so it can
+//! run from cron; `export` writes every event as JSON Lines (one event per line) for a SIEM or an
+//! auditor, following the pages until the end.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::ClientArgs;
+use super::output::{self, Format, Table};
+
+/// `keyward audit …`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// List audit events, oldest first.
+    List {
+        /// Only events after this sequence number.
+        #[arg(long, value_name = "SEQ")]
+        after: Option<i64>,
+        /// At most N events (1–1000).
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Check that the audit chain is intact (exit status 1 when it is not).
+    Verify,
+    /// Write every audit event as JSON Lines.
+    Export {
+        /// The file to write (default: standard output).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Runs `keyward audit …`.
+pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
+    let api = args.client.client()?;
+    match args.command {
+        AuditCommand::List { after, limit, format } => {
+            if !(1..=1000).contains(&limit) {
+                anyhow::bail!(
+                    "--limit must be between 1 and 1000; use `keyward audit export` for everything"
+                );
+            }
+            let events = api.audit(after, limit).await?;
+            let mut table = Table::new(&["seq", "at", "actor", "action", "subject", "outcome", "detail"]);
+            for e in &events {
+                table.row(vec![
+                    e.seq.to_string(),
+                    e.at.clone(),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    e.subject.clone(),
+                    e.outcome.clone(),
+                    e.detail.clone(),
+                ]);
+            }
+            output::print(format, &table, &events)?;
+        }
+        AuditCommand::Verify => {
+            let report = api.verify_audit().await?;
+            if report.ok {
+                println!("audit chain intact: {} events verified", report.events);
+            } else {
+                anyhow::bail!(
+                    "the audit chain is broken after {} events: {}; keep the database as it is and compare it with a backup or an earlier `keyward audit export`",
+                    report.events,
+                    report.problem.as_deref().unwrap_or("no detail")
+                );
+            }
+        }
+        AuditCommand::Export { output } => {
+            let mut sink: Box<dyn Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let mut after = None;
+            let mut count = 0usize;
+            loop {
+                let page = api.audit(after, 1000).await?;
+                for e in &page {
+                    serde_json::to_writer(&mut sink, e)?;
+                    sink.write_all(b"\n")?;
+                }
+                count += page.len();
+                match page.last() {
+                    Some(last) if page.len() == 1000 => after = Some(last.seq),
+                    _ => break,
+                }
+            }
+            sink.flush()?;
+            if let Some(path) = output {
+                eprintln!("wrote {count} audit events to {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! The operator's everyday commands: people, keys, passkeys, policy, TAP, reports, audit and the
+//! connector, plus shell completions and man pages.
+//!
+//! Every command here talks to a running `keyward serve` through the typed Core API client
+//! ([`crate::api_client`]) and never to Graph directly (ARCHITECTURE §2): the server holds the
+//! Entra credentials, enforces roles and writes the audit trail. What the commands share is where
+//! the server and the token come from ([`ClientArgs`]) and how results are printed
+//! ([`output`]).
+
+pub mod audit;
+pub mod completions;
+pub mod connector;
+pub mod keys;
+pub mod output;
+pub mod passkeys;
+pub mod people;
+pub mod policy;
+pub mod report;
+pub mod tap;
+
+use std::path::PathBuf;
+
+use crate::api_client::{ApiClient, ClientConfig};
+
+/// Where the server is and which client file holds the token; the token itself is never a flag.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// The Keyward server's URL (default: KEYWARD_SERVER, then client.toml, then http://127.0.0.1:8080).
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// The client configuration file (default: ~/.config/keyward/client.toml); the API token comes
+    /// from KEYWARD_TOKEN or `token = "…"` in this file, never from the command line.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub client_config: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    /// The API client for these settings; fails with the fix when no token is configured.
+    pub fn client(&self) -> anyhow::Result<ApiClient> {
+        let config = ClientConfig::resolve(self.server.as_deref(), self.client_config.clone())?;
+        Ok(ApiClient::new(&config)?)
+    }
+}

@@ -1,0 +1,172 @@
+//! `keyward people sync|list|show|link`: the people Keyward issues passkeys to.
+//!
+//! People come from Entra by sync (the server reads the users and the members of every group with
+//! an enrollment policy); `link` fixes a person whose Entra account could not be matched.
+
+use clap::{Args, Subcommand};
+use keyward_server::api::views::PersonView;
+
+use super::ClientArgs;
+use super::output::{self, Format, Table, or_dash};
+
+/// `keyward people …`.
+#[derive(Debug, Args)]
+pub struct PeopleArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: PeopleCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PeopleCommand {
+    /// Read users from Entra ID (all, or one group's members) and update Keyward's people.
+    Sync {
+        /// Only this group's members (display name or object id).
+        #[arg(long, value_name = "NAME")]
+        group: Option<String>,
+    },
+    /// List people, or those whose UPN or name contains --search.
+    List {
+        /// Substring of the UPN or display name.
+        #[arg(long, value_name = "S")]
+        search: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show a person with their keys and passkeys.
+    Show {
+        /// UPN or Keyward id.
+        upn: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Link a person to their Entra account by object id, or by looking a UPN up in Entra.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["object_id", "entra_upn"])))]
+    Link {
+        /// UPN or Keyward id of the person in Keyward.
+        upn: String,
+        /// The Entra object id of the account.
+        #[arg(long, value_name = "ID")]
+        object_id: Option<String>,
+        /// The account's UPN in Entra, when it differs.
+        #[arg(long = "upn", value_name = "UPN")]
+        entra_upn: Option<String>,
+    },
+}
+
+/// Runs `keyward people …`.
+pub async fn run(args: PeopleArgs) -> anyhow::Result<()> {
+    let api = args.client.client()?;
+    match args.command {
+        PeopleCommand::Sync { group } => {
+            let r = api.sync_people(group).await?;
+            println!(
+                "synced: {} read from Entra, {} created, {} updated, {} deleted in Entra, {} disabled, {} passkeys revoked (leavers)",
+                r.seen, r.created, r.updated, r.deleted, r.disabled, r.revoked
+            );
+        }
+        PeopleCommand::List { search, format } => {
+            let people = all_people(&api, search.as_deref()).await?;
+            let mut table = Table::new(&["upn", "display_name", "enabled", "linked", "groups", "id"]);
+            for p in &people {
+                table.row(person_row(p));
+            }
+            if people.is_empty() && format == Format::Table {
+                eprintln!("no people found; run `keyward people sync` to read them from Entra ID");
+            }
+            output::print(format, &table, &people)?;
+        }
+        PeopleCommand::Show { upn, format } => {
+            let detail = api.person(&upn).await?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&detail)?);
+                return Ok(());
+            }
+            let p = &detail.person;
+            let mut table = Table::new(&["field", "value"]);
+            for (k, v) in [
+                ("upn", p.upn.clone()),
+                ("display name", p.display_name.clone()),
+                ("id", p.id.clone()),
+                ("entra object id", or_dash(p.entra_object_id.as_deref())),
+                ("linked by", or_dash(p.link_method.as_deref())),
+                ("enabled", p.enabled.to_string()),
+                ("deleted in entra", p.deleted_in_entra.to_string()),
+                ("source", p.source.clone()),
+                ("groups", or_dash(Some(&p.groups.join(", ")))),
+            ] {
+                table.row(vec![k.into(), v]);
+            }
+            let mut passkeys = Table::new(&["passkey", "state", "origin", "model", "aaguid", "key serial"]);
+            for pk in &detail.passkeys {
+                let serial = pk
+                    .security_key_id
+                    .as_ref()
+                    .and_then(|id| detail.keys.iter().find(|k| &k.id == id))
+                    .and_then(|k| k.serial.as_deref());
+                passkeys.row(vec![
+                    pk.id.clone(),
+                    pk.state.clone(),
+                    pk.origin.clone(),
+                    or_dash(pk.model.as_deref()),
+                    pk.aaguid.clone(),
+                    or_dash(serial),
+                ]);
+            }
+            match format {
+                Format::Csv => print!("{}", passkeys.to_csv()),
+                _ => {
+                    print!("{}", table.to_text());
+                    println!();
+                    if passkeys.is_empty() {
+                        println!("no passkeys");
+                    } else {
+                        print!("{}", passkeys.to_text());
+                    }
+                }
+            }
+        }
+        PeopleCommand::Link { upn, object_id, entra_upn } => {
+            let p = api.link_person(&upn, object_id, entra_upn).await?;
+            println!(
+                "{} is linked to Entra object {} (by {})",
+                p.upn,
+                or_dash(p.entra_object_id.as_deref()),
+                or_dash(p.link_method.as_deref())
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One table row for a person.
+fn person_row(p: &PersonView) -> Vec<String> {
+    vec![
+        p.upn.clone(),
+        p.display_name.clone(),
+        if p.enabled && !p.deleted_in_entra { "yes" } else { "no" }.into(),
+        if p.entra_object_id.is_some() { "yes" } else { "no" }.into(),
+        p.groups.join(" "),
+        p.id.clone(),
+    ]
+}
+
+/// Every person (following the pages), or the matches of `search`.
+pub async fn all_people(
+    api: &crate::api_client::ApiClient,
+    search: Option<&str>,
+) -> anyhow::Result<Vec<PersonView>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = api.people(search, after.as_deref(), 1000).await?;
+        out.extend(page.items);
+        match page.next {
+            Some(next) if search.is_none() => after = Some(next),
+            _ => return Ok(out),
+        }
+    }
+}
