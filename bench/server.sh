@@ -12,9 +12,10 @@ BATCHES=${BATCHES:-20}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 
-cargo build --release -q -p keyward -p keyward-server --example issuance_driver
-BIN=target/release/keyward
-DRIVER=target/release/examples/issuance_driver
+cargo build --release -q -p keyward --bin keyward
+cargo build --release -q -p keyward-server --example issuance_driver
+BIN=${CARGO_TARGET_DIR:-target}/release/keyward
+DRIVER=${CARGO_TARGET_DIR:-target}/release/examples/issuance_driver
 DIR=$(mktemp -d)
 cleanup() { [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"; }
 trap cleanup EXIT

@@ -62,6 +62,7 @@ impl Service {
         let mut tx = self.store.begin().await.map_err(store_error)?;
         policies::upsert(&mut tx, actor, &policy).await.map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
+        self.forget_policies();
         policies::get(&self.store, &policy.group)
             .await
             .map_err(store_error)?
@@ -73,6 +74,7 @@ impl Service {
         let mut tx = self.store.begin().await.map_err(store_error)?;
         let found = policies::delete(&mut tx, actor, group).await.map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
+        self.forget_policies();
         if found { Ok(()) } else { Err(ApiError::NotFound(format!("enrollment policy of group {group:?}"))) }
     }
 

@@ -27,6 +27,9 @@ use super::{Service, store_error};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+/// How long enrollment policies are cached.
+const POLICY_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Who an issuance is for: Keyward's person id or a UPN.
 #[derive(Debug, Clone)]
 pub enum PersonRef {
@@ -102,8 +105,28 @@ impl Service {
 
     /// The enrollment policy that applies to `person`, if any of their groups has one.
     pub async fn effective_policy(&self, person: &Person) -> Result<Option<EffectivePolicy>, ApiError> {
-        let all = policies::list(&self.store).await.map_err(store_error)?;
+        let all = self.enrollment_policies().await?;
         Ok(EnrollmentPolicy::effective(&all, &person.groups))
+    }
+
+    /// All enrollment policies, cached for a few seconds: every issuance step consults them and
+    /// they change rarely. A change made through this server is seen at once; one made through
+    /// another server on the same database within [`POLICY_CACHE`].
+    pub async fn enrollment_policies(&self) -> Result<Vec<EnrollmentPolicy>, ApiError> {
+        if let Some((at, list)) = self.policies.lock().expect("policy cache poisoned").as_ref()
+            && at.elapsed() < POLICY_CACHE
+        {
+            return Ok(list.clone());
+        }
+        let list = policies::list(&self.store).await.map_err(store_error)?;
+        *self.policies.lock().expect("policy cache poisoned") =
+            Some((std::time::Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// Forgets the cached enrollment policies (after a change).
+    pub(crate) fn forget_policies(&self) {
+        *self.policies.lock().expect("policy cache poisoned") = None;
     }
 
     /// Checks everything Keyward knows before an issuance is created: link, account state,
@@ -117,7 +140,11 @@ impl Service {
                     person.upn
                 )));
             }
-            let registered = self.registered_count(person.id).await?;
+            let registered = if policy.max_passkeys_per_person.is_some() {
+                self.registered_count(person.id).await?
+            } else {
+                0
+            };
             if !policy.allows_another(registered) {
                 return Err(ApiError::Refused(format!(
                     "{} already has {registered} registered passkeys, the enrollment policy's limit; revoke one first",

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod connector;
+pub mod doctor;
 pub mod issuance;
 pub mod local_check;
 pub mod people;
@@ -39,6 +40,8 @@ pub struct Service {
     pub metrics: Arc<Metrics>,
     /// The Entra connector, built from the stored settings.
     pub connector: connector::ConnectorSlot,
+    /// Enrollment policies, read at most every few seconds (every issuance step needs them).
+    pub(crate) policies: std::sync::Mutex<Option<(std::time::Instant, Vec<keyward_core::EnrollmentPolicy>)>>,
 }
 
 /// Why the server could not start.
@@ -66,6 +69,7 @@ impl Service {
             tokens: TokenCache::default(),
             metrics: Arc::new(Metrics::default()),
             connector: connector::ConnectorSlot::new(key),
+            policies: std::sync::Mutex::new(None),
             config,
         }))
     }

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use keyward_core::{LinkMethod, Passkey, PasskeyId, PasskeyState, Person, PersonId, SecurityKeyId};
 use keyward_entra::ops::{USER_SELECT, User};
 use keyward_store::people::{EntraUser, Upserted};
-use keyward_store::{passkeys, people, policies};
+use keyward_store::{passkeys, people};
 
 use super::{Service, store_error};
 use crate::error::ApiError;
@@ -88,7 +88,7 @@ impl Service {
         };
         // Groups that matter: those with an enrollment policy.
         let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
-        for policy in policies::list(&self.store).await.map_err(store_error)? {
+        for policy in self.enrollment_policies().await? {
             let Some(g) = connector.find_group_by_name(&policy.group).await.map_err(upstream)? else {
                 continue;
             };
