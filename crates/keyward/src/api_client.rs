@@ -287,6 +287,12 @@ impl ApiClient {
         self.post(&format!("/api/v1/issuances/{}/fail", seg(id)), &FailRequest { reason: reason.to_owned() }).await
     }
 
+    /// Records how the PIN of an issuance's key was handed over (never the PIN itself).
+    pub async fn pin_handover(&self, id: &str, method: &str, detail: Option<String>) -> Result<(), ApiClientError> {
+        let body = keyward_server::api::issuances::PinHandover { method: method.to_owned(), detail };
+        self.post(&format!("/api/v1/issuances/{}/pin-handover", seg(id)), &body).await
+    }
+
     /// Cancels an issuance.
     pub async fn cancel_issuance(&self, id: &str) -> Result<IssuanceView, ApiClientError> {
         self.post(&format!("/api/v1/issuances/{}/cancel", seg(id)), &json!({})).await

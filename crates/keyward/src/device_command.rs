@@ -91,7 +91,7 @@ struct ConfigArgs {
 }
 
 /// The transports `--key` can name.
-enum KeyTransport {
+pub(crate) enum KeyTransport {
     Soft(SocketTransport),
     Usb(UsbTransport),
 }
@@ -160,7 +160,7 @@ fn open_usb(serial: Option<&str>) -> anyhow::Result<Client<KeyTransport>> {
     Ok(clients.swap_remove(winner))
 }
 
-fn open(key: &str, serial: Option<&str>) -> anyhow::Result<Client<KeyTransport>> {
+pub(crate) fn open(key: &str, serial: Option<&str>) -> anyhow::Result<Client<KeyTransport>> {
     if let Some(addr) = key.strip_prefix("soft:") {
         if serial.is_some() {
             bail!("--serial only applies to --key hid");
@@ -175,7 +175,7 @@ fn open(key: &str, serial: Option<&str>) -> anyhow::Result<Client<KeyTransport>>
     }
 }
 
-fn read_secret(env: &str, prompt: &str) -> anyhow::Result<SecretString> {
+pub(crate) fn read_secret(env: &str, prompt: &str) -> anyhow::Result<SecretString> {
     if let Ok(v) = std::env::var(env) {
         return Ok(SecretString::from(v));
     }

@@ -3,6 +3,7 @@
 mod api_client;
 mod commands;
 mod device_command;
+mod provision;
 mod serve_command;
 mod sim_command;
 mod softkey_command;
@@ -29,6 +30,8 @@ enum Command {
     Admin(serve_command::AdminArgs),
     /// Look after a security key: info, set-pin, change-pin, reset, credentials, config.
     Device(device_command::DeviceArgs),
+    /// Put a passkey for one person on a security key, set its PIN and hand the PIN over.
+    Provision(provision::command::ProvisionArgs),
     /// The server's connection to Entra ID: show, test, validate-cert, set.
     Connector(commands::connector::ConnectorArgs),
     /// People Keyward issues passkeys to: sync from Entra, list, show, link.
@@ -71,6 +74,7 @@ fn main() -> std::process::ExitCode {
             Command::Sim(args) => sim_command::run(args).await,
             Command::Softkey(args) => softkey_command::run(args).await,
             Command::Device(args) => device_command::run(args).await,
+            Command::Provision(args) => provision::command::run(args).await,
             Command::Serve(args) => serve_command::serve(args).await,
             Command::Admin(args) => serve_command::admin(args).await,
             Command::Connector(args) => commands::connector::run(args).await,

@@ -1,0 +1,211 @@
+//! The `keyward provision` command line: opens the key, gets the PIN (random or typed), runs
+//! [`super::flow`], and hands the PIN over — framed once on stderr, or in an encrypted letter
+//! — then tells the server how it was handed over (never what it is).
+//!
+//! Keys are opened and typed PINs read with the same code as `keyward device`
+//! ([`crate::device_command::open`], [`crate::device_command::read_secret`]), so `--key`,
+//! `KEYWARD_PIN` and the no-echo prompt behave the same in both commands.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::flow::{FlowOptions, PinMode, ProvisionRequest, provision_with};
+use super::letter::{Letter, parse_recipient, write_encrypted};
+use super::pin::{Charset, PinGenerator};
+use crate::commands::ClientArgs;
+use crate::device_command::{PIN_ENV, open, read_secret};
+
+/// How long a re-plugged USB key may take to show up again.
+const REPLUG_WAIT: Duration = Duration::from_secs(30);
+
+/// Where the PIN comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PinSource {
+    /// Generated from a CSPRNG and shown once (or put in the letter).
+    Random,
+    /// Typed twice without echo, or taken from KEYWARD_PIN.
+    Prompt,
+}
+
+/// Options of `keyward provision`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "The PIN is never an argument: it is generated, or typed without echo (KEYWARD_PIN \
+for scripts). A random PIN is shown once on stderr, or only put in the encrypted --letter.")]
+pub struct ProvisionArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The person (UPN), synced from Entra.
+    #[arg(long, value_name = "UPN")]
+    user: String,
+    /// The key: `hid` (USB) or `soft:unix:PATH` / `soft:tcp:HOST:PORT` (`keyward softkey serve`).
+    #[arg(long, default_value = "hid")]
+    key: String,
+    /// The key's serial (for the inventory; with `hid`, which key to use). Default: the USB serial.
+    #[arg(long)]
+    serial: Option<String>,
+    /// Where the PIN comes from.
+    #[arg(long, value_enum, default_value_t = PinSource::Random)]
+    pin: PinSource,
+    /// Length of a random PIN (never below the policy's and the key's minimum, nor 6).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(4..=63))]
+    pin_length: Option<u8>,
+    /// Symbols of a random PIN.
+    #[arg(long, value_enum, default_value_t = Charset::Digits)]
+    pin_charset: Charset,
+    /// Make the person change the PIN at first use (default: as the enrollment policy says).
+    #[arg(long)]
+    force_pin_change: bool,
+    /// Reset the key first: erases its passkeys and PIN (a USB key must be re-plugged).
+    #[arg(long)]
+    reset: bool,
+    /// Write the PIN letter (PDF, age-encrypted) here instead of showing the PIN.
+    #[arg(long, value_name = "FILE.pdf.age", requires = "recipient")]
+    letter: Option<PathBuf>,
+    /// The age X25519 recipient (`age1…`) the letter is encrypted to.
+    #[arg(long, value_name = "AGE_PUBKEY", requires = "letter")]
+    recipient: Option<String>,
+    /// Display name of the passkey in Entra (default: model and serial).
+    #[arg(long)]
+    display_name: Option<String>,
+}
+
+fn progress(line: &str) {
+    eprintln!("provision: {line}");
+}
+
+/// Reads a PIN the operator chooses: KEYWARD_PIN, or typed twice without echo.
+fn read_chosen_pin() -> anyhow::Result<SecretString> {
+    if std::env::var_os(PIN_ENV).is_some() {
+        return read_secret(PIN_ENV, "");
+    }
+    let first = read_secret(PIN_ENV, "PIN for the key: ")?;
+    let again = read_secret(PIN_ENV, "repeat the PIN: ")?;
+    if first.expose_secret() != again.expose_secret() {
+        bail!("the two PINs differ; run the command again");
+    }
+    Ok(first)
+}
+
+/// The serial of the only USB key, when `--serial` is not given.
+fn usb_serial() -> Option<String> {
+    let keys = keyward_ctap::usb::list_keys().ok()?;
+    match keys.as_slice() {
+        [only] => only.serial.clone(),
+        _ => None,
+    }
+}
+
+/// Guides a USB reset: the key must be re-plugged, and is used again once it reappears with
+/// the same serial (authenticatorReset only works within seconds of power-up).
+fn replug(serial: Option<&str>) -> anyhow::Result<()> {
+    let present = || {
+        keyward_ctap::usb::list_keys()
+            .map(|keys| keys.iter().any(|k| serial.is_none_or(|s| k.serial.as_deref() == Some(s))))
+            .unwrap_or(false)
+    };
+    eprintln!("provision: remove and re-insert the key now (a reset is only allowed right after power-up)");
+    let start = Instant::now();
+    while present() {
+        if start.elapsed() > REPLUG_WAIT {
+            bail!(
+                "the key was not removed within {} s; run again and re-plug it when asked",
+                REPLUG_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    while !present() {
+        if start.elapsed() > REPLUG_WAIT {
+            bail!("the key did not come back within {} s; plug it in and run again", REPLUG_WAIT.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("provision: the key is back; touch it when it blinks to confirm the reset");
+    Ok(())
+}
+
+fn show_pin(name: &str, upn: &str, pin: &SecretString) {
+    let rule = "=".repeat(64);
+    eprintln!("{rule}");
+    eprintln!("  PIN for {name} <{upn}>:");
+    eprintln!();
+    eprintln!("      {}", pin.expose_secret());
+    eprintln!();
+    eprintln!("  Write it down or hand it over now: it is shown only this once.");
+    eprintln!("{rule}");
+}
+
+/// Runs `keyward provision`.
+pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
+    if let Some(r) = &args.recipient {
+        parse_recipient(r)?;
+    }
+    if let Some(letter) = &args.letter {
+        let dir = letter.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            bail!("the directory of --letter {} does not exist; create it first", letter.display());
+        }
+    }
+    let api = args.client.client()?;
+    let pin = match args.pin {
+        PinSource::Random => PinMode::Random,
+        PinSource::Prompt => PinMode::Given(read_chosen_pin()?),
+    };
+    let hid = args.key == "hid";
+    let serial = args.serial.clone().or_else(|| if hid { usb_serial() } else { None });
+    if hid && args.reset {
+        replug(serial.as_deref())?;
+    }
+    let mut key = open(&args.key, if hid { serial.as_deref() } else { None })?;
+    let request = ProvisionRequest {
+        upn: args.user.clone(),
+        serial: serial.clone(),
+        pin,
+        force_pin_change: args.force_pin_change.then_some(true),
+        reset: args.reset,
+        channel: "operator",
+        display_name: args.display_name.clone(),
+    };
+    let generator = PinGenerator { charset: args.pin_charset, length: args.pin_length.map(usize::from) };
+    let opts = FlowOptions { generator, progress: Some(&progress) };
+    let done = provision_with(&api, &mut key, &request, &opts).await?;
+    progress(&format!(
+        "passkey {} registered for {} (issuance {})",
+        done.passkey.id, args.user, done.issuance_id
+    ));
+
+    let chosen = match &request.pin {
+        PinMode::Given(p) => Some(p),
+        PinMode::Random => None,
+    };
+    let Some(pin) = done.pin.as_ref().or(chosen) else { bail!("internal error: no PIN to hand over") };
+    let name =
+        api.person(&args.user).await.map(|p| p.person.display_name).unwrap_or_else(|_| args.user.clone());
+    let (method, detail) = match (&args.letter, &args.recipient) {
+        (Some(path), Some(recipient)) => {
+            let letter = Letter {
+                name: &name,
+                upn: &args.user,
+                serial: serial.as_deref(),
+                model: done.passkey.model.as_deref(),
+                pin,
+            };
+            write_encrypted(path, recipient, &letter)?;
+            progress(&format!("PIN letter written to {} (encrypted to {recipient})", path.display()));
+            ("letter", Some(format!("{} for {recipient}", path.display())))
+        }
+        _ if done.pin.is_some() => {
+            show_pin(&name, &args.user, pin);
+            ("terminal", None)
+        }
+        _ => ("user-chosen", None),
+    };
+    api.pin_handover(&done.issuance_id, method, detail)
+        .await
+        .context("the key is provisioned, but the PIN hand-over could not be recorded in the audit")?;
+    println!("{}", done.passkey.id);
+    Ok(())
+}
