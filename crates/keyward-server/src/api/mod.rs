@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod doctor;
 pub mod inventory;
 pub mod issuances;
 pub mod people;
@@ -76,6 +77,7 @@ pub fn openapi_router() -> OpenApiRouter<Arc<Service>> {
         .merge(inventory::routes())
         .merge(admin::routes())
         .merge(audit::routes())
+        .merge(doctor::routes())
 }
 
 /// The OpenAPI document (for the CLI's `keyward api openapi` and the tests).

@@ -1,0 +1,629 @@
+//! `doctor`: every reason a registration would fail, found before any key is touched.
+//!
+//! A refused registration is expensive: the key has already made a credential (which must be
+//! deleted again), Graph spends a write from the tenant's quota, and the operator gets a terse
+//! Graph error at the end of a hardware ceremony. Peers leave the operator to discover the causes
+//! one at a time (field notes). Doctor runs the same checks up front, in the order a registration
+//! meets them — connector and permissions, the tenant's FIDO2 method policy (state, the
+//! self-service switch Graph requires, targets, attestation, AAGUID rules and passkey profiles),
+//! the person (Keyward record, Entra link, account, guest) and Keyward's own rules (enrollment
+//! policy and its key limit, the key's lifecycle state) — and reports each as a [`Finding`] with
+//! a fix.
+//!
+//! Group targets are resolved by listing the members of each targeted group (one call per group),
+//! not with `/users/{id}/memberOf`, which the connector's permissions do not promise and the
+//! emulator does not serve. Whether a key's attestation would chain to an MDS root is judged from
+//! its model: only models in the embedded FIDO MDS carry the roots Entra trusts.
+
+use std::collections::HashSet;
+
+use keyward_core::{EnrollmentMode, PasskeyState, Person, SecurityKey};
+use keyward_entra::Connector;
+use keyward_entra::ops::{USER_SELECT, User};
+use keyward_store::{keys, passkeys};
+use keyward_webauthn::mds;
+use keyward_webauthn::policy::{
+    AttestationEnforcement, EnforcementType, Fido2Policy, KeyRestrictions, MethodState, TargetType,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::issuance::PersonRef;
+use super::{Service, store_error};
+use crate::error::ApiError;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The check passed.
+    Ok,
+    /// Registration may work, but something could not be checked or looks wrong.
+    Warning,
+    /// Registration would fail for this reason.
+    Blocking,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Finding {
+    /// A stable name of the check, e.g. `policy.self-service` or `user.excluded`.
+    pub check: String,
+    /// Ok, warning or blocking.
+    pub severity: Severity,
+    /// What was found.
+    pub message: String,
+    /// What to do about it (absent for passing checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// Everything doctor found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DoctorReport {
+    /// The findings, in the order a registration meets the checks.
+    pub findings: Vec<Finding>,
+}
+
+impl DoctorReport {
+    /// Whether any finding blocks registration.
+    pub fn blocks(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Blocking)
+    }
+
+    fn ok(&mut self, check: &str, message: impl Into<String>) {
+        self.push(check, Severity::Ok, message, None);
+    }
+
+    fn warn(&mut self, check: &str, message: impl Into<String>, fix: impl Into<String>) {
+        self.push(check, Severity::Warning, message, Some(fix.into()));
+    }
+
+    fn block(&mut self, check: &str, message: impl Into<String>, fix: impl Into<String>) {
+        self.push(check, Severity::Blocking, message, Some(fix.into()));
+    }
+
+    fn push(&mut self, check: &str, severity: Severity, message: impl Into<String>, fix: Option<String>) {
+        self.findings.push(Finding { check: check.into(), severity, message: message.into(), fix });
+    }
+}
+
+/// What to examine: a person, a key model, a key.
+#[derive(Debug, Clone, Default)]
+pub struct DoctorQuery {
+    /// Keyward id or UPN of the person to provision.
+    pub person: Option<String>,
+    /// The key model (from the key's getInfo or given by the operator).
+    pub aaguid: Option<Uuid>,
+    /// The key's serial.
+    pub serial: Option<String>,
+}
+
+/// The model name of an AAGUID from the embedded FIDO MDS.
+pub fn model_name(aaguid: Uuid) -> Option<String> {
+    mds::embedded().entry(&aaguid.to_string()).map(|e| e.description.clone())
+}
+
+impl Service {
+    /// Runs every check that applies to `q`; the answer is a report even when checks fail.
+    pub async fn doctor(&self, q: &DoctorQuery) -> Result<DoctorReport, ApiError> {
+        let mut r = DoctorReport::default();
+        let key = match &q.serial {
+            Some(serial) => keys::get_by_serial(&self.store, serial).await.map_err(store_error)?,
+            None => None,
+        };
+        let aaguid = q.aaguid.or(key.as_ref().map(|k| k.aaguid));
+        if let Some(aaguid) = aaguid {
+            match model_name(aaguid) {
+                Some(model) => r.ok("model", format!("key model {aaguid}: {model}")),
+                None => r.ok("model", format!("key model {aaguid} is not in the FIDO metadata (MDS)")),
+            }
+        }
+        let person = match &q.person {
+            Some(who) => self.doctor_person_record(who, &mut r).await?,
+            None => None,
+        };
+        if let Some(person) = &person {
+            self.doctor_enrollment(person, aaguid, &mut r).await?;
+        }
+        if let Some(serial) = &q.serial {
+            self.doctor_key(serial, key.as_ref(), person.as_ref(), &mut r).await?;
+        }
+        let Some(connector) = self.doctor_connector(&mut r).await else { return Ok(r) };
+        let policy = match connector.get_fido2_policy().await {
+            Ok(p) => p,
+            Err(e) => {
+                r.block(
+                    "policy.read",
+                    format!("cannot read the tenant's FIDO2 method policy: {e}"),
+                    "grant the app Policy.ReadWrite.AuthenticationMethod with admin consent",
+                );
+                return Ok(r);
+            }
+        };
+        method_findings(&policy, &mut r);
+        let user = match &q.person {
+            Some(who) => entra_user(&connector, who, person.as_ref().and_then(|p| self.oid(p)), &mut r).await,
+            None => None,
+        };
+        let groups = match &user {
+            Some(u) => {
+                user_findings(u, &mut r);
+                let groups = member_groups(&connector, &policy, &u.id, &mut r).await;
+                target_findings(&policy, &u.id, &groups, &mut r);
+                Some(groups)
+            }
+            None => None,
+        };
+        model_findings(&policy, user.as_ref().map(|u| u.id.as_str()), groups.as_ref(), aaguid, &mut r);
+        Ok(r)
+    }
+
+    fn oid(&self, person: &Person) -> Option<String> {
+        person.entra_object_id(self.slot).map(str::to_owned)
+    }
+
+    async fn doctor_person_record(
+        &self,
+        who: &str,
+        r: &mut DoctorReport,
+    ) -> Result<Option<Person>, ApiError> {
+        let reference = match who.parse() {
+            Ok(id) => PersonRef::Id(id),
+            Err(_) => PersonRef::Upn(who.to_owned()),
+        };
+        let person = match self.find_person(&reference).await {
+            Ok(p) => p,
+            Err(ApiError::NotFound(_)) => {
+                r.block(
+                    "user.keyward",
+                    format!("{who} is not a person in Keyward"),
+                    "run `keyward people sync` (or check the UPN's spelling)",
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        r.ok("user.keyward", format!("{} is a person in Keyward", person.upn));
+        match person.entra_object_id(self.slot) {
+            Some(oid) => r.ok("user.link", format!("linked to Entra object {oid}")),
+            None => r.block(
+                "user.link",
+                format!("{} is not linked to an Entra account", person.upn),
+                format!("link them: `keyward people link {} --upn UPN` (or by --object-id)", person.upn),
+            ),
+        }
+        if person.deleted_in_entra {
+            r.block(
+                "user.deleted",
+                format!("{} was not found in Entra at the last sync", person.upn),
+                "restore the account in Entra (or link the person to their new account) and sync again",
+            );
+        }
+        Ok(Some(person))
+    }
+
+    async fn doctor_enrollment(
+        &self,
+        person: &Person,
+        aaguid: Option<Uuid>,
+        r: &mut DoctorReport,
+    ) -> Result<(), ApiError> {
+        let Some(policy) = self.effective_policy(person).await? else {
+            r.ok("enrollment", "no enrollment policy applies to this person's groups (server default)");
+            return Ok(());
+        };
+        if policy.mode == EnrollmentMode::Disabled {
+            r.block(
+                "enrollment.disabled",
+                format!("enrollment is disabled for {}'s groups by the enrollment policy", person.upn),
+                "set the group's enrollment policy to optional or mandatory (`keyward policy`)",
+            );
+        } else {
+            r.ok("enrollment", format!("enrollment policy mode: {}", policy.mode));
+        }
+        let all = passkeys::list_by_person(&self.store, person.id).await.map_err(store_error)?;
+        let registered = all.iter().filter(|p| p.state == PasskeyState::Registered).count() as u32;
+        match policy.max_passkeys_per_person {
+            Some(max) if !policy.allows_another(registered) => r.block(
+                "enrollment.limit",
+                format!(
+                    "{} has {registered} registered passkeys; the enrollment policy allows {max}",
+                    person.upn
+                ),
+                format!("revoke one of their passkeys first (`keyward passkeys list --user {}`)", person.upn),
+            ),
+            Some(max) => r.ok("enrollment.limit", format!("{registered} of {max} passkeys registered")),
+            None => r.ok("enrollment.limit", format!("{registered} passkeys registered, no limit")),
+        }
+        if let Some(aaguid) = aaguid {
+            if policy.allows_aaguid(&aaguid) {
+                r.ok("enrollment.model", "the enrollment policy allows this key model");
+            } else {
+                r.block(
+                    "enrollment.model",
+                    format!(
+                        "the enrollment policy of this person's groups does not allow key model {aaguid}"
+                    ),
+                    "use a key model the enrollment policy lists, or add this AAGUID to it",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn doctor_key(
+        &self,
+        serial: &str,
+        key: Option<&SecurityKey>,
+        person: Option<&Person>,
+        r: &mut DoctorReport,
+    ) -> Result<(), ApiError> {
+        let Some(key) = key else {
+            r.ok("key.state", format!("key {serial} is not in the inventory yet; issuing adds it"));
+            return Ok(());
+        };
+        match key.ensure_issuable() {
+            Ok(()) => r.ok("key.state", format!("key {serial} is {}", key.state)),
+            Err(e) => {
+                r.block("key.state", format!("key {serial}: {e}"), "take another key from the inventory");
+                return Ok(());
+            }
+        }
+        let holders = passkeys::list_by_key(&self.store, key.id).await.map_err(store_error)?;
+        let other = holders
+            .iter()
+            .find(|p| p.state == PasskeyState::Registered && person.is_none_or(|me| p.person_id != me.id));
+        if let (Some(other), Some(_)) = (other, person) {
+            r.block(
+                "key.holder",
+                format!("key {serial} already carries passkey {} of another person", other.id),
+                "revoke that passkey (`keyward keys revoke-passkeys`) or use another key",
+            );
+        }
+        Ok(())
+    }
+
+    async fn doctor_connector(&self, r: &mut DoctorReport) -> Option<Connector> {
+        let connector = match self.connector.get(&self.store).await {
+            Ok(c) => c,
+            Err(e) => {
+                r.block("connector", e.to_string(), "configure the connector: `PUT /api/v1/connector`");
+                return None;
+            }
+        };
+        let report = connector.test_connection().await;
+        if let Err(e) = &report.token {
+            r.block(
+                "connector.token",
+                format!("the connector cannot get a token: {e}"),
+                "check the tenant id, client id and client secret or certificate in the connector settings",
+            );
+            return None;
+        }
+        r.ok("connector.token", "the connector gets a token from Entra");
+        match &report.graph_read {
+            Ok(()) => r.ok("connector.graph", "Microsoft Graph answers"),
+            Err(e) => r.block(
+                "connector.graph",
+                format!("a Graph read failed: {e}"),
+                "grant the app User.Read.All with admin consent and check the Graph URL",
+            ),
+        }
+        if report.missing.is_empty() {
+            r.ok("connector.permission", "every application permission Keyward needs is granted");
+        }
+        for m in &report.missing {
+            r.block(
+                "connector.permission",
+                format!("the app lacks the application permission {} (needed to {})", m.permission, m.purpose),
+                format!(
+                    "add {} under API permissions > Microsoft Graph > Application permissions and grant admin consent",
+                    m.permission
+                ),
+            );
+        }
+        Some(connector)
+    }
+}
+
+/// The method's state and the self-service switch.
+fn method_findings(policy: &Fido2Policy, r: &mut DoctorReport) {
+    if policy.state == MethodState::Disabled {
+        r.block(
+            "policy.state",
+            "the Passkey (FIDO2) authentication method is disabled in the tenant",
+            "enable it: Entra admin centre > Authentication methods > Passkey (FIDO2), or `keyward policy set --state enabled`",
+        );
+    } else {
+        r.ok("policy.state", "the Passkey (FIDO2) method is enabled");
+    }
+    if policy.is_self_service_registration_allowed {
+        r.ok("policy.self-service", "self-service setup is allowed");
+    } else {
+        r.block(
+            "policy.self-service",
+            "isSelfServiceRegistrationAllowed is off; Graph refuses provisioning then (known issue)",
+            "turn on \"Allow self-service set up\" in the Passkey (FIDO2) policy, or `keyward policy set --self-service on`",
+        );
+    }
+}
+
+async fn entra_user(
+    connector: &Connector,
+    who: &str,
+    oid: Option<String>,
+    r: &mut DoctorReport,
+) -> Option<User> {
+    let lookup = oid.unwrap_or_else(|| who.to_owned());
+    match connector.get_user(&lookup, USER_SELECT).await {
+        Ok(u) => Some(u),
+        Err(e) if e.status() == Some(404) => {
+            r.block(
+                "user.entra",
+                format!("{lookup} does not exist in Entra"),
+                "check the UPN, or re-link the person to their current account and sync",
+            );
+            None
+        }
+        Err(e) => {
+            r.warn("user.entra", format!("cannot read {lookup} from Entra: {e}"), "run doctor again later");
+            None
+        }
+    }
+}
+
+fn user_findings(u: &User, r: &mut DoctorReport) {
+    let name = u.user_principal_name.as_deref().unwrap_or(&u.id);
+    if u.account_enabled == Some(false) {
+        r.block(
+            "user.disabled",
+            format!("{name}'s account is disabled in Entra"),
+            "re-enable the account in Entra, then `keyward people sync`",
+        );
+    } else {
+        r.ok("user.disabled", format!("{name}'s account is enabled"));
+    }
+    if u.user_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("Guest")) {
+        r.block(
+            "user.guest",
+            format!("{name} is a guest; guests cannot register passkeys in this tenant"),
+            "register the passkey in the guest's home tenant instead",
+        );
+    }
+}
+
+/// The targeted groups (of include, exclude) that have the user as a member.
+async fn member_groups(
+    connector: &Connector,
+    policy: &Fido2Policy,
+    user_id: &str,
+    r: &mut DoctorReport,
+) -> HashSet<String> {
+    let ids: HashSet<String> = policy
+        .include_targets
+        .iter()
+        .map(|t| (&t.id, t.target_type))
+        .chain(policy.exclude_targets.iter().map(|t| (&t.id, t.target_type)))
+        .filter(|(id, kind)| *kind == TargetType::Group && !id.eq_ignore_ascii_case("all_users"))
+        .map(|(id, _)| id.to_ascii_lowercase())
+        .collect();
+    let mut member_of = HashSet::new();
+    for id in ids {
+        match connector.list_group_members(&id, &["id"]).await {
+            Ok(members) if members.iter().any(|m| m.id.eq_ignore_ascii_case(user_id)) => {
+                member_of.insert(id);
+            }
+            Ok(_) => {}
+            Err(e) => r.warn(
+                "user.targets",
+                format!("cannot read the members of target group {id}: {e}"),
+                "grant GroupMember.Read.All, or check that the group still exists",
+            ),
+        }
+    }
+    member_of
+}
+
+fn targets(id: &str, kind: TargetType, user_id: &str, groups: &HashSet<String>) -> bool {
+    match kind {
+        TargetType::User => id.eq_ignore_ascii_case(user_id),
+        TargetType::Group => {
+            id.eq_ignore_ascii_case("all_users") || groups.contains(&id.to_ascii_lowercase())
+        }
+    }
+}
+
+fn target_findings(policy: &Fido2Policy, user_id: &str, groups: &HashSet<String>, r: &mut DoctorReport) {
+    if let Some(t) = policy.exclude_targets.iter().find(|t| targets(&t.id, t.target_type, user_id, groups)) {
+        r.block(
+            "user.excluded",
+            format!("the user is excluded from the Passkey (FIDO2) method by exclude target {}", t.id),
+            "remove the user (or their group) from the method's excluded targets",
+        );
+    }
+    if policy.include_targets.iter().any(|t| targets(&t.id, t.target_type, user_id, groups)) {
+        r.ok("user.targets", "the method's include targets cover the user");
+    } else {
+        r.block(
+            "user.not-targeted",
+            "the user is not in any include target of the Passkey (FIDO2) method",
+            "add the user or one of their groups to the method's targets (or target all users)",
+        );
+    }
+}
+
+/// One set of rules a passkey must satisfy: the legacy settings or one passkey profile.
+struct RuleSet<'a> {
+    label: String,
+    attestation_enforced: bool,
+    restrictions: &'a KeyRestrictions,
+    passkey_types: Option<&'a str>,
+}
+
+/// The rule sets that apply to the user (all of them when no user is given).
+fn rule_sets<'a>(policy: &'a Fido2Policy, user: Option<(&str, &HashSet<String>)>) -> Vec<RuleSet<'a>> {
+    if policy.passkey_profiles.is_empty() {
+        return vec![RuleSet {
+            label: "the FIDO2 policy".into(),
+            attestation_enforced: policy.is_attestation_enforced,
+            restrictions: &policy.key_restrictions,
+            passkey_types: None,
+        }];
+    }
+    let mut ids: Vec<&str> = match user {
+        Some((uid, groups)) => policy
+            .include_targets
+            .iter()
+            .filter(|t| targets(&t.id, t.target_type, uid, groups))
+            .flat_map(|t| t.allowed_passkey_profiles.iter().map(String::as_str))
+            .collect(),
+        None => policy.passkey_profiles.iter().map(|p| p.id.as_str()).collect(),
+    };
+    if ids.is_empty() {
+        match &policy.default_passkey_profile {
+            Some(default) => ids.push(default),
+            None => ids.extend(policy.passkey_profiles.first().map(|p| p.id.as_str())),
+        }
+    }
+    policy
+        .passkey_profiles
+        .iter()
+        .filter(|p| ids.iter().any(|id| id.eq_ignore_ascii_case(&p.id)))
+        .map(|p| RuleSet {
+            label: format!("passkey profile '{}'", p.name),
+            attestation_enforced: p.attestation_enforcement == AttestationEnforcement::RegistrationOnly,
+            restrictions: &p.key_restrictions,
+            passkey_types: Some(&p.passkey_types),
+        })
+        .collect()
+}
+
+/// Why a (device-bound) passkey of model `aaguid` fails `rules`: (check, message, fix).
+fn judge(rules: &RuleSet<'_>, aaguid: Uuid) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    let label = &rules.label;
+    if let Some(types) = rules.passkey_types
+        && !types.split(',').any(|t| t.trim().eq_ignore_ascii_case("deviceBound"))
+    {
+        out.push((
+            "policy.passkey-type",
+            format!("{label} allows passkey types '{types}', not device-bound passkeys on security keys"),
+            format!("add deviceBound to the passkey types of {label}"),
+        ));
+    }
+    if rules.attestation_enforced {
+        let chains =
+            mds::embedded().entry(&aaguid.to_string()).is_some_and(|e| !e.attestation_roots.is_empty());
+        if !chains {
+            out.push((
+                "policy.attestation",
+                format!(
+                    "{label} enforces attestation, but key model {aaguid} is not in the FIDO metadata (MDS), so \
+                     its attestation cannot chain to an MDS root"
+                ),
+                format!("use a FIDO-certified key model listed in MDS, or turn off attestation enforcement in {label}"),
+            ));
+        }
+    }
+    if rules.restrictions.is_enforced {
+        let listed =
+            rules.restrictions.aa_guids.iter().any(|a| Uuid::parse_str(a.trim()).is_ok_and(|a| a == aaguid));
+        match rules.restrictions.enforcement_type {
+            EnforcementType::Allow if !listed => out.push((
+                "policy.aaguid",
+                format!("key model {aaguid} is not in the AAGUID allow list of {label}"),
+                format!("add {aaguid} to the allowed AAGUIDs of {label}, or use an allowed model"),
+            )),
+            EnforcementType::Block if listed => out.push((
+                "policy.aaguid",
+                format!("key model {aaguid} is blocked by the AAGUID block list of {label}"),
+                format!("remove {aaguid} from the blocked AAGUIDs of {label}, or use another model"),
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Attestation, AAGUID restrictions and passkey types against the key model.
+fn model_findings(
+    policy: &Fido2Policy,
+    user_id: Option<&str>,
+    groups: Option<&HashSet<String>>,
+    aaguid: Option<Uuid>,
+    r: &mut DoctorReport,
+) {
+    let sets = rule_sets(policy, user_id.zip(groups));
+    if sets.is_empty() {
+        r.block(
+            "policy.passkey-profile",
+            "the user is scoped to no existing passkey profile",
+            "allow a passkey profile on the user's include target, or set a default passkey profile",
+        );
+        return;
+    }
+    let Some(aaguid) = aaguid else {
+        if sets.iter().any(|s| s.attestation_enforced || s.restrictions.is_enforced) {
+            r.warn(
+                "policy.model",
+                "the tenant restricts key models or enforces attestation, and the key model is unknown",
+                "run doctor with --key (reads the key's AAGUID) or --aaguid",
+            );
+        }
+        return;
+    };
+    let verdicts: Vec<_> = sets.iter().map(|s| judge(s, aaguid)).collect();
+    if verdicts.iter().any(Vec::is_empty) {
+        r.ok("policy.model", format!("the tenant's FIDO2 policy accepts key model {aaguid}"));
+        return;
+    }
+    for (check, message, fix) in verdicts.into_iter().flatten() {
+        r.block(check, message, fix);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YUBIKEY_5: &str = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+
+    fn restrictions(kind: EnforcementType, list: &[&str]) -> KeyRestrictions {
+        KeyRestrictions {
+            is_enforced: true,
+            enforcement_type: kind,
+            aa_guids: list.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_model_rule_names_its_check() {
+        let mds_model = Uuid::parse_str(YUBIKEY_5).unwrap();
+        assert!(model_name(mds_model).is_some(), "the embedded MDS lists the YubiKey 5");
+        let soft = Uuid::from_bytes(*b"KeywardSoftKey01");
+        let none = KeyRestrictions::default();
+        let allow_other = restrictions(EnforcementType::Allow, &[YUBIKEY_5]);
+        let block_soft = restrictions(EnforcementType::Block, &[&soft.to_string().to_uppercase()]);
+        let rule = |enforced, r, types| RuleSet {
+            label: "x".into(),
+            attestation_enforced: enforced,
+            restrictions: r,
+            passkey_types: types,
+        };
+        let cases: Vec<(&str, RuleSet<'_>, Uuid, Vec<&str>)> = vec![
+            ("nothing enforced", rule(false, &none, None), soft, vec![]),
+            ("attestation, MDS model", rule(true, &none, None), mds_model, vec![]),
+            ("attestation, unknown model", rule(true, &none, None), soft, vec!["policy.attestation"]),
+            ("allow list without it", rule(false, &allow_other, None), soft, vec!["policy.aaguid"]),
+            ("allow list with it", rule(false, &allow_other, None), mds_model, vec![]),
+            ("block list with it, any case", rule(false, &block_soft, None), soft, vec!["policy.aaguid"]),
+            ("synced only", rule(false, &none, Some("synced")), soft, vec!["policy.passkey-type"]),
+            ("device-bound allowed", rule(false, &none, Some("synced, deviceBound")), soft, vec![]),
+        ];
+        for (name, rules, aaguid, want) in cases {
+            let got: Vec<&str> = judge(&rules, aaguid).iter().map(|(c, _, _)| *c).collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+}

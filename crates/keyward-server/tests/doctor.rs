@@ -1,0 +1,259 @@
+//! `GET /api/v1/doctor` against tenants seeded to fail: one tenant per failure cause, each must
+//! be named with its check and a fix, and a healthy tenant must come back all ok.
+
+mod support;
+
+use std::time::Duration;
+
+use keyward_core::{Person, PersonSource, Role};
+use keyward_entra::ConnectorConfig;
+use keyward_sim::seed::Seed;
+use keyward_webauthn::policy::{EnforcementType, KeyRestrictions, MethodState};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use support::*;
+
+/// The seed's read-only reporting app (User.Read.All only).
+const READER: &str = "2b0a9bde-77f3-4c0e-8f0a-5d1e2c3b4a59";
+const PRADEEP: &str = "pradeep.gupta@contoso.onmicrosoft.com";
+const MEGAN: &str = "megan.bowen@contoso.onmicrosoft.com";
+const GUEST: &str = "guest_partner.example#EXT#@contoso.onmicrosoft.com";
+
+fn soft_aaguid() -> String {
+    uuid::Uuid::from_bytes(AAGUID).to_string()
+}
+
+async fn stack_with(seed: impl FnOnce(&mut Seed) + Send + 'static) -> Stack {
+    let stack = Stack::start(StackOptions { seed: Box::new(seed), ..StackOptions::sqlite() }).await;
+    let (status, body) = stack.call(Role::Admin, "POST", "/api/v1/people/sync", Some(json!({}))).await;
+    assert_eq!(status, 200, "sync: {body}");
+    stack
+}
+
+async fn doctor(stack: &Stack, person: &str, extra: &str) -> Value {
+    let person = person.replace('#', "%23");
+    let (status, body) =
+        stack.call(Role::Helpdesk, "GET", &format!("/api/v1/doctor?person={person}{extra}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn blocking(report: &Value) -> Vec<(String, String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "blocking")
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_owned(),
+                f["message"].as_str().unwrap().to_owned(),
+                f["fix"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts that `check` is among the blocking findings, with a fix mentioning `fix_word`.
+fn assert_names(name: &str, report: &Value, check: &str, fix_word: &str) {
+    let found = blocking(report);
+    let hit = found.iter().find(|(c, _, _)| c == check);
+    let (_, message, fix) = hit.unwrap_or_else(|| panic!("{name}: no blocking {check} in {report:#}"));
+    assert!(
+        fix.to_lowercase().contains(&fix_word.to_lowercase()),
+        "{name}: the fix for {check} ({message}) should mention {fix_word:?}: {fix}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_tenant_is_all_ok() {
+    let stack = stack_with(|_| {}).await;
+    let report = doctor(&stack, ADELE_UPN, &format!("&aaguid={}&serial=SN-NEW", soft_aaguid())).await;
+    let findings = report["findings"].as_array().unwrap();
+    assert!(findings.len() >= 8, "{report:#}");
+    for f in findings {
+        assert_eq!(f["severity"], "ok", "{report:#}");
+    }
+    for check in
+        ["connector.token", "connector.permission", "policy.state", "policy.self-service", "user.targets"]
+    {
+        assert!(findings.iter().any(|f| f["check"] == check), "{check} missing: {report:#}");
+    }
+}
+
+/// Seed changes, one tenant each, and the check doctor must name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenant_policy_cause_is_named_with_its_fix() {
+    type SeedFn = Box<dyn FnOnce(&mut Seed) + Send>;
+    let soft = soft_aaguid();
+    let soft2 = soft.clone();
+    let cases: Vec<(&str, SeedFn, &str, &str, &str, &str)> = vec![
+        (
+            "method disabled",
+            Box::new(|s: &mut Seed| s.fido2_policy.state = MethodState::Disabled),
+            ADELE_UPN,
+            "",
+            "policy.state",
+            "enable",
+        ),
+        (
+            "self-service off",
+            Box::new(|s: &mut Seed| s.fido2_policy.is_self_service_registration_allowed = false),
+            ADELE_UPN,
+            "",
+            "policy.self-service",
+            "self-service",
+        ),
+        ("user excluded", Box::new(|_: &mut Seed| {}), PRADEEP, "", "user.excluded", "excluded targets"),
+        ("guest", Box::new(|_: &mut Seed| {}), GUEST, "", "user.guest", "home tenant"),
+        ("disabled account", Box::new(|_: &mut Seed| {}), MEGAN, "", "user.disabled", "re-enable"),
+        (
+            "not targeted",
+            Box::new(|s: &mut Seed| {
+                s.fido2_policy.include_targets[0].id = "1c8e4b63-ad2e-4f90-b3c7-2e4d6f8a0b12".into();
+            }),
+            ADELE_UPN,
+            "",
+            "user.not-targeted",
+            "targets",
+        ),
+        (
+            "attestation enforced, soft key with self attestation",
+            Box::new(|s: &mut Seed| s.fido2_policy.is_attestation_enforced = true),
+            ADELE_UPN,
+            "soft",
+            "policy.attestation",
+            "MDS",
+        ),
+        (
+            "AAGUID blocked",
+            Box::new(move |s: &mut Seed| {
+                s.fido2_policy.key_restrictions = KeyRestrictions {
+                    is_enforced: true,
+                    enforcement_type: EnforcementType::Block,
+                    aa_guids: vec![soft2],
+                }
+            }),
+            ADELE_UPN,
+            "soft",
+            "policy.aaguid",
+            "remove",
+        ),
+        (
+            "allow list without it",
+            Box::new(|s: &mut Seed| {
+                s.fido2_policy.key_restrictions = KeyRestrictions {
+                    is_enforced: true,
+                    enforcement_type: EnforcementType::Allow,
+                    aa_guids: vec!["cb69481e-8ff7-4039-93ec-0a2729a154a8".into()],
+                }
+            }),
+            ADELE_UPN,
+            "soft",
+            "policy.aaguid",
+            "allowed",
+        ),
+    ];
+    for (name, seed, person, key, check, fix) in cases {
+        let stack = stack_with(seed).await;
+        let extra = if key == "soft" { format!("&aaguid={soft}") } else { String::new() };
+        let report = doctor(&stack, person, &extra).await;
+        assert_names(name, &report, check, fix);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlinked_person_is_named() {
+    let stack = stack_with(|_| {}).await;
+    let person = Person::new("Walk In", "walk.in@contoso.onmicrosoft.com", PersonSource::Manual);
+    let mut tx = stack.service.store.begin().await.unwrap();
+    keyward_store::people::insert(&mut tx, "test", &person).await.unwrap();
+    tx.commit().await.unwrap();
+    let report = doctor(&stack, "walk.in@contoso.onmicrosoft.com", "").await;
+    assert_names("unlinked", &report, "user.link", "keyward people link");
+    let report = doctor(&stack, "nobody@contoso.onmicrosoft.com", "").await;
+    assert_names("unknown", &report, "user.keyward", "keyward people sync");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enrollment_limit_and_a_lost_key_are_named() {
+    let stack = stack_with(|_| {}).await;
+    let (status, body) = stack
+        .call(
+            Role::Admin,
+            "PUT",
+            "/api/v1/enrollment-policies/Finance",
+            Some(json!({"mode": "mandatory", "max_passkeys_per_person": 1})),
+        )
+        .await;
+    assert!(status < 300, "{body}");
+    let (status, body) = stack.call(Role::Admin, "POST", "/api/v1/people/sync", Some(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    let before = doctor(&stack, ADELE_UPN, "").await;
+    assert!(blocking(&before).is_empty(), "{before:#}");
+    let mut desk = stack.soft_key();
+    let (status, body) = provision(&stack, &mut desk, ADELE_UPN, "SN-ADELE").await;
+    assert_eq!(status, 200, "{body}");
+    let report = doctor(&stack, ADELE_UPN, "").await;
+    assert_names("limit", &report, "enrollment.limit", "revoke");
+
+    let (status, key) = stack
+        .call(
+            Role::Admin,
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"serial": "SN-LOST", "aaguid": soft_aaguid()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let id = key["id"].as_str().unwrap();
+    let (status, body) = stack
+        .call(Role::Admin, "POST", &format!("/api/v1/keys/{id}/state"), Some(json!({"state": "lost"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let report = doctor(&stack, "alex.wilber@contoso.onmicrosoft.com", "&serial=SN-LOST").await;
+    assert_names("lost key", &report, "key.state", "another key");
+    assert_eq!(blocking(&report).len(), 1, "only the key blocks: {report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_permissions_of_a_read_only_app_are_named() {
+    let stack = stack_with(|_| {}).await;
+    let mut connector = ConnectorConfig::with_secret(
+        &stack.sim.sim.read(|t| t.tenant_id.clone()),
+        READER,
+        SecretString::from("sim-reader-secret"),
+    )
+    .pointed_at(&stack.sim.base_url);
+    connector.retry.base_delay = Duration::from_millis(5);
+    stack.service.set_connector("test", connector).await.unwrap();
+    let report = doctor(&stack, ADELE_UPN, "").await;
+    let found = blocking(&report);
+    for permission in ["UserAuthenticationMethod.ReadWrite.All", "Policy.ReadWrite.AuthenticationMethod"] {
+        assert!(
+            found.iter().any(|(c, m, f)| c == "connector.permission"
+                && m.contains(permission)
+                && f.contains("admin consent")),
+            "{permission}: {report:#}"
+        );
+    }
+
+    let mut wrong = ConnectorConfig::with_secret(
+        &stack.sim.sim.read(|t| t.tenant_id.clone()),
+        APP,
+        SecretString::from("not-the-secret"),
+    )
+    .pointed_at(&stack.sim.base_url);
+    wrong.retry.base_delay = Duration::from_millis(5);
+    stack.service.set_connector("test", wrong).await.unwrap();
+    let report = doctor(&stack, ADELE_UPN, "").await;
+    assert_names("wrong secret", &report, "connector.token", "client secret");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_aaguid_is_a_clear_400() {
+    let stack = stack_with(|_| {}).await;
+    let (status, body) = stack.call(Role::Helpdesk, "GET", "/api/v1/doctor?aaguid=nope", None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("AAGUID"), "{body}");
+}
