@@ -70,6 +70,9 @@ fn connector_people_keys_policy_tap_and_audit_commands() {
     assert!(linked.contains(&format!("{ADELE} is linked to Entra object")), "{linked}");
     let unknown = stack.run(&["people", "show", "nobody@contoso.onmicrosoft.com"]);
     assert!(!unknown.ok && unknown.stderr.contains("not found"), "{unknown:?}");
+    assert!(unknown.stderr.contains("run `keyward people sync`"), "{}", unknown.stderr);
+    let no_key = stack.run(&["keys", "lost", "NO-SUCH-SERIAL"]);
+    assert!(!no_key.ok && no_key.stderr.contains("`keyward keys list` shows the serials"), "{no_key:?}");
 
     // Keys.
     let added = stack.ok(&["keys", "add", "--serial", "CLI-1", "--aaguid", &aaguid(), "--model", MODEL]);

@@ -8,7 +8,9 @@ use clap::{Args, Subcommand};
 use keyward_server::api::inventory::NewKey;
 use keyward_server::api::views::KeyView;
 
-use super::ClientArgs;
+use super::{ClientArgs, when_not_found};
+
+const KEY_HINT: &str = "`keyward keys list` shows the serials and ids in the inventory";
 use super::output::{self, Format, Table, or_dash};
 
 /// `keyward keys …`.
@@ -92,7 +94,7 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
             output::print(format, &table, &keys)?;
         }
         KeysCommand::Show { key, format } => {
-            let k = api.key(&key).await?;
+            let k = api.key(&key).await.map_err(|e| when_not_found(e, KEY_HINT))?;
             let mut table = key_table();
             table.row(key_row(&k));
             output::print(format, &table, &k)?;
@@ -102,7 +104,7 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
             println!("added key {} (serial {}), state {}", k.id, or_dash(k.serial.as_deref()), k.state);
         }
         KeysCommand::Revoke { key, reason } => {
-            let n = api.revoke_key_passkeys(&key, reason).await?;
+            let n = api.revoke_key_passkeys(&key, reason).await.map_err(|e| when_not_found(e, KEY_HINT))?;
             println!("revoked {} passkey(s) on key {key}", n.revoked);
         }
         KeysCommand::Lost { key } => change_state(&api, &key, "lost").await?,
@@ -113,7 +115,7 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
 }
 
 async fn change_state(api: &crate::api_client::ApiClient, key: &str, state: &str) -> anyhow::Result<()> {
-    let r = api.set_key_state(key, state).await?;
+    let r = api.set_key_state(key, state).await.map_err(|e| when_not_found(e, KEY_HINT))?;
     println!(
         "key {} (serial {}) is now {}; {} passkey(s) revoked",
         r.key.id,

@@ -20,7 +20,7 @@ pub mod tap;
 
 use std::path::PathBuf;
 
-use crate::api_client::{ApiClient, ClientConfig};
+use crate::api_client::{ApiClient, ApiClientError, ClientConfig};
 
 /// Where the server is and which client file holds the token; the token itself is never a flag.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,4 +40,10 @@ impl ClientArgs {
         let config = ClientConfig::resolve(self.server.as_deref(), self.client_config.clone())?;
         Ok(ApiClient::new(&config)?)
     }
+}
+
+/// Adds what to do when the server says the thing named does not exist (HTTP 404), e.g. which
+/// command lists the valid names; other errors already carry their fix.
+pub fn when_not_found(e: ApiClientError, next: &str) -> anyhow::Error {
+    if e.status() == Some(404) { anyhow::anyhow!("{e}; {next}") } else { e.into() }
 }

@@ -5,8 +5,8 @@
 
 use clap::{Args, Subcommand};
 
-use super::ClientArgs;
 use super::output::{self, Format, Table, or_dash};
+use super::{ClientArgs, when_not_found};
 
 /// `keyward passkeys …`.
 #[derive(Debug, Args)]
@@ -56,7 +56,10 @@ pub async fn run(args: PasskeysArgs) -> anyhow::Result<()> {
     match args.command {
         PasskeysCommand::List { user, unmanaged, state, format } => {
             let origin = unmanaged.then_some("discovered");
-            let list = api.passkeys(user.as_deref(), origin, state.as_deref()).await?;
+            let list = api
+                .passkeys(user.as_deref(), origin, state.as_deref())
+                .await
+                .map_err(|e| when_not_found(e, super::people::PERSON_HINT))?;
             let people = super::people::all_people(&api, None).await.unwrap_or_default();
             let mut table = Table::new(&[
                 "person",
@@ -87,11 +90,14 @@ pub async fn run(args: PasskeysArgs) -> anyhow::Result<()> {
             output::print(format, &table, &list)?;
         }
         PasskeysCommand::Revoke { id, reason } => {
-            let p = api.revoke_passkey(&id, reason).await?;
+            let p = api
+                .revoke_passkey(&id, reason)
+                .await
+                .map_err(|e| when_not_found(e, "`keyward passkeys list` shows the passkey ids"))?;
             println!("passkey {} is {}", p.id, p.state);
         }
         PasskeysCommand::Reconcile { user } => {
-            let r = api.reconcile(user).await?;
+            let r = api.reconcile(user).await.map_err(|e| when_not_found(e, super::people::PERSON_HINT))?;
             println!(
                 "reconciled {} people: {} pending finished, {} abandoned, {} revoked (deleted in Entra), {} discovered",
                 r.people, r.finished, r.abandoned, r.revoked, r.discovered

@@ -6,7 +6,11 @@
 use clap::{Args, Subcommand};
 use keyward_server::api::views::PersonView;
 
-use super::ClientArgs;
+use super::{ClientArgs, when_not_found};
+
+/// What to do when a person is not found.
+pub const PERSON_HINT: &str =
+    "`keyward people list --search NAME` finds people; run `keyward people sync` if they are new in Entra";
 use super::output::{self, Format, Table, or_dash};
 
 /// `keyward people …`.
@@ -80,7 +84,7 @@ pub async fn run(args: PeopleArgs) -> anyhow::Result<()> {
             output::print(format, &table, &people)?;
         }
         PeopleCommand::Show { upn, format } => {
-            let detail = api.person(&upn).await?;
+            let detail = api.person(&upn).await.map_err(|e| when_not_found(e, PERSON_HINT))?;
             if format == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&detail)?);
                 return Ok(());
@@ -130,7 +134,10 @@ pub async fn run(args: PeopleArgs) -> anyhow::Result<()> {
             }
         }
         PeopleCommand::Link { upn, object_id, entra_upn } => {
-            let p = api.link_person(&upn, object_id, entra_upn).await?;
+            let p = api
+                .link_person(&upn, object_id, entra_upn)
+                .await
+                .map_err(|e| when_not_found(e, PERSON_HINT))?;
             println!(
                 "{} is linked to Entra object {} (by {})",
                 p.upn,

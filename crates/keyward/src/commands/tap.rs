@@ -6,7 +6,7 @@
 use clap::{Args, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::ClientArgs;
+use super::{ClientArgs, when_not_found};
 
 /// `keyward tap …`.
 #[derive(Debug, Args)]
@@ -38,7 +38,10 @@ pub async fn run(args: TapArgs) -> anyhow::Result<()> {
     let api = args.client.client()?;
     match args.command {
         TapCommand::Issue { user, lifetime, once } => {
-            let view = api.tap(&user, lifetime, once.then_some(true)).await?;
+            let view = api
+                .tap(&user, lifetime, once.then_some(true))
+                .await
+                .map_err(|e| when_not_found(e, super::people::PERSON_HINT))?;
             let pass = SecretString::from(view.pass);
             println!("Temporary Access Pass for {user}: {}", pass.expose_secret());
             println!(
