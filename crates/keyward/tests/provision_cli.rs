@@ -1,0 +1,404 @@
+//! `keyward provision` end to end, as an operator runs it: `keyward softkey serve` (the key),
+//! `keyward sim` (Entra) and `keyward serve` (the server) as separate processes, driven by the
+//! built binary. Each test checks what a person at the desk would notice — the PIN shown once
+//! and working, the letter opening only with the right identity, a forced PIN change, a failed
+//! provisioning leaving nothing behind — and that no PIN leaks into any other output or file.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+const UPN: &str = "adele.vance@contoso.onmicrosoft.com";
+const APP: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+const APP_SECRET: &str = "sim-secret-change-me";
+const AAGUID: &str = "6b657977-6172-642d-7465-73742d6b6579";
+const PASSPHRASE: &str = "provision test passphrase";
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn keyward() -> Command {
+    let mut c = Command::new(BIN);
+    c.env("KEYWARD_LOG", "trace")
+        .env_remove("KEYWARD_PIN")
+        .env_remove("KEYWARD_NEW_PIN")
+        .env_remove("KEYWARD_SERVER")
+        .env_remove("KEYWARD_TOKEN")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Starts a command logging stderr to `log`; returns it with the first stdout line that starts
+/// with `prefix`, the rest of stdout going to `log.out`.
+fn start(mut cmd: Command, log: &Path, prefix: &str) -> (Running, String) {
+    let err = std::fs::File::create(log).unwrap();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(err).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let found = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?}; see {}", log.display()));
+    let out = log.with_extension("out");
+    std::thread::spawn(move || {
+        let text: Vec<String> = lines.map_while(Result::ok).collect();
+        let _ = std::fs::write(out, text.join("\n"));
+    });
+    (Running(child), found)
+}
+
+/// The whole stack for one test, in its own temporary directory.
+struct Stack {
+    dir: PathBuf,
+    url: String,
+    token: String,
+    sim_base: String,
+    key: String,
+    _procs: Vec<Running>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Stack {
+    /// Starts the soft key, the emulator (trusting the key's CA; `blocked` puts the key's AAGUID
+    /// on the tenant's block list) and the server, and syncs people.
+    fn start(blocked: bool) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("keyward-provision-cli-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("key.sock");
+        let mut softkey = keyward();
+        softkey
+            .args(["softkey", "serve", "--init", "--aaguid", AAGUID, "--listen"])
+            .arg(format!("unix:{}", socket.display()))
+            .arg("--state")
+            .arg(dir.join("key.kws"))
+            .arg("--write-ca-cert")
+            .arg(dir.join("ca.pem"))
+            .env("KEYWARD_SOFTKEY_PASSPHRASE", PASSPHRASE);
+        let (softkey, _) = start(softkey, &dir.join("softkey.log"), "keyward softkey: listening on");
+
+        let mut seed: Value = serde_json::from_str(keyward_sim::seed::EXAMPLE_SEED).unwrap();
+        seed["attestationRootsPem"] = json!([std::fs::read_to_string(dir.join("ca.pem")).unwrap()]);
+        seed["aaguidModels"][AAGUID] = json!("Keyward Soft Key (test)");
+        if blocked {
+            seed["fido2Policy"]["keyRestrictions"] =
+                json!({"isEnforced": true, "enforcementType": "block", "aaGuids": [AAGUID]});
+        }
+        std::fs::write(dir.join("seed.json"), seed.to_string()).unwrap();
+        let mut sim = keyward();
+        sim.args(["sim", "--listen", "127.0.0.1:0", "--throttle", "off", "--seed"])
+            .arg(dir.join("seed.json"));
+        let (sim, authority) = start(sim, &dir.join("sim.log"), "authority:");
+        let (sim_base, tenant) = authority.rsplit_once('/').unwrap();
+        let (sim_base, tenant) = (sim_base.to_owned(), tenant.to_owned());
+
+        let db = format!("sqlite://{}", dir.join("keyward.db").display());
+        let config = |cmd: &mut Command| {
+            cmd.arg("--data-dir")
+                .arg(&dir)
+                .arg("--database-url")
+                .arg(&db)
+                .arg("--config")
+                .arg(dir.join("none.toml"));
+        };
+        let mut create = keyward();
+        create.arg("admin");
+        config(&mut create);
+        let out =
+            create.args(["token", "create", "--name", "first-admin", "--role", "admin"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let mut serve = keyward();
+        serve.args(["serve", "--listen", "127.0.0.1:0"]);
+        config(&mut serve);
+        let (server, url) = start(serve, &dir.join("server.log"), "Keyward server listening on");
+
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let stack = Stack {
+            dir,
+            url,
+            token,
+            sim_base,
+            key: format!("soft:unix:{}", socket.display()),
+            _procs: vec![softkey, sim, server],
+            rt,
+        };
+        let connector = json!({
+            "enabled": true, "clientId": APP, "tenantId": tenant,
+            "credential": {"kind": "secret", "clientSecret": APP_SECRET},
+            "authorityUrl": stack.sim_base, "graphUrl": stack.sim_base,
+        });
+        let (status, body) = stack.api("PUT", "/api/v1/connector", Some(connector));
+        assert_eq!(status, 204, "{body}");
+        let (status, report) = stack.api("POST", "/api/v1/people/sync", Some(json!({})));
+        assert_eq!(status, 200, "{report}");
+        stack
+    }
+
+    fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.rt.block_on(async {
+            let http = reqwest::Client::new();
+            let mut req =
+                http.request(method.parse().unwrap(), format!("{}{path}", self.url)).bearer_auth(&self.token);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let response = req.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    /// The FIDO2 methods of a user as the emulated Entra holds them.
+    fn entra_methods(&self, upn: &str) -> Vec<Value> {
+        self.rt.block_on(async {
+            let http = reqwest::Client::new();
+            let token: Value = http
+                .post(format!("{}/contoso.onmicrosoft.com/oauth2/v2.0/token", self.sim_base))
+                .form(&[
+                    ("client_id", APP),
+                    ("client_secret", APP_SECRET),
+                    ("scope", "https://graph.microsoft.com/.default"),
+                    ("grant_type", "client_credentials"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let url = format!("{}/v1.0/users/{upn}/authentication/fido2Methods", self.sim_base);
+            let r: Value = http
+                .get(url)
+                .bearer_auth(token["access_token"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["value"].as_array().cloned().unwrap_or_default()
+        })
+    }
+
+    /// Runs `keyward provision --user UPN --key … ARGS` with the server and token in the environment.
+    fn provision(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = keyward();
+        cmd.args(["provision", "--user", UPN, "--key", &self.key, "--server", &self.url, "--client-config"])
+            .arg(self.dir.join("client.toml"))
+            .args(args)
+            .env("KEYWARD_TOKEN", &self.token);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Runs `keyward device ARGS --key …`.
+    fn device(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = keyward();
+        cmd.arg("device").args(args).arg("--key").arg(&self.key);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn audit_actions(&self) -> Vec<Value> {
+        let (status, events) = self.api("GET", "/api/v1/audit?limit=500", None);
+        assert_eq!(status, 200, "{events}");
+        events.as_array().cloned().unwrap()
+    }
+
+    /// Asserts that `secret` is in no file of the test directory (logs, database, letters, state).
+    fn assert_nowhere_on_disk(&self, secret: &str) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        for entry in std::fs::read_dir(&self.dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "the PIN is in {}",
+                    path.display()
+                );
+                assert!(!bytes.starts_with(b"%PDF"), "an unencrypted PDF is on disk: {}", path.display());
+            }
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The PIN of the framed display: the non-empty line after "PIN for …".
+fn shown_pin(stderr: &str) -> String {
+    let mut lines = stderr.lines().skip_while(|l| !l.trim_start().starts_with("PIN for "));
+    lines.next().unwrap_or_else(|| panic!("no framed PIN:\n{stderr}"));
+    lines.find(|l| !l.trim().is_empty()).unwrap().trim().to_owned()
+}
+
+fn handovers(stack: &Stack) -> Vec<Value> {
+    let events = stack.audit_actions();
+    events.into_iter().filter(|e| e["action"] == "pin.handover").collect()
+}
+
+#[test]
+fn random_pin_is_shown_once_works_and_the_passkey_is_in_entra() {
+    let stack = Stack::start(false);
+    let out = stack.provision(&["--pin", "random", "--pin-length", "12", "--serial", "SK-R1"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("provision: registering the passkey in Entra"), "{stderr}");
+    assert!(stderr.contains("Write it down or hand it over now"), "{stderr}");
+    let pin = shown_pin(&stderr);
+    assert_eq!(pin.len(), 12, "{pin}");
+    assert!(pin.bytes().all(|b| b.is_ascii_digit()));
+    assert_eq!(stderr.matches(&pin).count(), 1, "the PIN must be shown exactly once:\n{stderr}");
+    assert!(!stdout.contains(&pin));
+
+    // The passkey is in Entra and in Keyward, on key SK-R1.
+    let methods = stack.entra_methods(UPN);
+    assert_eq!(methods.len(), 1, "{methods:?}");
+    let (_, passkeys) = stack.api("GET", &format!("/api/v1/passkeys?person={UPN}"), None);
+    assert_eq!(passkeys[0]["state"], "registered", "{passkeys}");
+    assert_eq!(passkeys[0]["id"].as_str(), Some(stdout.trim()));
+    let (status, key) = stack.api("GET", "/api/v1/keys/SK-R1", None);
+    assert_eq!(status, 200, "{key}");
+
+    // The PIN works: the person can change it.
+    let changed = stack.device(&["change-pin"], &[("KEYWARD_PIN", &pin), ("KEYWARD_NEW_PIN", "5093172846")]);
+    assert!(changed.status.success(), "{}", text(&changed).1);
+
+    let h = handovers(&stack);
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert!(h[0]["detail"].as_str().unwrap().contains("terminal"), "{h:?}");
+    assert!(!h[0]["detail"].as_str().unwrap().contains(&pin));
+    stack.assert_nowhere_on_disk(&pin);
+}
+
+#[test]
+fn prompted_pin_from_keyward_pin_is_set_and_never_printed() {
+    let stack = Stack::start(false);
+    let pin = "Tq7pin2958x";
+    let out = stack.provision(&["--pin", "prompt"], &[("KEYWARD_PIN", pin)]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(pin) && !stdout.contains(pin), "{stderr}");
+    assert!(!stderr.contains("Write it down"), "an operator's PIN is not displayed:\n{stderr}");
+
+    let listed = stack.device(&["credentials"], &[("KEYWARD_PIN", pin)]);
+    let (list, err) = text(&listed);
+    assert!(listed.status.success(), "{err}");
+    assert!(
+        list.contains("1 discoverable credentials") && list.contains("rp: login.microsoft.com"),
+        "{list}"
+    );
+    let h = handovers(&stack);
+    assert!(h.len() == 1 && h[0]["detail"].as_str().unwrap().contains("user-chosen"), "{h:?}");
+    stack.assert_nowhere_on_disk(pin);
+}
+
+#[test]
+fn the_letter_opens_with_the_identity_only_and_holds_the_working_pin() {
+    let stack = Stack::start(false);
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let letter = stack.dir.join("adele.pdf.age");
+    let out = stack.provision(
+        &[
+            "--pin-length",
+            "10",
+            "--serial",
+            "SK-L1",
+            "--letter",
+            letter.to_str().unwrap(),
+            "--recipient",
+            &recipient,
+        ],
+        &[],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("Write it down"), "with a letter the PIN is not shown:\n{stderr}");
+
+    let pdf = age::decrypt(&identity, &std::fs::read(&letter).unwrap()).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let body = String::from_utf8_lossy(&pdf);
+    assert!(body.contains("(For: Adele Vance)") && body.contains(UPN) && body.contains("SK-L1"), "{body}");
+    let at = body.find("(PIN: ").expect("no PIN in the letter") + 6;
+    let pin: String = body[at..].chars().take_while(|c| *c != ')').collect();
+    assert_eq!(pin.len(), 10, "{pin}");
+    assert!(age::decrypt(&age::x25519::Identity::generate(), &std::fs::read(&letter).unwrap()).is_err());
+    assert!(!stderr.contains(&pin) && !stdout.contains(&pin));
+
+    let changed = stack.device(&["change-pin"], &[("KEYWARD_PIN", &pin), ("KEYWARD_NEW_PIN", "5093172846")]);
+    assert!(changed.status.success(), "{}", text(&changed).1);
+    let h = handovers(&stack);
+    assert!(h.len() == 1 && h[0]["detail"].as_str().unwrap().contains("letter"), "{h:?}");
+    stack.assert_nowhere_on_disk(&pin);
+}
+
+#[test]
+fn a_forced_pin_change_blocks_the_key_until_the_pin_is_changed() {
+    let stack = Stack::start(false);
+    let out = stack.provision(&["--pin-length", "12", "--force-pin-change"], &[]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let pin = shown_pin(&stderr);
+
+    let refused = stack.device(&["credentials"], &[("KEYWARD_PIN", &pin)]);
+    let (_, err) = text(&refused);
+    assert!(!refused.status.success());
+    assert!(err.contains("change-pin"), "{err}");
+    let changed = stack.device(&["change-pin"], &[("KEYWARD_PIN", &pin), ("KEYWARD_NEW_PIN", "5093172846")]);
+    assert!(changed.status.success(), "{}", text(&changed).1);
+    let listed = stack.device(&["credentials"], &[("KEYWARD_PIN", "5093172846")]);
+    assert!(listed.status.success(), "{}", text(&listed).1);
+    stack.assert_nowhere_on_disk(&pin);
+}
+
+#[test]
+fn a_refused_registration_removes_the_credential_and_fails_the_issuance() {
+    let stack = Stack::start(true);
+    let pin = "Wm4pin8137z";
+    let out = stack.provision(&["--pin", "prompt"], &[("KEYWARD_PIN", pin)]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "a blocked AAGUID must fail:\n{stderr}");
+    assert!(stderr.contains("registering the passkey in Entra failed"), "{stderr}");
+    assert!(stderr.contains("was marked failed"), "{stderr}");
+    assert!(stderr.contains("was removed from it"), "{stderr}");
+    assert!(stdout.trim().is_empty() && !stderr.contains(pin), "{stderr}");
+
+    let listed = stack.device(&["credentials"], &[("KEYWARD_PIN", pin)]);
+    let (list, err) = text(&listed);
+    assert!(listed.status.success(), "{err}");
+    assert!(list.starts_with("0 discoverable credentials") && !list.contains("rp:"), "{list}");
+    let (_, issuances) = stack.api("GET", &format!("/api/v1/issuances?person={UPN}"), None);
+    assert_eq!(issuances[0]["state"], "failed", "{issuances}");
+    assert!(issuances[0]["failure_reason"].as_str().is_some_and(|r| !r.is_empty()), "{issuances}");
+    assert!(stack.entra_methods(UPN).is_empty());
+    assert!(handovers(&stack).is_empty());
+    stack.assert_nowhere_on_disk(pin);
+}
