@@ -11,6 +11,17 @@ use support::{CLIENT_ID, CLIENT_SECRET, MODEL, Stack, aaguid, isolated};
 const ADELE: &str = "adele.vance@contoso.onmicrosoft.com";
 const ALEX: &str = "alex.wilber@contoso.onmicrosoft.com";
 
+/// A self-signed RSA certificate and its private key, PEM.
+fn rsa_certificate() -> (String, String) {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    let key_pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let pair = rcgen::KeyPair::from_pem_and_sign_algo(&key_pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert =
+        rcgen::CertificateParams::new(vec!["keyward-test".to_owned()]).unwrap().self_signed(&pair).unwrap();
+    (cert.pem(), key_pem)
+}
+
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
@@ -37,6 +48,23 @@ fn connector_people_keys_policy_tap_and_audit_commands() {
     assert!(test.contains("connection OK"), "{test}");
     let cert = stack.run(&["connector", "validate-cert"]);
     assert!(!cert.ok && cert.stderr.contains("client secret"), "{cert:?}");
+    // A certificate to upload: thumbprints shown; a key that is not the certificate's is refused.
+    let (cert_pem, key_pem) = rsa_certificate();
+    let (_, other_key) = rsa_certificate();
+    let files = [("cert.pem", &cert_pem), ("key.pem", &key_pem), ("other.pem", &other_key)];
+    for (name, text) in files {
+        std::fs::write(stack.dir.join(name), text).unwrap();
+    }
+    let path = |name: &str| stack.dir.join(name).to_str().unwrap().to_owned();
+    let good =
+        stack.ok(&["connector", "validate-cert", "--cert", &path("cert.pem"), "--key", &path("key.pem")]);
+    assert!(good.contains("key matches       true") && good.contains("SHA-1 thumbprint"), "{good}");
+    assert!(good.contains("upload the certificate to the app registration"), "{good}");
+    let bad =
+        stack.run(&["connector", "validate-cert", "--cert", &path("cert.pem"), "--key", &path("other.pem")]);
+    assert!(!bad.ok && bad.stdout.contains("the private key does not belong to this certificate"), "{bad:?}");
+    assert!(bad.stderr.contains("the certificate cannot be used; fix the problems above"), "{bad:?}");
+    assert!(!bad.stdout.contains("PRIVATE KEY") && !bad.stderr.contains("PRIVATE KEY"), "{bad:?}");
 
     // Enrollment policy first, so the sync records group membership.
     let enrollment = stack.ok(&[
