@@ -356,6 +356,24 @@ mod tests {
     }
 
     #[test]
+    fn a_json_file_is_the_base_and_flags_override_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.json");
+        std::fs::write(&file, r#"{"state": "disabled", "isAttestationEnforced": true}"#).unwrap();
+        let body = set(|s| {
+            s.json = Some(file.clone());
+            s.state = Some(MethodState::Enabled);
+        })
+        .unwrap();
+        assert_eq!(body, json!({"state": "enabled", "isAttestationEnforced": true}));
+        for (text, says) in [("[1, 2]", "must hold a JSON object"), ("{not json", "is not valid JSON")] {
+            std::fs::write(&file, text).unwrap();
+            let err = set(|s| s.json = Some(file.clone())).unwrap_err().to_string();
+            assert!(err.contains(says) && err.contains("policy.json"), "{err}");
+        }
+    }
+
+    #[test]
     fn nothing_to_change_and_bad_aaguids_are_refused_with_the_fix() {
         let none = set(|_| {}).unwrap_err().to_string();
         assert!(none.contains("--self-service"), "{none}");
