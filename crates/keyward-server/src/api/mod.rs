@@ -10,6 +10,7 @@ pub mod audit;
 pub mod doctor;
 pub mod inventory;
 pub mod issuances;
+pub mod jobs;
 pub mod people;
 pub mod views;
 
@@ -78,6 +79,7 @@ pub fn openapi_router() -> OpenApiRouter<Arc<Service>> {
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(doctor::routes())
+        .merge(jobs::routes())
 }
 
 /// The OpenAPI document (for the CLI's `keyward api openapi` and the tests).

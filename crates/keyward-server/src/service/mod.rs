@@ -10,6 +10,7 @@ pub mod admin;
 pub mod connector;
 pub mod doctor;
 pub mod issuance;
+pub mod jobs;
 pub mod local_check;
 pub mod people;
 pub mod reconcile;
