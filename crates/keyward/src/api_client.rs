@@ -392,6 +392,20 @@ impl ApiClient {
         self.get(&format!("/api/v1/audit?limit={limit}{after}")).await
     }
 
+    /// Every reason a registration for `person` with this key model and serial would fail.
+    pub async fn doctor(
+        &self,
+        person: Option<&str>,
+        aaguid: Option<&str>,
+        serial: Option<&str>,
+    ) -> Result<keyward_server::service::doctor::DoctorReport, ApiClientError> {
+        let query: Vec<String> = [("person", person), ("aaguid", aaguid), ("serial", serial)]
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={}", seg(v))))
+            .collect();
+        self.get(&format!("/api/v1/doctor?{}", query.join("&"))).await
+    }
+
     /// Verifies the audit chain.
     pub async fn verify_audit(&self) -> Result<ChainReport, ApiClientError> {
         self.get("/api/v1/audit/verify").await
@@ -414,5 +428,48 @@ impl ApiClient {
         check: &keyward_server::api::admin::CertificateCheck,
     ) -> Result<Value, ApiClientError> {
         self.post("/api/v1/connector/validate-certificate", check).await
+    }
+
+    // Bulk jobs.
+
+    /// Creates a bulk provisioning job from CSV rows.
+    pub async fn create_bulk_job(
+        &self,
+        rows: Vec<keyward_server::service::jobs::BulkRow>,
+    ) -> Result<keyward_server::service::jobs::BulkPlan, ApiClientError> {
+        self.post("/api/v1/jobs/bulk", &keyward_server::api::jobs::BulkJobRequest { rows }).await
+    }
+
+    /// A job's progress.
+    pub async fn job(&self, id: &str) -> Result<keyward_server::service::jobs::JobStatus, ApiClientError> {
+        self.get(&format!("/api/v1/jobs/{}", seg(id))).await
+    }
+
+    /// Claims up to `count` units of a job under a lease of `lease_secs`.
+    pub async fn claim_units(
+        &self,
+        id: &str,
+        count: i64,
+        lease_secs: u64,
+    ) -> Result<Vec<keyward_server::service::jobs::UnitLease>, ApiClientError> {
+        let body = keyward_server::api::jobs::ClaimRequest { count, lease_secs };
+        self.post(&format!("/api/v1/jobs/{}/claim", seg(id)), &body).await
+    }
+
+    /// Records a claimed unit's outcome (`done`, `failed` or `retry`).
+    pub async fn finish_unit(
+        &self,
+        id: &str,
+        result: &keyward_server::api::jobs::UnitResult,
+    ) -> Result<(), ApiClientError> {
+        self.post(&format!("/api/v1/jobs/{}/units", seg(id)), result).await
+    }
+
+    /// Every row of a job with its outcome.
+    pub async fn job_report(
+        &self,
+        id: &str,
+    ) -> Result<Vec<keyward_server::service::jobs::UnitOutcome>, ApiClientError> {
+        self.get(&format!("/api/v1/jobs/{}/report", seg(id))).await
     }
 }

@@ -3,6 +3,8 @@
 mod api_client;
 mod commands;
 mod device_command;
+mod doctor_command;
+mod inspect_command;
 mod provision;
 mod serve_command;
 mod sim_command;
@@ -48,6 +50,10 @@ enum Command {
     Report(commands::report::ReportArgs),
     /// The audit trail: list, verify, export.
     Audit(commands::audit::AuditArgs),
+    /// Every reason a registration would fail, with fixes, before any key is touched.
+    Doctor(doctor_command::DoctorArgs),
+    /// Decode a registration body or attestation object; check it against the tenant's policy.
+    Inspect(inspect_command::InspectArgs),
     /// Print a shell completion script (bash, zsh, fish, …).
     Completions(commands::completions::CompletionsArgs),
     /// Print the man page, or write one per command with --out DIR.
@@ -85,6 +91,8 @@ fn main() -> std::process::ExitCode {
             Command::Tap(args) => commands::tap::run(args).await,
             Command::Report(args) => commands::report::run(args).await,
             Command::Audit(args) => commands::audit::run(args).await,
+            Command::Doctor(args) => doctor_command::run(args).await,
+            Command::Inspect(args) => inspect_command::run(args).await,
             Command::Completions(args) => {
                 commands::completions::completions(args, <Cli as clap::CommandFactory>::command())
             }
