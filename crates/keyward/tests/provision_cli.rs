@@ -269,6 +269,7 @@ fn random_pin_is_shown_once_works_and_the_passkey_is_in_entra() {
     let stack = Stack::start(false);
     let out = stack.provision(&["--pin", "random", "--pin-length", "12", "--serial", "SK-R1"], &[]);
     let (stdout, stderr) = text(&out);
+    println!("{stderr}");
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("provision: registering the passkey in Entra"), "{stderr}");
     assert!(stderr.contains("Write it down or hand it over now"), "{stderr}");
@@ -385,6 +386,7 @@ fn a_refused_registration_removes_the_credential_and_fails_the_issuance() {
     let pin = "Wm4pin8137z";
     let out = stack.provision(&["--pin", "prompt"], &[("KEYWARD_PIN", pin)]);
     let (stdout, stderr) = text(&out);
+    println!("{stderr}");
     assert!(!out.status.success(), "a blocked AAGUID must fail:\n{stderr}");
     assert!(stderr.contains("registering the passkey in Entra failed"), "{stderr}");
     assert!(stderr.contains("was marked failed"), "{stderr}");
@@ -401,4 +403,65 @@ fn a_refused_registration_removes_the_credential_and_fails_the_issuance() {
     assert!(stack.entra_methods(UPN).is_empty());
     assert!(handovers(&stack).is_empty());
     stack.assert_nowhere_on_disk(pin);
+}
+
+#[test]
+fn a_key_with_a_pin_is_only_reprovisioned_after_a_reset() {
+    let stack = Stack::start(false);
+    let first = stack.provision(&["--pin-length", "12"], &[]);
+    assert!(first.status.success(), "{}", text(&first).1);
+    let old_pin = shown_pin(&text(&first).1);
+
+    let again = stack.provision(&["--pin-length", "12"], &[]);
+    let (_, stderr) = text(&again);
+    assert!(!again.status.success());
+    assert!(stderr.contains("already has a PIN") && stderr.contains("--reset"), "{stderr}");
+    assert!(stderr.contains("No credential was made on the key"), "{stderr}");
+    assert!(stderr.contains("issuance marked failed: yes"), "{stderr}");
+
+    let reset = stack.provision(&["--pin-length", "12", "--reset"], &[]);
+    let (_, stderr) = text(&reset);
+    assert!(reset.status.success(), "{stderr}");
+    assert!(stderr.contains("provision: resetting the key"), "{stderr}");
+    let new_pin = shown_pin(&stderr);
+    assert_ne!(new_pin, old_pin);
+    let listed = stack.device(&["credentials"], &[("KEYWARD_PIN", &new_pin)]);
+    let (list, err) = text(&listed);
+    assert!(listed.status.success(), "{err}");
+    assert!(
+        list.starts_with("1 discoverable credentials"),
+        "the reset must erase the first passkey:\n{list}"
+    );
+    let old = stack.device(&["credentials"], &[("KEYWARD_PIN", &old_pin)]);
+    assert!(!old.status.success(), "the old PIN must no longer work");
+    stack.assert_nowhere_on_disk(&new_pin);
+}
+
+#[test]
+fn the_enrollment_policy_sets_the_pin_length_the_key_minimum_and_the_forced_change() {
+    let stack = Stack::start(false);
+    let finance = "Finance";
+    let policy = json!({"mode": "optional", "pin_min_length": 9, "pin_force_change": true});
+    let (status, body) = stack.api("PUT", &format!("/api/v1/enrollment-policies/{finance}"), Some(policy));
+    assert_eq!(status, 200, "{body}");
+    // Sync reads the members of groups with a policy.
+    let (status, report) = stack.api("POST", "/api/v1/people/sync", Some(json!({})));
+    assert_eq!(status, 200, "{report}");
+
+    let out = stack.provision(&[], &[]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("raising the key's minimum PIN length to 9"), "{stderr}");
+    assert!(stderr.contains("forcing a PIN change at first use"), "{stderr}");
+    let pin = shown_pin(&stderr);
+    assert_eq!(pin.len(), 9, "{pin}");
+
+    let info = stack.device(&["info"], &[]);
+    let (info, _) = text(&info);
+    assert!(info.contains("min PIN length:      9") && info.contains("PIN change forced:   yes"), "{info}");
+    let short = stack.device(&["change-pin"], &[("KEYWARD_PIN", &pin), ("KEYWARD_NEW_PIN", "50931728")]);
+    assert!(!short.status.success(), "the key must refuse a PIN shorter than the policy's");
+    let ok = stack.device(&["change-pin"], &[("KEYWARD_PIN", &pin), ("KEYWARD_NEW_PIN", "509317284")]);
+    assert!(ok.status.success(), "{}", text(&ok).1);
+    stack.assert_nowhere_on_disk(&pin);
 }

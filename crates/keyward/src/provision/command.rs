@@ -171,7 +171,22 @@ pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
     };
     let generator = PinGenerator { charset: args.pin_charset, length: args.pin_length.map(usize::from) };
     let opts = FlowOptions { generator, progress: Some(&progress) };
-    let done = provision_with(&api, &mut key, &request, &opts).await?;
+    let done = match provision_with(&api, &mut key, &request, &opts).await {
+        Ok(done) => done,
+        Err(e) => {
+            let removed = match e.credential_removed() {
+                None => "none was made",
+                Some(true) => "yes",
+                Some(false) => "NO",
+            };
+            let failed = if e.issuance_marked_failed() { "yes" } else { "no" };
+            progress(&format!(
+                "stopped at: {}; issuance marked failed: {failed}; credential removed from the key: {removed}",
+                e.step()
+            ));
+            return Err(e.into());
+        }
+    };
     progress(&format!(
         "passkey {} registered for {} (issuance {})",
         done.passkey.id, args.user, done.issuance_id

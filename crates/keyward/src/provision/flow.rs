@@ -76,6 +76,7 @@ pub struct FlowOptions<'a> {
 }
 
 /// Provisions one key with default PIN generation and no progress output.
+#[allow(dead_code, reason = "the entry point of bulk provisioning and `keyward demo`")]
 pub async fn provision_one<T: Transport>(
     api: &ApiClient,
     key: &mut Client<T>,
