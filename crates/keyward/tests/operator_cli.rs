@@ -127,6 +127,17 @@ fn connector_people_keys_policy_tap_and_audit_commands() {
         reconciled.contains("reconciled 1 people") && reconciled.contains("0 discovered"),
         "{reconciled}"
     );
+    // A passkey registered in Entra behind Keyward's back: reconcile finds it, --unmanaged lists it.
+    let method_id = stack.register_in_entra_directly(ALEX);
+    let reconciled = stack.ok(&["passkeys", "reconcile"]);
+    assert!(reconciled.contains("1 discovered"), "{reconciled}");
+    let unmanaged = stack.ok(&["passkeys", "list", "--unmanaged"]);
+    assert!(
+        unmanaged.contains(ALEX) && unmanaged.contains("discovered") && !unmanaged.contains(ADELE),
+        "{unmanaged}"
+    );
+    let unmanaged = json(&stack.ok(&["passkeys", "list", "--unmanaged", "--format", "json"]));
+    assert_eq!(unmanaged[0]["entra_method_id"], method_id.as_str(), "{unmanaged}");
 
     // Entra FIDO2 policy: show, change one setting, refuse an empty change.
     let policy = stack.ok(&["policy", "show"]);
@@ -182,7 +193,10 @@ fn connector_people_keys_policy_tap_and_audit_commands() {
         assert!(states.contains(&want), "{states:?}");
     }
     let after = stack.ok(&["passkeys", "list", "--state", "registered", "--format", "json"]);
-    assert_eq!(json(&after), serde_json::json!([]), "every passkey was revoked");
+    let after = json(&after);
+    let origins: Vec<&str> =
+        after.as_array().unwrap().iter().map(|p| p["origin"].as_str().unwrap()).collect();
+    assert_eq!(origins, ["discovered"], "every managed passkey was revoked: {after}");
 
     // Audit: list, verify, export.
     let audit = stack.ok(&["audit", "list", "--limit", "1000"]);

@@ -217,6 +217,20 @@ impl Stack {
         let id = issuance["id"].as_str().unwrap().to_owned();
         let (status, options) = self.call("POST", &format!("/api/v1/issuances/{id}/options"), None);
         assert_eq!(status, 200, "{options}");
+        let (plan, attestation_object) = self.soft_key_credential(options["creation_options"].clone());
+        let body = json!({
+            "client_data_json": b64::encode(&plan.client_data_json),
+            "attestation_object": b64::encode(&attestation_object),
+            "serial": serial,
+        });
+        let (status, done) = self.call("POST", &format!("/api/v1/issuances/{id}/complete"), Some(body));
+        assert_eq!(status, 200, "{done}");
+        done
+    }
+
+    /// Makes a credential for Entra's creation options (JSON) on a fresh soft key with a PIN;
+    /// returns the plan (client data) and the attestation object.
+    pub fn soft_key_credential(&self, creation_options: Value) -> (RegistrationPlan, Vec<u8>) {
         let config = Config {
             aaguid: AAGUID,
             attestation: Attestation::Packed {
@@ -231,20 +245,38 @@ impl Stack {
         let mut client = Client::new(HidDevice::open(host, timeouts).unwrap());
         let pin = SecretString::from("8642".to_owned());
         client.set_pin(&pin).unwrap();
-        let plan = RegistrationPlan::from_creation_options(
-            &serde_json::from_value(options["creation_options"].clone()).unwrap(),
-        )
-        .unwrap();
+        let plan =
+            RegistrationPlan::from_creation_options(&serde_json::from_value(creation_options).unwrap())
+                .unwrap();
         let pin_token = client.get_pin_uv_auth_token(&pin, PERMISSION_MC, Some(ENTRA_RP_ID)).unwrap();
         let made = client.register_for_entra(&plan, &pin_token).unwrap();
-        let body = json!({
-            "client_data_json": b64::encode(&plan.client_data_json),
-            "attestation_object": b64::encode(&made.attestation.attestation_object()),
-            "serial": serial,
-        });
-        let (status, done) = self.call("POST", &format!("/api/v1/issuances/{id}/complete"), Some(body));
-        assert_eq!(status, 200, "{done}");
-        done
+        (plan, made.attestation.attestation_object())
+    }
+
+    /// Registers a passkey for `upn` straight in Entra (the sim), behind Keyward's back: what
+    /// reconcile later finds as `discovered`. Returns Entra's method id.
+    pub fn register_in_entra_directly(&self, upn: &str) -> String {
+        let mut config = keyward_entra::ConnectorConfig::with_secret(
+            &self.tenant,
+            CLIENT_ID,
+            SecretString::from(CLIENT_SECRET.to_owned()),
+        );
+        config.authority_url = self.sim_base.clone();
+        config.graph_url = self.sim_base.clone();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let connector = keyward_entra::Connector::new(config).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let options = rt.block_on(connector.creation_options(upn)).unwrap();
+        let (plan, attestation_object) = self.soft_key_credential(serde_json::to_value(&options).unwrap());
+        let prepared = keyward_webauthn::registration::registration_body(
+            &plan,
+            &attestation_object,
+            "Bought it myself",
+            None,
+        )
+        .unwrap();
+        let registered = rt.block_on(connector.register_fido2(upn, &prepared.request)).unwrap();
+        registered.method.id
     }
 }
 
