@@ -362,5 +362,9 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
         InspectFormat::Text => print_text(&result),
         InspectFormat::Json => println!("{}", serde_json::to_string_pretty(&result)?),
     }
+    let blocking = result.checks.iter().filter(|f| f.severity == Severity::Blocking).count();
+    if blocking > 0 {
+        anyhow::bail!("this registration would be refused: {blocking} check(s) fail; see the fixes above");
+    }
     Ok(())
 }
