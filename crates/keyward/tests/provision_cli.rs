@@ -73,6 +73,11 @@ impl Stack {
     /// Starts the soft key, the emulator (trusting the key's CA; `blocked` puts the key's AAGUID
     /// on the tenant's block list) and the server, and syncs people.
     fn start(blocked: bool) -> Self {
+        Self::start_with(blocked, "")
+    }
+
+    /// [`Stack::start`] with `keyward sim --faults FAULTS`.
+    fn start_with(blocked: bool, faults: &str) -> Self {
         let dir =
             std::env::temp_dir().join(format!("keyward-provision-cli-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -99,6 +104,9 @@ impl Stack {
         let mut sim = keyward();
         sim.args(["sim", "--listen", "127.0.0.1:0", "--throttle", "off", "--seed"])
             .arg(dir.join("seed.json"));
+        if !faults.is_empty() {
+            sim.args(["--faults", faults]);
+        }
         let (sim, authority) = start(sim, &dir.join("sim.log"), "authority:");
         let (sim_base, tenant) = authority.rsplit_once('/').unwrap();
         let (sim_base, tenant) = (sim_base.to_owned(), tenant.to_owned());
@@ -464,4 +472,20 @@ fn the_enrollment_policy_sets_the_pin_length_the_key_minimum_and_the_forced_chan
     let ok = stack.device(&["change-pin"], &[("KEYWARD_PIN", &pin), ("KEYWARD_NEW_PIN", "509317284")]);
     assert!(ok.status.success(), "{}", text(&ok).1);
     stack.assert_nowhere_on_disk(&pin);
+}
+
+#[test]
+fn provisioning_survives_lost_answers_from_entra_with_exactly_one_passkey() {
+    // Every Graph write is carried out and then its connection dropped; the server settles the
+    // outcome by looking the credential up (or answers 502 "unknown outcome" and the flow
+    // sends the same completion again).
+    let stack = Stack::start_with(false, "lost=1");
+    let out = stack.provision(&["--pin-length", "12"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stack.entra_methods(UPN).len(), 1, "the passkey must be registered exactly once");
+    let (_, passkeys) = stack.api("GET", &format!("/api/v1/passkeys?person={UPN}"), None);
+    assert_eq!(passkeys.as_array().unwrap().len(), 1, "{passkeys}");
+    assert_eq!(passkeys[0]["state"], "registered", "{passkeys}");
+    assert_eq!(passkeys[0]["id"].as_str(), Some(stdout.trim()));
 }
