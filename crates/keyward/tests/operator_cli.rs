@@ -114,6 +114,7 @@ fn connector_people_keys_policy_tap_and_audit_commands() {
     let done = stack.register_soft_passkey(ADELE, "CLI-1");
     let passkey_id = done["passkey"]["id"].as_str().unwrap().to_owned();
     let person = stack.ok(&["people", "show", ADELE]);
+    assert!(person.contains("registered  operator"), "the issuance history shows: {person}");
     assert!(person.contains("registered") && person.contains("CLI-1") && person.contains(MODEL), "{person}");
     let passkeys = stack.ok(&["passkeys", "list", "--user", ADELE]);
     assert!(
@@ -173,6 +174,12 @@ fn connector_people_keys_policy_tap_and_audit_commands() {
     stack.register_soft_passkey(ALEX, "CLI-2");
     let revoked = stack.ok(&["passkeys", "revoke", &passkey_id, "--reason", "test"]);
     assert!(revoked.contains(&format!("passkey {passkey_id} is revoked")), "{revoked}");
+    stack.register_soft_passkey(ADELE, "CLI-4");
+    let leaver = stack.ok(&["people", "revoke", ADELE, "--reason", "left the company"]);
+    assert!(
+        leaver.contains(&format!("revoked 1 passkey(s) of {ADELE}")),
+        "only the one not revoked yet: {leaver}"
+    );
     let key_revoke = stack.ok(&["keys", "revoke", "CLI-2"]);
     assert!(key_revoke.contains("revoked 1 passkey(s) on key CLI-2"), "{key_revoke}");
     let suspended = stack.ok(&["keys", "suspend", "CLI-2"]);

@@ -1,4 +1,4 @@
-//! `keyward people sync|list|show|link`: the people Keyward issues passkeys to.
+//! `keyward people sync|list|show|link|revoke`: the people Keyward issues passkeys to.
 //!
 //! People come from Entra by sync (the server reads the users and the members of every group with
 //! an enrollment policy); `link` fixes a person whose Entra account could not be matched.
@@ -46,6 +46,14 @@ enum PeopleCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+    },
+    /// Revoke all of a person's passkeys (in Entra and in Keyward), e.g. when they leave.
+    Revoke {
+        /// UPN or Keyward id.
+        upn: String,
+        /// Why (kept in the audit trail).
+        #[arg(long, value_name = "R")]
+        reason: Option<String>,
     },
     /// Link a person to their Entra account by object id, or by looking a UPN up in Entra.
     #[command(group(clap::ArgGroup::new("target").required(true).args(["object_id", "entra_upn"])))]
@@ -120,6 +128,19 @@ pub async fn run(args: PeopleArgs) -> anyhow::Result<()> {
                     or_dash(serial),
                 ]);
             }
+            let issuances = api.issuances_of(&upn).await?;
+            let mut history =
+                Table::new(&["issuance", "state", "channel", "requested by", "updated", "failure"]);
+            for i in &issuances {
+                history.row(vec![
+                    i.id.clone(),
+                    i.state.clone(),
+                    i.channel.clone(),
+                    i.requester.clone(),
+                    i.updated_at.clone(),
+                    or_dash(i.failure_reason.as_deref()),
+                ]);
+            }
             match format {
                 Format::Csv => print!("{}", passkeys.to_csv()),
                 _ => {
@@ -130,8 +151,18 @@ pub async fn run(args: PeopleArgs) -> anyhow::Result<()> {
                     } else {
                         print!("{}", passkeys.to_text());
                     }
+                    println!();
+                    if history.is_empty() {
+                        println!("no issuances");
+                    } else {
+                        print!("{}", history.to_text());
+                    }
                 }
             }
+        }
+        PeopleCommand::Revoke { upn, reason } => {
+            let n = api.revoke_person(&upn, reason).await.map_err(|e| when_not_found(e, PERSON_HINT))?;
+            println!("revoked {} passkey(s) of {upn}", n.revoked);
         }
         PeopleCommand::Link { upn, object_id, entra_upn } => {
             let p = api
