@@ -86,8 +86,8 @@ pub enum InspectError {
     )]
     Unrecognised,
     /// The attestation object does not parse.
-    #[error("{0}")]
-    Attestation(#[from] AttestationParseError),
+    #[error("{0}; the file may be truncated or hold something else than an attestation object")]
+    Attestation(AttestationParseError),
 }
 
 /// What the input was.
@@ -241,7 +241,7 @@ fn finding(check: &str, ok: bool, message: &str, fix: &str) -> Finding {
 
 fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
     let (source, att_bytes, cd) = decode_input(bytes)?;
-    let att = AttestationObject::parse(&att_bytes)?;
+    let att = AttestationObject::parse(&att_bytes).map_err(InspectError::Attestation)?;
     let ad = &att.auth_data;
     let f = ad.flags;
     let cred = ad.attested.as_ref();

@@ -122,43 +122,55 @@ impl Service {
                 None => r.ok("model", format!("key model {aaguid} is not in the FIDO metadata (MDS)")),
             }
         }
+        // Entra first: connector, then the tenant's method policy.
+        let connector = self.doctor_connector(&mut r).await;
+        let policy = match &connector {
+            Some(c) => match c.get_fido2_policy().await {
+                Ok(p) => {
+                    method_findings(&p, &mut r);
+                    Some(p)
+                }
+                Err(e) => {
+                    r.block(
+                        "policy.read",
+                        format!("cannot read the tenant's FIDO2 method policy: {e}"),
+                        "grant the app Policy.ReadWrite.AuthenticationMethod with admin consent",
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        // The person: Keyward's record, then their Entra account and the method's targets.
         let person = match &q.person {
             Some(who) => self.doctor_person_record(who, &mut r).await?,
             None => None,
         };
+        let user = match (&connector, &q.person) {
+            (Some(c), Some(who)) => {
+                entra_user(c, who, person.as_ref().and_then(|p| self.oid(p)), &mut r).await
+            }
+            _ => None,
+        };
+        let groups = match (&connector, &policy, &user) {
+            (Some(c), Some(policy), Some(u)) => {
+                user_findings(u, &mut r);
+                let groups = member_groups(c, policy, &u.id, &mut r).await;
+                target_findings(policy, &u.id, &groups, &mut r);
+                Some(groups)
+            }
+            _ => None,
+        };
+        // Keyward's own rules, then the key model against the tenant's rules.
         if let Some(person) = &person {
             self.doctor_enrollment(person, aaguid, &mut r).await?;
         }
         if let Some(serial) = &q.serial {
             self.doctor_key(serial, key.as_ref(), person.as_ref(), &mut r).await?;
         }
-        let Some(connector) = self.doctor_connector(&mut r).await else { return Ok(r) };
-        let policy = match connector.get_fido2_policy().await {
-            Ok(p) => p,
-            Err(e) => {
-                r.block(
-                    "policy.read",
-                    format!("cannot read the tenant's FIDO2 method policy: {e}"),
-                    "grant the app Policy.ReadWrite.AuthenticationMethod with admin consent",
-                );
-                return Ok(r);
-            }
-        };
-        method_findings(&policy, &mut r);
-        let user = match &q.person {
-            Some(who) => entra_user(&connector, who, person.as_ref().and_then(|p| self.oid(p)), &mut r).await,
-            None => None,
-        };
-        let groups = match &user {
-            Some(u) => {
-                user_findings(u, &mut r);
-                let groups = member_groups(&connector, &policy, &u.id, &mut r).await;
-                target_findings(&policy, &u.id, &groups, &mut r);
-                Some(groups)
-            }
-            None => None,
-        };
-        model_findings(&policy, user.as_ref().map(|u| u.id.as_str()), groups.as_ref(), aaguid, &mut r);
+        if let Some(policy) = &policy {
+            model_findings(policy, user.as_ref().map(|u| u.id.as_str()), groups.as_ref(), aaguid, &mut r);
+        }
         Ok(r)
     }
 
