@@ -1,6 +1,7 @@
 //! The `keyward` binary: the server, the emulator, the demo and the operator's commands.
 
 mod api_client;
+mod bulk;
 mod commands;
 mod device_command;
 mod doctor_command;
@@ -34,9 +35,11 @@ enum Command {
     Device(device_command::DeviceArgs),
     /// Put a passkey for one person on a security key, set its PIN and hand the PIN over.
     Provision(provision::command::ProvisionArgs),
+    /// Provision everyone in a CSV as a resumable server job (soft keys or USB keys).
+    Bulk(bulk::BulkArgs),
     /// The server's connection to Entra ID: show, test, validate-cert, set.
     Connector(commands::connector::ConnectorArgs),
-    /// People Keyward issues passkeys to: sync from Entra, list, show, link.
+    /// People Keyward issues passkeys to: sync from Entra, list, show, link, revoke.
     People(commands::people::PeopleArgs),
     /// Inventory and lifecycle of physical keys: list, show, add, revoke, lost, dispose, suspend.
     Keys(commands::keys::KeysArgs),
@@ -81,6 +84,7 @@ fn main() -> std::process::ExitCode {
             Command::Softkey(args) => softkey_command::run(args).await,
             Command::Device(args) => device_command::run(args).await,
             Command::Provision(args) => provision::command::run(args).await,
+            Command::Bulk(args) => bulk::run(args).await,
             Command::Serve(args) => serve_command::serve(args).await,
             Command::Admin(args) => serve_command::admin(args).await,
             Command::Connector(args) => commands::connector::run(args).await,
