@@ -126,8 +126,9 @@ fn describe(key: &UsbKey) -> String {
     }
 }
 
-/// Opens the USB key: the one with `serial`, the only one, or the one the operator touches.
-fn open_usb(serial: Option<&str>) -> anyhow::Result<Client<KeyTransport>> {
+/// Opens the USB key: the one with `serial`, the only one, or the one the operator touches;
+/// returns it with its USB description (serial, product).
+pub(crate) fn open_usb(serial: Option<&str>) -> anyhow::Result<(Client<KeyTransport>, UsbKey)> {
     let mut keys = keyward_ctap::usb::list_keys()?;
     if let Some(serial) = serial {
         keys.retain(|k| k.serial.as_deref() == Some(serial));
@@ -148,7 +149,7 @@ fn open_usb(serial: Option<&str>) -> anyhow::Result<Client<KeyTransport>> {
     };
     if keys.len() == 1 {
         eprintln!("using {}", describe(&keys[0]));
-        return open(&keys[0]);
+        return Ok((open(&keys[0])?, keys.swap_remove(0)));
     }
     eprintln!("{} security keys are plugged in; touch the one to use (or pass --serial):", keys.len());
     for k in &keys {
@@ -157,7 +158,7 @@ fn open_usb(serial: Option<&str>) -> anyhow::Result<Client<KeyTransport>> {
     let mut clients = keys.iter().map(open).collect::<anyhow::Result<Vec<_>>>()?;
     let winner = keyward_ctap::select(&mut clients)?;
     eprintln!("using {}", describe(&keys[winner]));
-    Ok(clients.swap_remove(winner))
+    Ok((clients.swap_remove(winner), keys.swap_remove(winner)))
 }
 
 pub(crate) fn open(key: &str, serial: Option<&str>) -> anyhow::Result<Client<KeyTransport>> {
@@ -169,7 +170,7 @@ pub(crate) fn open(key: &str, serial: Option<&str>) -> anyhow::Result<Client<Key
             .with_context(|| format!("is `keyward softkey serve --listen {addr}` running?"))?;
         client(KeyTransport::Soft(t))
     } else if key == "hid" {
-        open_usb(serial)
+        open_usb(serial).map(|(client, _)| client)
     } else {
         bail!("--key {key:?} is not a key; use hid, soft:unix:PATH or soft:tcp:HOST:PORT");
     }

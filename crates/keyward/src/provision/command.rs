@@ -16,7 +16,7 @@ use super::flow::{FlowOptions, PinMode, ProvisionRequest, provision_with};
 use super::letter::{Letter, parse_recipient, write_encrypted};
 use super::pin::{Charset, PinGenerator};
 use crate::commands::ClientArgs;
-use crate::device_command::{PIN_ENV, open, read_secret};
+use crate::device_command::{PIN_ENV, open, open_usb, read_secret};
 
 /// How long a re-plugged USB key may take to show up again.
 const REPLUG_WAIT: Duration = Duration::from_secs(30);
@@ -89,15 +89,6 @@ fn read_chosen_pin() -> anyhow::Result<SecretString> {
     Ok(first)
 }
 
-/// The serial of the only USB key, when `--serial` is not given.
-fn usb_serial() -> Option<String> {
-    let keys = keyward_ctap::usb::list_keys().ok()?;
-    match keys.as_slice() {
-        [only] => only.serial.clone(),
-        _ => None,
-    }
-}
-
 /// Guides a USB reset: the key must be re-plugged, and is used again once it reappears with
 /// the same serial (authenticatorReset only works within seconds of power-up).
 fn replug(serial: Option<&str>) -> anyhow::Result<()> {
@@ -154,12 +145,21 @@ pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
         PinSource::Random => PinMode::Random,
         PinSource::Prompt => PinMode::Given(read_chosen_pin()?),
     };
-    let hid = args.key == "hid";
-    let serial = args.serial.clone().or_else(|| if hid { usb_serial() } else { None });
-    if hid && args.reset {
-        replug(serial.as_deref())?;
-    }
-    let mut key = open(&args.key, if hid { serial.as_deref() } else { None })?;
+    // With a USB key the serial comes from the key itself unless given; a reset needs the key
+    // re-plugged, and the same serial must come back.
+    let (mut key, serial) = if args.key == "hid" {
+        let (client, usb) = open_usb(args.serial.as_deref())?;
+        let serial = args.serial.clone().or(usb.serial);
+        if args.reset {
+            drop(client);
+            replug(serial.as_deref())?;
+            (open_usb(serial.as_deref())?.0, serial)
+        } else {
+            (client, serial)
+        }
+    } else {
+        (open(&args.key, None)?, args.serial.clone())
+    };
     let request = ProvisionRequest {
         upn: args.user.clone(),
         serial: serial.clone(),

@@ -84,11 +84,28 @@ pub enum KeyCleanup {
     },
 }
 
+/// What happened to a passkey Entra had already registered (only a failure after the
+/// registration, i.e. the self-test or the forced PIN change, leaves one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasskeyCleanup {
+    /// Entra had not registered it.
+    NoneRegistered,
+    /// Revoked through the server (removed from Entra).
+    Revoked,
+    /// Still registered.
+    NotRevoked {
+        /// Keyward's passkey id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
 /// A failed provisioning: the step, the cause, what to do, and what was cleaned up.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     /// A step failed; see `issuance` and `key` for what was undone.
-    #[error("{step} failed: {cause}. {hint}{issuance}{key}")]
+    #[error("{step} failed: {cause}. {hint}{issuance}{key}{passkey}")]
     Failed {
         /// The step.
         step: Step,
@@ -100,6 +117,8 @@ pub enum ProvisionError {
         issuance: IssuanceCleanup,
         /// The credential's fate.
         key: KeyCleanup,
+        /// The fate of a passkey already registered in Entra.
+        passkey: PasskeyCleanup,
     },
 }
 
@@ -150,6 +169,20 @@ impl fmt::Display for KeyCleanup {
                 f,
                 " The credential made on the key could NOT be removed ({reason}); remove it with \
                  `keyward device credentials --delete {credential_id}`."
+            ),
+        }
+    }
+}
+
+impl fmt::Display for PasskeyCleanup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoneRegistered => Ok(()),
+            Self::Revoked => f.write_str(" The passkey already registered in Entra was revoked."),
+            Self::NotRevoked { id, reason } => write!(
+                f,
+                " The passkey already registered in Entra could NOT be revoked ({reason}); revoke it with \
+                 `keyward passkeys revoke {id}`."
             ),
         }
     }

@@ -20,7 +20,7 @@ use keyward_webauthn::{ENTRA_RP_ID, b64};
 use secrecy::SecretString;
 
 pub use super::error::ProvisionError;
-use super::error::{IssuanceCleanup, KeyCleanup, Step};
+use super::error::{IssuanceCleanup, KeyCleanup, PasskeyCleanup, Step};
 use super::pin::{PinGenerator, check_given};
 use super::selftest::{credential_of, self_test};
 use crate::api_client::{ApiClient, ApiClientError};
@@ -76,7 +76,6 @@ pub struct FlowOptions<'a> {
 }
 
 /// Provisions one key with default PIN generation and no progress output.
-#[allow(dead_code, reason = "the entry point of bulk provisioning and `keyward demo`")]
 pub async fn provision_one<T: Transport>(
     api: &ApiClient,
     key: &mut Client<T>,
@@ -121,12 +120,16 @@ impl<T: Transport> Run<'_, T> {
                 }
             }
         };
-        if let Some(passkey) = self.passkey.take() {
-            let reason = format!("provisioning failed after registration: {cause}");
-            if let Err(e) = self.api.revoke_passkey(&passkey, Some(reason)).await {
-                tracing::warn!(%passkey, error = %e, "could not revoke the passkey of a failed provisioning");
+        let passkey = match self.passkey.take() {
+            None => PasskeyCleanup::NoneRegistered,
+            Some(id) => {
+                let reason = format!("provisioning failed after registration: {cause}");
+                match self.api.revoke_passkey(&id, Some(reason)).await {
+                    Ok(_) => PasskeyCleanup::Revoked,
+                    Err(e) => PasskeyCleanup::NotRevoked { id, reason: e.to_string() },
+                }
             }
-        }
+        };
         let issuance = match self.issuance.clone() {
             None => IssuanceCleanup::NoneCreated,
             Some(id) => match self.api.fail_issuance(&id, &format!("{step} failed: {cause}")).await {
@@ -137,7 +140,7 @@ impl<T: Transport> Run<'_, T> {
                 },
             },
         };
-        ProvisionError::Failed { step, cause, hint: hint.to_owned(), issuance, key }
+        ProvisionError::Failed { step, cause, hint: hint.to_owned(), issuance, key, passkey }
     }
 }
 

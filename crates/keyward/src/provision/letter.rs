@@ -59,20 +59,35 @@ fn latin1(text: &str) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(text.chars().map(|c| if (c as u32) < 256 { c as u8 } else { b'?' }).collect())
 }
 
-/// The letter as an unencrypted PDF, in a zeroizing buffer.
+/// The letter as an unencrypted one-page PDF, in a zeroizing buffer.
 pub fn render(letter: &Letter<'_>) -> Zeroizing<Vec<u8>> {
-    let (catalog, tree, page, font, contents) =
-        (Ref::new(1), Ref::new(2), Ref::new(3), Ref::new(4), Ref::new(5));
+    render_pages(std::slice::from_ref(letter))
+}
+
+/// One page per letter in one PDF (for bulk runs), in a zeroizing buffer.
+pub fn render_pages(letters: &[Letter<'_>]) -> Zeroizing<Vec<u8>> {
+    let (catalog, tree, font) = (Ref::new(1), Ref::new(2), Ref::new(3));
+    // Page i is object 4 + 2i, its content stream 5 + 2i.
+    let page_ref = |i: usize| Ref::new(4 + 2 * i as i32);
     let mut pdf = Pdf::new();
     pdf.catalog(catalog).pages(tree);
-    pdf.pages(tree).kids([page]).count(1);
-    {
-        let mut p = pdf.page(page);
-        p.media_box(Rect::new(0.0, 0.0, 595.0, 842.0)).parent(tree).contents(contents);
-        p.resources().fonts().pair(Name(b"F1"), font);
-    }
+    pdf.pages(tree).kids((0..letters.len()).map(page_ref)).count(letters.len() as i32);
     pdf.type1_font(font).base_font(Name(b"Helvetica")).encoding_predefined(Name(b"WinAnsiEncoding"));
+    for (i, letter) in letters.iter().enumerate() {
+        let contents = Ref::new(5 + 2 * i as i32);
+        {
+            let mut p = pdf.page(page_ref(i));
+            p.media_box(Rect::new(0.0, 0.0, 595.0, 842.0)).parent(tree).contents(contents);
+            p.resources().fonts().pair(Name(b"F1"), font);
+        }
+        let stream = page_content(letter);
+        pdf.stream(contents, &stream);
+    }
+    Zeroizing::new(pdf.finish())
+}
 
+/// The text of one letter as a PDF content stream.
+fn page_content(letter: &Letter<'_>) -> Zeroizing<Vec<u8>> {
     let key = match (letter.model, letter.serial) {
         (Some(m), Some(s)) => format!("{m}, serial {s}"),
         (Some(m), None) => m.to_owned(),
@@ -101,15 +116,13 @@ pub fn render(letter: &Letter<'_>) -> Zeroizing<Vec<u8>> {
         content.end_text();
         y -= size * 1.8;
     }
-    let stream = Zeroizing::new(content.finish().to_vec());
-    pdf.stream(contents, &stream);
-    Zeroizing::new(pdf.finish())
+    Zeroizing::new(content.finish().to_vec())
 }
 
-/// Renders the letter, encrypts it to `recipient` and writes it to `path`.
-pub fn write_encrypted(path: &Path, recipient: &str, letter: &Letter<'_>) -> Result<(), LetterError> {
+/// Encrypts a rendered PDF to `recipient` and writes it to `path` (via a temporary file in
+/// the same directory, renamed into place).
+pub fn write_pdf_encrypted(path: &Path, recipient: &str, pdf: &[u8]) -> Result<(), LetterError> {
     let recipient = parse_recipient(recipient)?;
-    let pdf = render(letter);
     let recipients: [&dyn age::Recipient; 1] = [&recipient];
     let encryptor = age::Encryptor::with_recipients(recipients.into_iter())
         .map_err(|e| LetterError::Encrypt(e.to_string()))?;
@@ -117,10 +130,9 @@ pub fn write_encrypted(path: &Path, recipient: &str, letter: &Letter<'_>) -> Res
     let mut writer =
         encryptor.wrap_output(&mut encrypted).map_err(|e| LetterError::Encrypt(e.to_string()))?;
     writer
-        .write_all(&pdf)
+        .write_all(pdf)
         .and_then(|()| writer.finish().map(|_| ()))
         .map_err(|e| LetterError::Encrypt(e.to_string()))?;
-    drop(pdf);
     let write_err =
         |e: std::io::Error| LetterError::Write { path: path.display().to_string(), reason: e.to_string() };
     let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
@@ -129,6 +141,11 @@ pub fn write_encrypted(path: &Path, recipient: &str, letter: &Letter<'_>) -> Res
         let _ = std::fs::remove_file(&tmp);
         write_err(e)
     })
+}
+
+/// Renders the letter, encrypts it to `recipient` and writes it to `path`.
+pub fn write_encrypted(path: &Path, recipient: &str, letter: &Letter<'_>) -> Result<(), LetterError> {
+    write_pdf_encrypted(path, recipient, &render(letter))
 }
 
 #[cfg(test)]
@@ -161,5 +178,14 @@ mod tests {
         assert!(age::decrypt(&other, &encrypted).is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a temporary file was left behind");
         assert!(matches!(write_encrypted(&path, "age1nope", &letter), Err(LetterError::Recipient(_))));
+
+        let pin2 = SecretString::from("739104".to_owned());
+        let second =
+            Letter { name: "Ben Okafor", upn: "ben@contoso.example", serial: None, model: None, pin: &pin2 };
+        let both = render_pages(&[letter, second]);
+        let text = String::from_utf8_lossy(&both);
+        assert!(
+            text.contains("/Count 2") && text.contains("(PIN: 482910)") && text.contains("(PIN: 739104)")
+        );
     }
 }

@@ -46,7 +46,7 @@ pub struct PinGenerator {
 impl PinGenerator {
     /// The length to generate for a policy minimum and a key minimum.
     pub fn length_for(&self, policy_min: usize, key_min: usize) -> usize {
-        self.length.unwrap_or(0).max(policy_min).max(key_min).max(DEFAULT_MIN_LENGTH).min(63)
+        self.length.unwrap_or(0).max(policy_min).max(key_min).clamp(DEFAULT_MIN_LENGTH, 63)
     }
 
     /// A fresh random PIN of `length` symbols that is not trivial.
