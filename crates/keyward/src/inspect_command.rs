@@ -155,8 +155,11 @@ fn find_str<'a>(v: &'a Value, names: &[&str]) -> Option<&'a str> {
     }
 }
 
-/// Splits the input into (source, attestation object, clientDataJSON if any).
-fn decode_input(bytes: &[u8]) -> Result<(Source, Vec<u8>, Option<Vec<u8>>), InspectError> {
+/// What the input held: where it came from, the attestation object, clientDataJSON if any.
+type Decoded = (Source, Vec<u8>, Option<Vec<u8>>);
+
+/// Splits the input into its source kind, attestation object and clientDataJSON.
+fn decode_input(bytes: &[u8]) -> Result<Decoded, InspectError> {
     let text = std::str::from_utf8(bytes).ok().map(str::trim);
     if let Some(t) = text.filter(|t| t.starts_with('{')) {
         let v: Value = serde_json::from_str(t).map_err(|e| InspectError::Json(e.to_string()))?;

@@ -154,6 +154,7 @@ fn verdict(sets: &[RuleSet<'_>], aaguid: Uuid, chains: bool, r: &mut DoctorRepor
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::doctor::model_name;
 
     const YUBIKEY_5: &str = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
 
