@@ -25,12 +25,12 @@ use crate::api_client::{ApiClient, ApiClientError, ClientConfig};
 /// Where the server is and which client file holds the token; the token itself is never a flag.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
-    /// The Keyward server's URL (default: KEYWARD_SERVER, then client.toml, then http://127.0.0.1:8080).
-    #[arg(long, global = true, value_name = "URL")]
+    /// The Keyward server's URL [default: KEYWARD_SERVER, then client.toml, then http://127.0.0.1:8080].
+    #[arg(long, global = true, value_name = "URL", help_heading = "Connection")]
     pub server: Option<String>,
-    /// The client configuration file (default: ~/.config/keyward/client.toml); the API token comes
-    /// from KEYWARD_TOKEN or `token = "…"` in this file, never from the command line.
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Client configuration file [default: ~/.config/keyward/client.toml]. The API token comes from
+    /// KEYWARD_TOKEN or `token = "…"` in this file, never from the command line.
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Connection")]
     pub client_config: Option<PathBuf>,
 }
 
