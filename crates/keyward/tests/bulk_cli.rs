@@ -1,0 +1,367 @@
+//! `keyward bulk provision` as an operator runs it: the built binary against `keyward sim` and
+//! `keyward serve` processes. Malformed CSVs are refused with the line named (before any server
+//! is contacted); a soft-key run killed with SIGKILL part-way and resumed with `--resume`
+//! provisions every person exactly once in the emulated Entra, and leaves no vault without a
+//! registered passkey.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+const CLIENT_SECRET: &str = "sim-secret-change-me";
+const PASSPHRASE: &str = "bulk test vault passphrase";
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn keyward(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.env_remove("KEYWARD_TOKEN")
+        .env_remove("KEYWARD_SERVER")
+        .env("XDG_CONFIG_HOME", home)
+        .env("KEYWARD_LOG", "warn")
+        .env("KEYWARD_SOFTKEY_PASSPHRASE", PASSPHRASE);
+    cmd
+}
+
+/// Starts a command; returns it and the rest of the first stdout line starting with `prefix`.
+fn start(mut cmd: Command, prefix: &str) -> (Running, String) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let found = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix(prefix).map(|r| r.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?}"));
+    std::thread::spawn(move || for _ in lines {});
+    (Running(child), found)
+}
+
+fn upn(i: usize) -> String {
+    format!("bulk.user{i:03}@contoso.onmicrosoft.com")
+}
+
+/// A sim whose tenant has `users` extra people, a server on SQLite, connector set, people synced.
+struct Stack {
+    dir: PathBuf,
+    sim_base: String,
+    tenant: String,
+    url: String,
+    token: String,
+    _sim: Running,
+    _server: Running,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+impl Stack {
+    fn start(users: usize) -> Self {
+        let dir = std::env::temp_dir().join(format!("keyward-bulk-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut seed: Value = serde_json::from_str(keyward_sim::seed::EXAMPLE_SEED).unwrap();
+        for i in 0..users {
+            seed["users"].as_array_mut().unwrap().push(json!({
+                "id": uuid::Uuid::new_v4().to_string(), "userPrincipalName": upn(i),
+                "displayName": format!("Bulk User {i}"), "accountEnabled": true, "groups": [],
+            }));
+        }
+        let seed_path = dir.join("seed.json");
+        std::fs::write(&seed_path, seed.to_string()).unwrap();
+        let mut sim = keyward(&dir);
+        sim.args(["sim", "--listen", "127.0.0.1:0", "--throttle", "off", "--latency-ms", "20", "--seed"])
+            .arg(&seed_path);
+        let (sim, authority) = start(sim, "authority:");
+        let (sim_base, tenant) = authority.rsplit_once('/').unwrap();
+        let db = format!("sqlite://{}", dir.join("keyward.db").display());
+        let server_args = |cmd: &mut Command| {
+            cmd.arg("--data-dir")
+                .arg(&dir)
+                .arg("--database-url")
+                .arg(&db)
+                .arg("--config")
+                .arg(dir.join("none.toml"));
+        };
+        let mut create = keyward(&dir);
+        create.arg("admin");
+        server_args(&mut create);
+        let out =
+            create.args(["token", "create", "--name", "bulk-admin", "--role", "admin"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let mut serve = keyward(&dir);
+        serve.args(["serve", "--listen", "127.0.0.1:0"]);
+        server_args(&mut serve);
+        let (server, url) = start(serve, "Keyward server listening on");
+        let stack = Self {
+            dir: dir.clone(),
+            sim_base: sim_base.to_owned(),
+            tenant: tenant.to_owned(),
+            url,
+            token,
+            _sim: sim,
+            _server: server,
+        };
+        let connector = json!({
+            "enabled": true, "clientId": CLIENT_ID, "tenantId": stack.tenant,
+            "credential": {"kind": "secret", "clientSecret": CLIENT_SECRET},
+            "authorityUrl": stack.sim_base, "graphUrl": stack.sim_base,
+        });
+        let (status, body) = stack.call("PUT", "/api/v1/connector", Some(connector));
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = stack.call("POST", "/api/v1/people/sync", Some(json!({})));
+        assert_eq!(status, 200, "{body}");
+        stack
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        block_on(async {
+            let mut req = reqwest::Client::new()
+                .request(method.parse().unwrap(), format!("{}{path}", self.url))
+                .bearer_auth(&self.token);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let response = req.send().await.unwrap();
+            (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    /// FIDO2 methods the emulated Entra holds for `upn`, read straight from its Graph API.
+    fn entra_methods(&self, upns: &[String]) -> Vec<usize> {
+        block_on(async {
+            let http = reqwest::Client::new();
+            let token: Value = http
+                .post(format!("{}/{}/oauth2/v2.0/token", self.sim_base, self.tenant))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", CLIENT_SECRET),
+                    ("scope", "https://graph.microsoft.com/.default"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let bearer = token["access_token"].as_str().unwrap().to_owned();
+            let mut counts = Vec::new();
+            for upn in upns {
+                let list: Value = http
+                    .get(format!("{}/v1.0/users/{upn}/authentication/fido2Methods", self.sim_base))
+                    .bearer_auth(&bearer)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                counts.push(list["value"].as_array().unwrap_or_else(|| panic!("{list}")).len());
+            }
+            counts
+        })
+    }
+
+    fn bulk(&self) -> Command {
+        let mut cmd = keyward(&self.dir);
+        cmd.env("KEYWARD_SERVER", &self.url).env("KEYWARD_TOKEN", &self.token).args(["bulk", "provision"]);
+        cmd
+    }
+}
+
+#[test]
+fn malformed_csvs_are_refused_with_the_line_named() {
+    let dir = std::env::temp_dir().join(format!("keyward-bulk-csv-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut garbage = vec![0u8; 10 * 1024 * 1024];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut garbage);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("wrong header", b"name,serial\nadele@contoso.com,1\n".to_vec(), "line 1: the header"),
+        (
+            "bad encoding",
+            b"upn\nadele@contoso.com\nb\xE9a@contoso.com\n".to_vec(),
+            "line 3: the file is not UTF-8",
+        ),
+        ("empty", Vec::new(), "the CSV file is empty"),
+        ("10 MB garbage", garbage, "line 1:"),
+        (
+            "too-long field",
+            format!("upn,serial\na@contoso.com,{}\n", "9".repeat(300)).into_bytes(),
+            "line 2: the `serial` field",
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let path = dir.join("people.csv");
+        std::fs::write(&path, &bytes).unwrap();
+        let started = Instant::now();
+        // No server runs at this address: the CSV is refused before any call.
+        let out = keyward(&dir)
+            .env("KEYWARD_SERVER", "http://127.0.0.1:9")
+            .env("KEYWARD_TOKEN", "kw_unused")
+            .args(["bulk", "provision", "--key", "soft:/nonexistent", "--csv"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: accepted");
+        assert!(stderr.contains(want), "{name}: {stderr}");
+        assert!(!stderr.contains("cannot reach"), "{name}: the server was contacted: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{name}: took {:?}", started.elapsed());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn job_status(stack: &Stack, job: &str) -> Value {
+    let (status, body) = stack.call("GET", &format!("/api/v1/jobs/{job}"), None);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[test]
+fn a_killed_soft_key_run_resumes_and_provisions_everyone_exactly_once() {
+    const USERS: usize = 40;
+    let stack = Stack::start(USERS);
+    let keys = stack.dir.join("keys");
+    let mut csv = String::from("\u{feff}UserPrincipalName,Serial,displayName\n");
+    for i in 0..USERS {
+        csv.push_str(&format!("{},SOFT-{i:03},\"Bulk, passkey {i}\"\n", upn(i)));
+    }
+    csv.push_str(&format!("{},SOFT-DUP,\n", upn(3)));
+    let csv_path = stack.dir.join("people.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    // An earlier passkey: that person is skipped.
+    let key_arg = format!("soft:{}", keys.display());
+
+    let mut first = stack.bulk();
+    first
+        .args(["--key", &key_arg, "--concurrency", "6", "--lease-secs", "3", "--csv"])
+        .arg(&csv_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = first.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let job = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("job ").and_then(|r| r.split(':').next()).map(str::to_owned))
+        .expect("the job id is printed");
+    std::thread::spawn(move || for _ in lines {});
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = job_status(&stack, &job);
+        if s["done"].as_i64().unwrap() >= 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup, rows stay leased.
+    child.wait().unwrap();
+    let killed = job_status(&stack, &job);
+    assert!(killed["pending"].as_i64().unwrap() > 0, "{killed}");
+    assert!(killed["running"].as_i64().unwrap() > 0, "rows were in flight when killed: {killed}");
+
+    let report = stack.dir.join("report.csv");
+    let out = stack
+        .bulk()
+        .args(["--key", &key_arg, "--concurrency", "6", "--lease-secs", "3", "--resume", &job, "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let done = job_status(&stack, &job);
+    assert_eq!(done["done"], json!(USERS + 1), "{done}");
+    assert_eq!(done["failed"], json!(0), "{done}");
+
+    // Entra: every person exactly one passkey.
+    let upns: Vec<String> = (0..USERS).map(upn).collect();
+    assert_eq!(stack.entra_methods(&upns), vec![1; USERS]);
+    // Keyward: one registered passkey each, and a vault for each of them and nobody else.
+    let (_, passkeys) = stack.call("GET", "/api/v1/passkeys?state=registered", None);
+    assert_eq!(passkeys.as_array().unwrap().len(), USERS, "{passkeys}");
+    let mut vaults: Vec<String> = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".softkey"))
+        .collect();
+    vaults.sort();
+    let want: Vec<String> = upns.iter().map(|u| format!("{u}.softkey")).collect();
+    assert_eq!(vaults, want);
+    // The report: a line per CSV row, the duplicate skipped, no PIN anywhere.
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(text.lines().count(), USERS + 2, "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with(&format!("{},{},SOFT-DUP,done,skipped", USERS + 2, upn(3)))),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches(",done,provisioned,").count() + text.matches(",done,already-done,").count(),
+        USERS
+    );
+
+    // Rows in flight at the kill were taken over by the resumed run.
+    assert!(
+        text.lines().skip(1).any(|l| l.rsplit(',').next().unwrap().parse::<u32>().unwrap() >= 2),
+        "{text}"
+    );
+
+    // Running it again changes nothing: the job is finished.
+    let again = stack.bulk().args(["--key", &key_arg, "--resume", &job]).output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(stack.entra_methods(&upns), vec![1; USERS]);
+}
+
+#[test]
+fn people_who_already_have_a_passkey_or_are_unknown_are_not_provisioned() {
+    let stack = Stack::start(3);
+    let keys = stack.dir.join("keys");
+    let key_arg = format!("soft:{}", keys.display());
+    let csv_path = stack.dir.join("first.csv");
+    std::fs::write(&csv_path, format!("upn\n{}\n", upn(0))).unwrap();
+    let out = stack.bulk().args(["--key", &key_arg, "--csv"]).arg(&csv_path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let csv_path = stack.dir.join("second.csv");
+    std::fs::write(&csv_path, format!("upn\n{}\n{}\nnobody@contoso.onmicrosoft.com\n", upn(0), upn(1)))
+        .unwrap();
+    let report = stack.dir.join("second-report.csv");
+    let out = stack
+        .bulk()
+        .args(["--key", &key_arg, "--csv"])
+        .arg(&csv_path)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the unknown person must fail the run: {stdout}");
+    assert!(stdout.contains("already has a registered passkey"), "{stdout}");
+    assert!(stdout.contains("sync people from Entra first"), "{stdout}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains(&format!("2,{},,done,skipped", upn(0))), "{text}");
+    assert!(text.contains(&format!("3,{},,done,provisioned", upn(1))), "{text}");
+    assert!(text.contains("4,nobody@contoso.onmicrosoft.com,,failed,refused"), "{text}");
+    assert_eq!(stack.entra_methods(&[upn(0), upn(1), upn(2)]), vec![1, 1, 0]);
+}
