@@ -343,6 +343,10 @@ fn errors_say_what_to_do_next() {
     assert!(show.contains("keyward connector set"), "{show}");
     let sync = stack.run(&["people", "sync"]);
     assert!(!sync.ok && sync.stderr.contains("connector"), "{sync:?}");
+    assert!(sync.stderr.contains("keyward connector set"), "{}", sync.stderr);
+    let policy = stack.run(&["policy", "show"]);
+    assert!(policy.ok && policy.stdout.contains("Keyward enrollment policies"), "{policy:?}");
+    assert!(policy.stderr.contains("cannot read the tenant's FIDO2 policy"), "{policy:?}");
 }
 
 #[test]

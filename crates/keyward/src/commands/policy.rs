@@ -111,15 +111,25 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
     let api = args.client.client()?;
     match args.command {
         PolicyCommand::Show { json } => {
-            let entra = api.entra_policy().await?;
             let enrollment = api.policies().await?;
+            // Without a working connector the enrollment policies are still worth showing.
+            let entra = match api.entra_policy().await {
+                Ok(p) => p,
+                Err(e) if e.status() == Some(503) && !json => {
+                    eprintln!("warning: cannot read the tenant's FIDO2 policy: {e}");
+                    Value::Null
+                }
+                Err(e) => return Err(e.into()),
+            };
             if json {
                 let all = json!({"entra_fido2_policy": entra, "enrollment_policies": enrollment});
                 println!("{}", serde_json::to_string_pretty(&all)?);
                 return Ok(());
             }
-            print!("{}", describe_entra(&entra));
-            println!();
+            if !entra.is_null() {
+                print!("{}", describe_entra(&entra));
+                println!();
+            }
             println!("Keyward enrollment policies");
             if enrollment.is_empty() {
                 println!("  none; add one with `keyward policy enrollment set GROUP --mode optional`");
