@@ -257,3 +257,67 @@ async fn a_bad_aaguid_is_a_clear_400() {
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("AAGUID"), "{body}");
 }
+
+/// Passkey profiles: the profile a user's include target allows is the one judged, so the same
+/// soft key is refused for Adele (Finance, attestation enforced) and accepted for Alex (default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_profiles_are_judged_per_user() {
+    use keyward_webauthn::policy::{AttestationEnforcement, IncludeTarget, PasskeyProfile, TargetType};
+    let stack = stack_with(|s: &mut Seed| {
+        let profile = |id: &str, name: &str, enforcement| PasskeyProfile {
+            id: id.into(),
+            name: name.into(),
+            passkey_types: "deviceBound".into(),
+            attestation_enforcement: enforcement,
+            key_restrictions: KeyRestrictions::default(),
+        };
+        s.fido2_policy.passkey_profiles = vec![
+            profile("00000000-0000-0000-0000-00000000d001", "Default", AttestationEnforcement::Disabled),
+            profile(
+                "00000000-0000-0000-0000-00000000f001",
+                "Finance",
+                AttestationEnforcement::RegistrationOnly,
+            ),
+        ];
+        s.fido2_policy.default_passkey_profile = Some("00000000-0000-0000-0000-00000000d001".into());
+        s.fido2_policy.include_targets.push(IncludeTarget {
+            id: "0b7f3a52-9c1d-4e8f-a2b6-1d3c5e7f9a01".into(),
+            target_type: TargetType::Group,
+            is_registration_required: false,
+            allowed_passkey_profiles: vec!["00000000-0000-0000-0000-00000000f001".into()],
+        });
+    })
+    .await;
+    let aaguid = format!("&aaguid={}", soft_aaguid());
+    let adele = doctor(&stack, ADELE_UPN, &aaguid).await;
+    assert_names("Finance profile", &adele, "policy.attestation", "MDS");
+    assert!(blocking(&adele)[0].1.contains("passkey profile 'Finance'"), "{adele:#}");
+    let alex = doctor(&stack, "alex.wilber@contoso.onmicrosoft.com", &aaguid).await;
+    assert!(blocking(&alex).is_empty(), "{alex:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enrollment_model_and_a_key_held_by_someone_else_are_named() {
+    let stack = stack_with(|_| {}).await;
+    let (status, body) = stack
+        .call(
+            Role::Admin,
+            "PUT",
+            "/api/v1/enrollment-policies/Finance",
+            Some(json!({"mode": "optional", "allowed_aaguids": ["cb69481e-8ff7-4039-93ec-0a2729a154a8"]})),
+        )
+        .await;
+    assert!(status < 300, "{body}");
+    let (status, body) = stack.call(Role::Admin, "POST", "/api/v1/people/sync", Some(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    let report = doctor(&stack, ADELE_UPN, &format!("&aaguid={}", soft_aaguid())).await;
+    assert_names("enrollment model", &report, "enrollment.model", "enrollment policy");
+
+    let mut desk = stack.soft_key();
+    let (status, body) = provision(&stack, &mut desk, "alex.wilber@contoso.onmicrosoft.com", "SN-ALEX").await;
+    assert_eq!(status, 200, "{body}");
+    let report = doctor(&stack, "alex.wilber@contoso.onmicrosoft.com", "&serial=SN-ALEX").await;
+    assert!(blocking(&report).is_empty(), "the holder may get a second passkey: {report:#}");
+    let report = doctor(&stack, PRADEEP, "&serial=SN-ALEX").await;
+    assert_names("someone else's key", &report, "key.holder", "another key");
+}
