@@ -258,7 +258,7 @@ mod tests {
             (b"upn\na@x.com\n", vec![row(2, "a@x.com", None, None)]),
             (b"\xEF\xBB\xBFUPN,Serial\r\na@x.com,S1\r\n", vec![row(2, "a@x.com", Some("S1"), None)]),
             (
-                b"displayName,userPrincipalName,dept\n\"Vance, Adele\",a@x.com,IT\n\nb@x.com\n",
+                b"displayName,userPrincipalName,dept\n\"Vance, Adele\",a@x.com,IT\n\n,b@x.com,\n",
                 vec![row(2, "a@x.com", None, Some("Vance, Adele")), row(4, "b@x.com", None, None)],
             ),
             (b"Email,serial\n\"a@x.com\",\"S \"\"2\"\"\"", vec![row(2, "a@x.com", Some("S \"2\""), None)]),
