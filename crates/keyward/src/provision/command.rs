@@ -146,19 +146,18 @@ pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
         PinSource::Prompt => PinMode::Given(read_chosen_pin()?),
     };
     // With a USB key the serial comes from the key itself unless given; a reset needs the key
-    // re-plugged, and the same serial must come back.
-    let (mut key, serial) = if args.key == "hid" {
+    // re-plugged right before it (after the server accepted the issuance), and the same serial
+    // must come back.
+    let hid = args.key == "hid";
+    let (mut key, serial) = if hid {
         let (client, usb) = open_usb(args.serial.as_deref())?;
-        let serial = args.serial.clone().or(usb.serial);
-        if args.reset {
-            drop(client);
-            replug(serial.as_deref())?;
-            (open_usb(serial.as_deref())?.0, serial)
-        } else {
-            (client, serial)
-        }
+        (client, args.serial.clone().or(usb.serial))
     } else {
         (open(&args.key, None)?, args.serial.clone())
+    };
+    let reopen = || -> anyhow::Result<_> {
+        replug(serial.as_deref())?;
+        Ok(open_usb(serial.as_deref())?.0)
     };
     let request = ProvisionRequest {
         upn: args.user.clone(),
@@ -170,7 +169,11 @@ pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
         display_name: args.display_name.clone(),
     };
     let generator = PinGenerator { charset: args.pin_charset, length: args.pin_length.map(usize::from) };
-    let opts = FlowOptions { generator, progress: Some(&progress) };
+    let opts = FlowOptions {
+        generator,
+        progress: Some(&progress),
+        reopen_for_reset: if hid && args.reset { Some(&reopen) } else { None },
+    };
     let done = match provision_with(&api, &mut key, &request, &opts).await {
         Ok(done) => done,
         Err(e) => {

@@ -66,13 +66,25 @@ pub struct Provisioned {
     pub pin: Option<SecretString>,
 }
 
+/// Re-opens a key after the operator re-plugged it (USB keys reset only right after power-up);
+/// the error says what to do.
+pub type Reopen<'a, T> = &'a (dyn Fn() -> anyhow::Result<Client<T>> + Sync);
+
 /// Extra settings of [`provision_with`].
-#[derive(Default)]
-pub struct FlowOptions<'a> {
+pub struct FlowOptions<'a, T: Transport> {
     /// How random PINs are made.
     pub generator: PinGenerator,
     /// Called with a line for each step, for progress display.
     pub progress: Option<&'a (dyn Fn(&str) + Sync)>,
+    /// With `reset`: waits for the key to be re-plugged and opens it again, right before the
+    /// reset (None: reset the open key directly, as for soft keys).
+    pub reopen_for_reset: Option<Reopen<'a, T>>,
+}
+
+impl<T: Transport> Default for FlowOptions<'_, T> {
+    fn default() -> Self {
+        Self { generator: PinGenerator::default(), progress: None, reopen_for_reset: None }
+    }
 }
 
 /// Provisions one key with default PIN generation and no progress output.
@@ -92,7 +104,7 @@ struct Run<'a, T: Transport> {
     credential: Option<Vec<u8>>,
     passkey: Option<String>,
     pin: Option<SecretString>,
-    opts: &'a FlowOptions<'a>,
+    opts: &'a FlowOptions<'a, T>,
 }
 
 impl<T: Transport> Run<'_, T> {
@@ -153,7 +165,7 @@ pub async fn provision_with<T: Transport>(
     api: &ApiClient,
     key: &mut Client<T>,
     req: &ProvisionRequest,
-    opts: &FlowOptions<'_>,
+    opts: &FlowOptions<'_, T>,
 ) -> Result<Provisioned, ProvisionError> {
     let mut run = Run { api, key, issuance: None, credential: None, passkey: None, pin: None, opts };
 
@@ -182,6 +194,15 @@ pub async fn provision_with<T: Transport>(
     };
 
     if req.reset {
+        if let Some(reopen) = opts.reopen_for_reset {
+            match reopen() {
+                Ok(client) => *run.key = client,
+                Err(e) => {
+                    let hint = "Re-plug the key when asked, within the time given, and run again.";
+                    return Err(run.fail(Step::Reset, format!("{e:#}"), hint).await);
+                }
+            }
+        }
         run.say("resetting the key (touch it if it blinks)");
         if let Err(e) = run.key.reset() {
             let hint = "A USB key resets only within seconds of being plugged in: re-plug it and run again.";
