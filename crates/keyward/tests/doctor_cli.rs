@@ -164,19 +164,21 @@ fn doctor_reads_the_model_from_the_key_on_the_desk() {
     assert_blocks(&stack, "self attestation", &["--user", ADELE, "--key", &key], "policy.attestation");
 }
 
-/// A registration body made by the soft key for Adele: (Graph JSON body, attestationObject).
+/// A registration body made by the soft key for Alex: (Graph JSON body, attestationObject).
 fn soft_key_body(stack: &Stack) -> (Value, Vec<u8>) {
+    soft_key_body_with(stack, AAGUID, vec![stack.ca.attestation_der.clone()])
+}
+
+/// [`soft_key_body`] from a soft key of model `aaguid` that sends `x5c`.
+fn soft_key_body_with(stack: &Stack, aaguid: [u8; 16], x5c: Vec<Vec<u8>>) -> (Value, Vec<u8>) {
     let (status, issuance) = stack.call("POST", "/api/v1/issuances", Some(json!({"person": ALEX})));
     assert_eq!(status, 201, "{issuance}");
     let id = issuance["id"].as_str().unwrap();
     let (status, options) = stack.call("POST", &format!("/api/v1/issuances/{id}/options"), None);
     assert_eq!(status, 200, "{options}");
     let config = Config {
-        aaguid: AAGUID,
-        attestation: Attestation::Packed {
-            key: stack.ca.attestation_key.clone(),
-            x5c: vec![stack.ca.attestation_der.clone()],
-        },
+        aaguid,
+        attestation: Attestation::Packed { key: stack.ca.attestation_key.clone(), x5c },
         ..Config::default()
     };
     let (host, dev) = MemoryTransport::pair();
@@ -264,4 +266,33 @@ fn inspect_decodes_soft_key_registrations_and_refuses_damaged_files() {
     }
     let r = stack.run(&["inspect", "/no/such/file"]);
     assert!(!r.ok && r.stderr.contains("cannot read /no/such/file"), "{}", r.stderr);
+}
+
+/// The DER of a PEM certificate.
+fn pem_der(pem: &str) -> Vec<u8> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    b64::decode_lenient(&body).unwrap()
+}
+
+#[test]
+fn inspect_checks_the_chain_against_the_mds_roots_of_the_model() {
+    let stack = ready_stack();
+    let dir = tempfile::tempdir().unwrap();
+    let yubikey = uuid::Uuid::parse_str("cb69481e-8ff7-4039-93ec-0a2729a154a8").unwrap();
+    let att = stack.ca.attestation_der.clone();
+    let root = pem_der(&stack.ca.ca_pem);
+    let cases: Vec<(&str, Vec<Vec<u8>>, &str)> = vec![
+        ("linked chain, foreign root", vec![att.clone(), root], "does not chain to any of the"),
+        ("unlinked chain", vec![att.clone(), att.clone()], "certificate 0 is not signed by certificate 1"),
+    ];
+    for (name, x5c, want) in cases {
+        let count = x5c.len();
+        let (body, _) = soft_key_body_with(&stack, *yubikey.as_bytes(), x5c);
+        let file = write(dir.path(), "body.json", body.to_string().as_bytes());
+        let v: Value = serde_json::from_str(&stack.ok(&["inspect", &file, "--format", "json"])).unwrap();
+        assert!(v["model"].as_str().unwrap().contains("YubiKey 5"), "{name}: {v:#}");
+        assert_eq!(v["certificates"].as_array().unwrap().len(), count, "{name}: {v:#}");
+        assert!(v["chain"].as_str().unwrap().contains(want), "{name}: {v:#}");
+        assert_eq!(v["chains_to_mds_root"], false, "{name}: {v:#}");
+    }
 }
