@@ -335,6 +335,13 @@ fn the_letter_opens_with_the_identity_only_and_holds_the_working_pin() {
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     let letter = stack.dir.join("adele.pdf.age");
+
+    // A recipient that is not an age public key is refused before anything is touched.
+    let bad = stack.provision(&["--letter", letter.to_str().unwrap(), "--recipient", "age1notakey"], &[]);
+    let (_, stderr) = text(&bad);
+    assert!(!bad.status.success() && stderr.contains("age-keygen"), "{stderr}");
+    let (_, issuances) = stack.api("GET", &format!("/api/v1/issuances?person={UPN}"), None);
+    assert_eq!(issuances.as_array().map(Vec::len), Some(0), "{issuances}");
     let out = stack.provision(
         &[
             "--pin-length",
