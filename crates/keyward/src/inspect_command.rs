@@ -197,6 +197,13 @@ fn cert_view(c: &X509Certificate<'_>) -> CertView {
 
 /// Parses the x5c chain and says whether it is linked and ends at an MDS root of `aaguid`.
 fn chain(x5c: &[Vec<u8>], aaguid: Option<&str>) -> (Vec<CertView>, String, bool) {
+    let entry = aaguid.and_then(|a| mds::embedded().entry(a));
+    verify_chain(x5c, entry.map(|e| (e.description.as_str(), e.attestation_roots.as_slice())))
+}
+
+/// Whether `x5c` is linked (each certificate signed by the next) and its last certificate is
+/// signed by one of `roots` (the model's name and its root certificates, DER).
+fn verify_chain(x5c: &[Vec<u8>], roots: Option<(&str, &[Vec<u8>])>) -> (Vec<CertView>, String, bool) {
     if x5c.is_empty() {
         return (vec![], "no certificate chain (self or no attestation)".into(), false);
     }
@@ -213,22 +220,18 @@ fn chain(x5c: &[Vec<u8>], aaguid: Option<&str>) -> (Vec<CertView>, String, bool)
             return (views, format!("certificate {i} is not signed by certificate {}", i + 1), false);
         }
     }
-    let Some(entry) = aaguid.and_then(|a| mds::embedded().entry(a)) else {
+    let Some((model, roots)) = roots else {
         return (views, "the AAGUID is not in the FIDO metadata (MDS): no root to chain to".into(), false);
     };
     let last = certs.last().expect("x5c is not empty");
-    let chains = entry.attestation_roots.iter().any(|der| {
+    let chains = roots.iter().any(|der| {
         X509Certificate::from_der(der)
             .is_ok_and(|(_, root)| last.verify_signature(Some(root.public_key())).is_ok())
     });
     let verdict = if chains {
-        format!("chains to the MDS root of {}", entry.description)
+        format!("chains to the MDS root of {model}")
     } else {
-        format!(
-            "does not chain to any of the {} MDS roots of {}",
-            entry.attestation_roots.len(),
-            entry.description
-        )
+        format!("does not chain to any of the {} MDS roots of {model}", roots.len())
     };
     (views, verdict, chains)
 }
@@ -370,4 +373,80 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
         anyhow::bail!("this registration would be refused: {blocking} check(s) fail; see the fixes above");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed root and a leaf it signed, DER.
+    fn root_and_leaf() -> (Vec<u8>, Vec<u8>) {
+        let root_key = rcgen::KeyPair::generate().unwrap();
+        let mut root_params = rcgen::CertificateParams::new(vec![]).unwrap();
+        root_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let root = root_params.self_signed(&root_key).unwrap();
+        let issuer = rcgen::Issuer::new(root_params, root_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec![]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
+        (root.der().to_vec(), leaf.der().to_vec())
+    }
+
+    #[test]
+    fn chain_verdicts() {
+        let (root, leaf) = root_and_leaf();
+        let (other_root, _) = root_and_leaf();
+        let roots = [root.clone()];
+        let others = [other_root];
+        type Case<'a> = (&'a str, Vec<Vec<u8>>, Option<(&'a str, &'a [Vec<u8>])>, &'a str, bool);
+        let cases: Vec<Case> = vec![
+            (
+                "leaf under its root",
+                vec![leaf.clone()],
+                Some(("M", &roots)),
+                "chains to the MDS root of M",
+                true,
+            ),
+            ("leaf and root sent", vec![leaf.clone(), root.clone()], Some(("M", &roots)), "chains to", true),
+            (
+                "foreign root",
+                vec![leaf.clone()],
+                Some(("M", &others)),
+                "does not chain to any of the 1",
+                false,
+            ),
+            ("model not in MDS", vec![leaf.clone()], None, "not in the FIDO metadata", false),
+            ("no chain", vec![], Some(("M", &roots)), "no certificate chain", false),
+            ("garbage", vec![vec![0x30, 0x01]], Some(("M", &roots)), "does not parse", false),
+            ("reversed", vec![root.clone(), leaf.clone()], Some(("M", &roots)), "not signed by", false),
+        ];
+        for (name, x5c, roots, want, chains) in cases {
+            let (_, verdict, got) = verify_chain(&x5c, roots);
+            assert!(verdict.contains(want), "{name}: {verdict}");
+            assert_eq!(got, chains, "{name}: {verdict}");
+        }
+    }
+
+    #[test]
+    fn inputs_are_recognised_by_shape() {
+        let cases: Vec<(&str, &[u8], Result<&str, &str>)> = vec![
+            (
+                "graph body",
+                br#"{"publicKeyCredential":{"response":{"attestationObject":"oA"}}}"#,
+                Ok("RegistrationBody"),
+            ),
+            ("api body", br#" {"attestation_object":"oA","client_data_json":"e30"}"#, Ok("RegistrationBody")),
+            ("cbor", &[0xa0], Ok("Cbor")),
+            ("base64", b"oA==\n", Ok("Base64")),
+            ("bad json", b"{\"a\":", Err("not valid JSON")),
+            ("json without attestation", b"{}", Err("no attestation object")),
+            ("binary", &[0x00, 0xff], Err("not JSON, not a CBOR")),
+        ];
+        for (name, input, want) in cases {
+            match (decode_input(input), want) {
+                (Ok((source, _, _)), Ok(kind)) => assert_eq!(format!("{source:?}"), kind, "{name}"),
+                (Err(e), Err(text)) => assert!(e.to_string().contains(text), "{name}: {e}"),
+                (got, want) => panic!("{name}: got {:?}, want {want:?}", got.map(|g| g.0)),
+            }
+        }
+    }
 }
