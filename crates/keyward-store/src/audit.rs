@@ -19,12 +19,33 @@ use crate::error::Result;
 const AUDIT_LOCK_KEY: i64 = 0x004b_5741_5544_4954;
 
 /// Appends `draft` to the chain inside `tx`; it commits or rolls back with the caller's change.
+///
+/// The predecessor is known without a read in two cases: a later append in the same transaction
+/// (which holds the lock), and the head this process last committed — a hint only, so the insert
+/// is made conditional on that event still being the last one with that hash; if another writer
+/// got there first (another process, or a rolled-back transaction of ours), nothing is inserted
+/// and the head is read as usual.
 pub async fn append(tx: &mut Tx, draft: AuditDraft) -> Result<AuditEvent> {
-    if tx.backend() == Backend::Postgres {
+    if tx.backend() == Backend::Postgres && !tx.audit_locked {
         sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
             .bind(AUDIT_LOCK_KEY)
             .fetch_one(tx.conn())
             .await?;
+        tx.audit_locked = true;
+    }
+    if let Some((seq, prev)) = tx.own_head.clone() {
+        let ev = draft.seal(seq + 1, &prev, OffsetDateTime::now_utc());
+        insert(tx, &ev, None).await?;
+        tx.own_head = Some((ev.seq, ev.hash.clone()));
+        return Ok(ev);
+    }
+    let hint = tx.audit_head.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some((seq, prev)) = hint {
+        let ev = draft.clone().seal(seq + 1, &prev, OffsetDateTime::now_utc());
+        if insert(tx, &ev, Some((seq, &prev))).await? {
+            tx.own_head = Some((ev.seq, ev.hash.clone()));
+            return Ok(ev);
+        }
     }
     let last = sqlx::query("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1")
         .fetch_optional(tx.conn())
@@ -34,22 +55,39 @@ pub async fn append(tx: &mut Tx, draft: AuditDraft) -> Result<AuditEvent> {
         None => (1, GENESIS_HASH.to_owned()),
     };
     let ev = draft.seal(seq, &prev, OffsetDateTime::now_utc());
-    sqlx::query(
-        "INSERT INTO audit_event (seq, actor, action, subject, outcome, detail, at, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(ev.seq)
-    .bind(&ev.actor)
-    .bind(&ev.action)
-    .bind(&ev.subject)
-    .bind(ev.outcome.as_str())
-    .bind(&ev.detail)
-    .bind(to_micros(ev.at))
-    .bind(&ev.prev_hash)
-    .bind(&ev.hash)
-    .execute(tx.conn())
-    .await?;
+    insert(tx, &ev, None).await?;
+    tx.own_head = Some((ev.seq, ev.hash.clone()));
     Ok(ev)
+}
+
+/// Inserts `ev`; with `after`, only if `(seq, hash)` is still the chain's last event. Returns
+/// whether the row was inserted.
+async fn insert(tx: &mut Tx, ev: &AuditEvent, after: Option<(i64, &str)>) -> Result<bool> {
+    const VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9";
+    let sql = match after {
+        None => format!(
+            "INSERT INTO audit_event (seq, actor, action, subject, outcome, detail, at, prev_hash, hash) VALUES ({VALUES})"
+        ),
+        Some(_) => format!(
+            "INSERT INTO audit_event (seq, actor, action, subject, outcome, detail, at, prev_hash, hash)
+             SELECT {VALUES} WHERE EXISTS (SELECT 1 FROM audit_event WHERE seq = $10 AND hash = $11)
+             AND NOT EXISTS (SELECT 1 FROM audit_event WHERE seq > $10)"
+        ),
+    };
+    let mut q = sqlx::query(&sql)
+        .bind(ev.seq)
+        .bind(&ev.actor)
+        .bind(&ev.action)
+        .bind(&ev.subject)
+        .bind(ev.outcome.as_str())
+        .bind(&ev.detail)
+        .bind(to_micros(ev.at))
+        .bind(&ev.prev_hash)
+        .bind(&ev.hash);
+    if let Some((seq, hash)) = after {
+        q = q.bind(seq).bind(hash.to_owned());
+    }
+    Ok(q.execute(tx.conn()).await?.rows_affected() == 1)
 }
 
 /// Filter for listing audit events.

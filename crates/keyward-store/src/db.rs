@@ -43,12 +43,24 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The last audit event this process committed (`seq`, `hash`): a hint that saves a read per
+    /// append, checked by the append itself (see [`crate::audit`]).
+    pub(crate) audit_head: AuditHead,
 }
+
+/// A shared, possibly stale hint of the audit chain's head.
+pub(crate) type AuditHead = std::sync::Arc<std::sync::Mutex<Option<(i64, String)>>>;
 
 /// A database transaction; every mutation takes one so that it and its audit event commit together.
 pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
     backend: Backend,
+    /// The store's head hint, updated when this transaction commits.
+    pub(crate) audit_head: AuditHead,
+    /// The head after this transaction's own appends, once it has appended (it holds the lock).
+    pub(crate) own_head: Option<(i64, String)>,
+    /// Whether this transaction holds the PostgreSQL audit lock.
+    pub(crate) audit_locked: bool,
 }
 
 impl Tx {
@@ -64,7 +76,11 @@ impl Tx {
 
     /// Commits the transaction.
     pub async fn commit(self) -> Result<()> {
-        Ok(self.inner.commit().await?)
+        self.inner.commit().await?;
+        if let Some(head) = self.own_head {
+            *self.audit_head.lock().unwrap_or_else(|p| p.into_inner()) = Some(head);
+        }
+        Ok(())
     }
 
     /// Rolls the transaction back (dropping it does the same).
@@ -83,7 +99,7 @@ impl Store {
             let opts = AnyConnectOptions::from_str(url)?.disable_statement_logging();
             let pool = AnyPoolOptions::new().max_connections(16).connect_with(opts).await?;
             MIGRATIONS.run(&pool).await?;
-            return Ok(Store { pool, backend: Backend::Postgres });
+            return Ok(Store { pool, backend: Backend::Postgres, audit_head: AuditHead::default() });
         }
         let path = sqlite_path(url)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -106,7 +122,7 @@ impl Store {
             .connect_with(opts)
             .await?;
         MIGRATIONS.run(&pool).await?;
-        Ok(Store { pool, backend: Backend::Sqlite })
+        Ok(Store { pool, backend: Backend::Sqlite, audit_head: AuditHead::default() })
     }
 
     /// Which backend this store uses.
@@ -125,7 +141,13 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(Tx { inner, backend: self.backend })
+        Ok(Tx {
+            inner,
+            backend: self.backend,
+            audit_head: self.audit_head.clone(),
+            own_head: None,
+            audit_locked: false,
+        })
     }
 
     /// Closes all connections (waits for checked-out ones to return).

@@ -89,7 +89,48 @@ async fn rollback_discards_change_and_audit_together(store: Store) {
     assert!(exported.contains("\"action\":\"key.lost\""));
 }
 
+/// This store remembers the head it last committed, to save a read per append; a writer it does
+/// not know about (another server on the same database) and a rolled-back append must not make
+/// it fork the chain.
+async fn a_stale_head_hint_never_forks_the_chain(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    audit::append(&mut tx, AuditDraft::new("a", "first", "s")).await.unwrap();
+    tx.commit().await.unwrap();
+    // Another server appends event 2 directly.
+    let first = audit::list(&store, &AuditFilter::default()).await.unwrap().remove(0);
+    let other =
+        AuditDraft::new("other-server", "second", "s").seal(2, &first.hash, time::OffsetDateTime::now_utc());
+    sqlx::query(
+        "INSERT INTO audit_event (seq, actor, action, subject, outcome, detail, at, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(other.seq)
+    .bind(&other.actor)
+    .bind(&other.action)
+    .bind(&other.subject)
+    .bind(other.outcome.as_str())
+    .bind(&other.detail)
+    .bind(other.at_micros())
+    .bind(&other.prev_hash)
+    .bind(&other.hash)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    // A rolled-back append, then two in one transaction.
+    let mut tx = store.begin().await.unwrap();
+    audit::append(&mut tx, AuditDraft::new("a", "rolled-back", "s")).await.unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let third = audit::append(&mut tx, AuditDraft::new("a", "third", "s")).await.unwrap();
+    let fourth = audit::append(&mut tx, AuditDraft::new("a", "fourth", "s")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((third.seq, third.prev_hash.as_str()), (3, other.hash.as_str()));
+    assert_eq!((fourth.seq, fourth.prev_hash.as_str()), (4, third.hash.as_str()));
+    assert_eq!(audit::verify(&store).await.unwrap(), 4);
+}
+
 on_both!(
+    a_stale_head_hint_never_forks_the_chain,
     concurrent_appends_keep_the_chain_linear,
     tampering_with_a_row_is_detected_and_named,
     rollback_discards_change_and_audit_together,
