@@ -173,7 +173,7 @@ pub async fn provision_with<T: Transport>(
     let issuance = match api.create_issuance(&req.upn, req.serial.clone(), Some(req.channel)).await {
         Ok(i) => i,
         Err(e) => {
-            let hint = "Check the UPN (people are synced from Entra with `POST /api/v1/people/sync`) and the API token.";
+            let hint = "Check the UPN (people come from Entra with `keyward people sync`) and the API token.";
             return Err(run.fail(Step::CreateIssuance, e, hint).await);
         }
     };
