@@ -70,3 +70,46 @@ pub fn self_test<T: Transport>(
     signed.extend_from_slice(&client_data_hash);
     public_key.verify(&signed, &signature).map_err(|_| SelfTestError::BadSignature)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use keyward_ctap::client::PERMISSION_MC;
+    use keyward_ctap::{HidDevice, MakeCredential, MemoryTransport, Timeouts};
+    use keyward_softkey::{Config, SoftKey};
+
+    use super::*;
+
+    fn make(key: &mut Client<MemoryTransport>, pin: &SecretString, user: u8) -> Attestation {
+        let token = key.get_pin_uv_auth_token(pin, PERMISSION_MC, Some(ENTRA_RP_ID)).unwrap();
+        let req = MakeCredential {
+            client_data_hash: [user; 32],
+            rp_id: ENTRA_RP_ID.into(),
+            user_id: vec![user; 16],
+            user_name: Some(format!("user{user}")),
+            resident_key: true,
+            ..MakeCredential::default()
+        };
+        key.make_credential(&req, Some(&token)).unwrap()
+    }
+
+    #[test]
+    fn the_self_test_accepts_the_new_credential_and_rejects_a_wrong_key_or_id() {
+        let (host, dev) = MemoryTransport::pair();
+        let _soft = SoftKey::spawn(Config::default(), dev.from_host, dev.to_host);
+        let timeouts = Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) };
+        let mut key = Client::new(HidDevice::open(host, timeouts).unwrap());
+        let pin = SecretString::from("270318".to_owned());
+        key.set_pin(&pin).unwrap();
+        let (id_a, pk_a) = credential_of(&make(&mut key, &pin, 1)).unwrap();
+        let (id_b, pk_b) = credential_of(&make(&mut key, &pin, 2)).unwrap();
+
+        self_test(&mut key, &pin, &id_a, &pk_a).unwrap();
+        self_test(&mut key, &pin, &id_b, &pk_b).unwrap();
+        assert!(matches!(self_test(&mut key, &pin, &id_a, &pk_b), Err(SelfTestError::BadSignature)));
+        assert!(matches!(self_test(&mut key, &pin, &[7u8; 32], &pk_a), Err(SelfTestError::Ctap(_))));
+        let wrong_pin = SecretString::from("999000".to_owned());
+        assert!(matches!(self_test(&mut key, &wrong_pin, &id_a, &pk_a), Err(SelfTestError::Ctap(_))));
+    }
+}
