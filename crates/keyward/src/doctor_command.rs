@@ -8,6 +8,7 @@
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use keyward_ctap::Info;
 use keyward_server::service::doctor::{DoctorReport, Finding, Severity};
 
 use crate::commands::ClientArgs;
@@ -52,11 +53,59 @@ pub enum DoctorError {
     Blocking(usize),
 }
 
-/// The AAGUID the key on the desk reports in getInfo, dashed.
-fn key_aaguid(key: String, serial: Option<String>) -> anyhow::Result<String> {
+/// What getInfo says about the key on the desk: its AAGUID (dashed) and whether it can hold an
+/// Entra passkey at all.
+fn read_key(key: String, serial: Option<String>) -> anyhow::Result<(String, Vec<Finding>)> {
     let mut client = device_command::open(&key, serial.as_deref())?;
     let info = client.get_info().context("the key did not answer getInfo")?;
-    Ok(uuid::Uuid::from_bytes(info.aaguid).to_string())
+    Ok((uuid::Uuid::from_bytes(info.aaguid).to_string(), key_findings(&info)))
+}
+
+fn key_finding(check: &str, ok: bool, good: &str, bad: &str, fix: &str) -> Finding {
+    Finding {
+        check: check.into(),
+        severity: if ok { Severity::Ok } else { Severity::Blocking },
+        message: if ok { good.into() } else { bad.into() },
+        fix: (!ok).then(|| fix.into()),
+    }
+}
+
+/// The key's capabilities Entra needs: CTAP2, discoverable credentials, user verification, room.
+fn key_findings(info: &Info) -> Vec<Finding> {
+    let fido2 = info.versions.iter().any(|v| v.starts_with("FIDO_2"));
+    let rk = info.options.get("rk") == Some(&true);
+    let uv = info.options.contains_key("clientPin") || info.options.contains_key("uv");
+    let room = info.remaining_discoverable_credentials != Some(0);
+    vec![
+        key_finding(
+            "key.fido2",
+            fido2,
+            "the key speaks CTAP2 (FIDO2)",
+            "the key is U2F-only (no FIDO2)",
+            "use a FIDO2 security key",
+        ),
+        key_finding(
+            "key.resident",
+            rk,
+            "the key stores discoverable credentials",
+            "the key cannot store discoverable credentials, which Entra passkeys are",
+            "use a key that supports resident keys (rk)",
+        ),
+        key_finding(
+            "key.uv",
+            uv,
+            "the key can verify the user (PIN or built-in UV)",
+            "the key cannot verify the user; Entra requires user verification",
+            "use a key with a PIN (clientPin) or built-in user verification",
+        ),
+        key_finding(
+            "key.capacity",
+            room,
+            "the key has room for another passkey",
+            "the key has no room left for discoverable credentials",
+            "delete an unused credential (`keyward device credentials --delete ID`) or reset the key",
+        ),
+    ]
 }
 
 fn print_text(report: &DoctorReport) {
@@ -84,11 +133,15 @@ fn print_text(report: &DoctorReport) {
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let api = args.client.client()?;
     let hid_serial = args.key.as_deref().filter(|k| *k == "hid").and(args.serial.clone());
-    let aaguid = match args.key.clone() {
-        Some(key) => Some(tokio::task::spawn_blocking(move || key_aaguid(key, hid_serial)).await??),
-        None => args.aaguid.clone(),
+    let (aaguid, local) = match args.key.clone() {
+        Some(key) => {
+            let (aaguid, found) = tokio::task::spawn_blocking(move || read_key(key, hid_serial)).await??;
+            (Some(aaguid), found)
+        }
+        None => (args.aaguid.clone(), Vec::new()),
     };
-    let report = api.doctor(args.user.as_deref(), aaguid.as_deref(), args.serial.as_deref()).await?;
+    let mut report = api.doctor(args.user.as_deref(), aaguid.as_deref(), args.serial.as_deref()).await?;
+    report.findings.splice(0..0, local);
     match args.format {
         DoctorFormat::Text => print_text(&report),
         DoctorFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -98,4 +151,40 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         return Err(DoctorError::Blocking(blocking).into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_capabilities_entra_needs() {
+        let good = Info {
+            versions: vec!["FIDO_2_0".into(), "FIDO_2_1".into()],
+            options: [("rk".to_owned(), true), ("clientPin".to_owned(), false)].into(),
+            remaining_discoverable_credentials: Some(20),
+            ..Info::default()
+        };
+        let u2f = Info { versions: vec!["U2F_V2".into()], ..good.clone() };
+        let no_rk = Info { options: [("clientPin".to_owned(), true)].into(), ..good.clone() };
+        let no_uv = Info { options: [("rk".to_owned(), true)].into(), ..good.clone() };
+        let bio = Info { options: [("rk".to_owned(), true), ("uv".to_owned(), true)].into(), ..good.clone() };
+        let full = Info { remaining_discoverable_credentials: Some(0), ..good.clone() };
+        let cases = [
+            ("good", &good, vec![]),
+            ("U2F only", &u2f, vec!["key.fido2"]),
+            ("no resident keys", &no_rk, vec!["key.resident"]),
+            ("no user verification", &no_uv, vec!["key.uv"]),
+            ("built-in UV only", &bio, vec![]),
+            ("full", &full, vec!["key.capacity"]),
+        ];
+        for (name, info, want) in cases {
+            let got: Vec<String> = key_findings(info)
+                .into_iter()
+                .filter(|f| f.severity == Severity::Blocking)
+                .map(|f| f.check)
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
 }

@@ -160,6 +160,9 @@ fn doctor_reads_the_model_from_the_key_on_the_desk() {
     let key = format!("soft:unix:{}", socket.display());
     let out = stack.ok(&["doctor", "--user", ADELE, "--key", &key]);
     assert!(out.contains(&aaguid()), "the model read with getInfo is shown: {out}");
+    for check in ["key.fido2", "key.resident", "key.uv", "key.capacity"] {
+        assert!(out.lines().any(|l| l.starts_with("ok") && l.contains(check)), "{check}: {out}");
+    }
     patch_policy(&stack, json!({"isAttestationEnforced": true}));
     assert_blocks(&stack, "self attestation", &["--user", ADELE, "--key", &key], "policy.attestation");
 }
