@@ -321,3 +321,17 @@ async fn the_enrollment_model_and_a_key_held_by_someone_else_are_named() {
     let report = doctor(&stack, PRADEEP, "&serial=SN-ALEX").await;
     assert_names("someone else's key", &report, "key.holder", "another key");
 }
+
+/// A person named by Keyward id is looked up in Entra by their link, and an account Keyward
+/// recorded as disabled is named on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_named_by_id_is_checked_through_their_link() {
+    let stack = stack_with(|_| {}).await;
+    let (status, megan) = stack.call(Role::Helpdesk, "GET", &format!("/api/v1/people/{MEGAN}"), None).await;
+    assert_eq!(status, 200, "{megan}");
+    let id = megan["person"]["id"].as_str().or(megan["id"].as_str()).unwrap().to_owned();
+    let report = doctor(&stack, &id, "").await;
+    assert_names("disabled in Entra", &report, "user.disabled", "re-enable");
+    assert_names("disabled in Keyward", &report, "user.keyward-disabled", "keyward people sync");
+    assert!(blocking(&report).iter().all(|(c, _, _)| c != "user.entra"), "{report:#}");
+}

@@ -148,7 +148,9 @@ impl Service {
         };
         let user = match (&connector, &q.person) {
             (Some(c), Some(who)) => {
-                entra_user(c, who, person.as_ref().and_then(|p| self.oid(p)), &mut r).await
+                // By object id when linked, else by the person's (or the given) UPN.
+                let lookup = person.as_ref().map(|p| self.oid(p).unwrap_or_else(|| p.upn.clone()));
+                entra_user(c, &lookup.unwrap_or_else(|| who.clone()), &mut r).await
             }
             _ => None,
         };
@@ -207,6 +209,13 @@ impl Service {
                 format!("{} is not linked to an Entra account", person.upn),
                 format!("link them: `keyward people link {} --upn UPN` (or by --object-id)", person.upn),
             ),
+        }
+        if !person.enabled {
+            r.block(
+                "user.keyward-disabled",
+                format!("Keyward recorded {}'s account as disabled at the last sync", person.upn),
+                "re-enable the account in Entra, then `keyward people sync`",
+            );
         }
         if person.deleted_in_entra {
             r.block(
@@ -364,14 +373,8 @@ fn method_findings(policy: &Fido2Policy, r: &mut DoctorReport) {
     }
 }
 
-async fn entra_user(
-    connector: &Connector,
-    who: &str,
-    oid: Option<String>,
-    r: &mut DoctorReport,
-) -> Option<User> {
-    let lookup = oid.unwrap_or_else(|| who.to_owned());
-    match connector.get_user(&lookup, USER_SELECT).await {
+async fn entra_user(connector: &Connector, lookup: &str, r: &mut DoctorReport) -> Option<User> {
+    match connector.get_user(lookup, USER_SELECT).await {
         Ok(u) => Some(u),
         Err(e) if e.status() == Some(404) => {
             r.block(
