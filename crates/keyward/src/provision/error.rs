@@ -59,6 +59,11 @@ pub enum IssuanceCleanup {
         /// The issuance id.
         id: String,
     },
+    /// Left as it is because Entra may have registered the passkey (outcome unknown).
+    LeftForReconcile {
+        /// The issuance id.
+        id: String,
+    },
     /// Could not be marked failed.
     NotMarked {
         /// The issuance id.
@@ -75,6 +80,12 @@ pub enum KeyCleanup {
     NoneMade,
     /// The credential was deleted with credentialManagement.
     Removed,
+    /// Kept on purpose: Entra may hold it (outcome unknown), so removing it could orphan a
+    /// registered passkey.
+    Kept {
+        /// Its id, base64url.
+        credential_id: String,
+    },
     /// The credential is still on the key.
     NotRemoved {
         /// Its id, base64url, for `keyward device credentials --delete`.
@@ -135,7 +146,7 @@ impl ProvisionError {
         match key {
             KeyCleanup::NoneMade => None,
             KeyCleanup::Removed => Some(true),
-            KeyCleanup::NotRemoved { .. } => Some(false),
+            KeyCleanup::NotRemoved { .. } | KeyCleanup::Kept { .. } => Some(false),
         }
     }
 
@@ -151,6 +162,11 @@ impl fmt::Display for IssuanceCleanup {
         match self {
             Self::NoneCreated => f.write_str(" No issuance was created."),
             Self::MarkedFailed { id } => write!(f, " The issuance {id} was marked failed."),
+            Self::LeftForReconcile { id } => write!(
+                f,
+                " The issuance {id} stays open: run `keyward passkeys reconcile` to learn whether Entra \
+                 registered the passkey."
+            ),
             Self::NotMarked { id, reason } => write!(
                 f,
                 " The issuance {id} could NOT be marked failed ({reason}); cancel it with \
@@ -165,6 +181,11 @@ impl fmt::Display for KeyCleanup {
         match self {
             Self::NoneMade => f.write_str(" No credential was made on the key."),
             Self::Removed => f.write_str(" The credential made on the key was removed from it."),
+            Self::Kept { credential_id } => write!(
+                f,
+                " The credential stays on the key because Entra may hold it; if reconcile does not show \
+                 the passkey as registered, remove it with `keyward device credentials --delete {credential_id}`."
+            ),
             Self::NotRemoved { credential_id, reason } => write!(
                 f,
                 " The credential made on the key could NOT be removed ({reason}); remove it with \

@@ -9,7 +9,10 @@
 //! refuses PIN tokens, and the self-test needs one. Once makeCredential succeeded, any failure
 //! removes the credential from the key again (credentialManagement), revokes the passkey if the
 //! server had already registered it, and marks the issuance failed: a key never leaves the desk
-//! holding a passkey Keyward does not know to be good.
+//! holding a passkey Keyward does not know to be good. The one exception is a registration
+//! whose outcome stays unknown after [`COMPLETE_ATTEMPTS`] tries: Entra may hold the passkey,
+//! so the credential stays on the key and the issuance open until reconcile settles it —
+//! deleting it could leave Entra with a registered passkey no key can use.
 
 use keyward_ctap::client::{PERMISSION_ACFG, PERMISSION_CM, PERMISSION_MC};
 use keyward_ctap::{Client, CtapStatus, MinPinLength, Transport};
@@ -323,6 +326,19 @@ pub async fn provision_with<T: Transport>(
             Err(e) if unknown_outcome(&e) && attempt < COMPLETE_ATTEMPTS => {
                 run.say("Entra's answer was lost; asking again");
                 tokio::time::sleep(std::time::Duration::from_millis(500 * attempt as u64)).await;
+            }
+            Err(e) if unknown_outcome(&e) => {
+                let id = issuance.id.clone();
+                let credential_id = b64::encode(&credential_id);
+                let hint = "Entra's answer was lost every time.";
+                return Err(ProvisionError::Failed {
+                    step: Step::Complete,
+                    cause: e.to_string(),
+                    hint: hint.into(),
+                    issuance: IssuanceCleanup::LeftForReconcile { id },
+                    key: KeyCleanup::Kept { credential_id },
+                    passkey: PasskeyCleanup::NoneRegistered,
+                });
             }
             Err(e) => {
                 let hint = "Check that the tenant allows this person and this key model (FIDO2 method policy), \
