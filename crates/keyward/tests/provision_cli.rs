@@ -310,6 +310,17 @@ fn random_pin_is_shown_once_works_and_the_passkey_is_in_entra() {
 #[test]
 fn prompted_pin_from_keyward_pin_is_set_and_never_printed() {
     let stack = Stack::start(false);
+    // Trivial or short PINs are refused before the key is touched.
+    for bad in ["123456", "111111", "12"] {
+        let out = stack.provision(&["--pin", "prompt"], &[("KEYWARD_PIN", bad)]);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{bad} must be refused");
+        assert!(stderr.contains("choose"), "{stderr}");
+        assert!(stderr.contains("No credential was made on the key"), "{stderr}");
+    }
+    let info = stack.device(&["info"], &[]);
+    assert!(text(&info).0.contains("PIN:                 not set"), "{}", text(&info).0);
+
     let pin = "Tq7pin2958x";
     let out = stack.provision(&["--pin", "prompt"], &[("KEYWARD_PIN", pin)]);
     let (stdout, stderr) = text(&out);
