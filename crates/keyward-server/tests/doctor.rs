@@ -214,6 +214,24 @@ async fn the_enrollment_limit_and_a_lost_key_are_named() {
     let report = doctor(&stack, "alex.wilber@contoso.onmicrosoft.com", "&serial=SN-LOST").await;
     assert_names("lost key", &report, "key.state", "another key");
     assert_eq!(blocking(&report).len(), 1, "only the key blocks: {report:#}");
+
+    let (status, key) = stack
+        .call(
+            Role::Admin,
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"serial": "SN-GONE", "aaguid": soft_aaguid()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let id = key["id"].as_str().unwrap();
+    let (status, body) = stack
+        .call(Role::Admin, "POST", &format!("/api/v1/keys/{id}/state"), Some(json!({"state": "disposed"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let report = doctor(&stack, "alex.wilber@contoso.onmicrosoft.com", "&serial=SN-GONE").await;
+    assert_names("disposed key", &report, "key.state", "another key");
+    assert!(blocking(&report)[0].1.contains("disposed"), "{report:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
