@@ -131,6 +131,9 @@ fn show_pin(name: &str, upn: &str, pin: &SecretString) {
 
 /// Runs `keyward provision`.
 pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
+    if args.pin == PinSource::Prompt && (args.pin_length.is_some() || args.pin_charset != Charset::Digits) {
+        bail!("--pin-length and --pin-charset apply to --pin random only; drop them or use --pin random");
+    }
     if let Some(r) = &args.recipient {
         parse_recipient(r)?;
     }
