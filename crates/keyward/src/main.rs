@@ -3,6 +3,7 @@
 mod api_client;
 mod bulk;
 mod commands;
+mod demo_command;
 mod device_command;
 mod doctor_command;
 mod inspect_command;
@@ -23,6 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Emulated tenant + server + soft keys: provision demo people end to end, report, keep serving.
+    Demo(demo_command::DemoArgs),
     /// Run the Entra ID emulator alone (tenant seed file, --latency-ms, --throttle, --faults).
     Sim(sim_command::SimArgs),
     /// Run the software security key on a socket (`softkey serve --listen unix:PATH`).
@@ -80,6 +83,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Demo(args) => demo_command::run(args).await,
             Command::Sim(args) => sim_command::run(args).await,
             Command::Softkey(args) => softkey_command::run(args).await,
             Command::Device(args) => device_command::run(args).await,

@@ -181,31 +181,36 @@ pub fn inventory(people: &[PersonView], passkeys: &[PasskeyView], keys: &[KeyVie
 }
 
 /// Runs `keyward report …`.
+/// Prints the coverage report (also the demo's closing report).
+pub(crate) async fn print_coverage(api: &crate::api_client::ApiClient, format: Format) -> anyhow::Result<()> {
+    let people = super::people::all_people(api, None).await?;
+    let passkeys = api.passkeys(None, None, Some("registered")).await?;
+    let report = coverage(&people, &passkeys);
+    let mut table = Table::new(&["scope", "name", "covered", "people", "percent"]);
+    for s in std::iter::once(&report.overall).chain(&report.by_group).chain(&report.by_model) {
+        table.row(vec![
+            s.scope.clone(),
+            s.name.clone(),
+            s.covered.to_string(),
+            s.people.to_string(),
+            format!("{:.1}", s.percent),
+        ]);
+    }
+    if format == Format::Table {
+        println!(
+            "passkey coverage: {} of {} enabled people ({:.1}%)\n",
+            report.overall.covered, report.overall.people, report.overall.percent
+        );
+    }
+    output::print(format, &table, &report)?;
+    Ok(())
+}
+
+/// Runs `keyward report`.
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let api = args.client.client()?;
     match args.command {
-        ReportCommand::Coverage { format } => {
-            let people = super::people::all_people(&api, None).await?;
-            let passkeys = api.passkeys(None, None, Some("registered")).await?;
-            let report = coverage(&people, &passkeys);
-            let mut table = Table::new(&["scope", "name", "covered", "people", "percent"]);
-            for s in std::iter::once(&report.overall).chain(&report.by_group).chain(&report.by_model) {
-                table.row(vec![
-                    s.scope.clone(),
-                    s.name.clone(),
-                    s.covered.to_string(),
-                    s.people.to_string(),
-                    format!("{:.1}", s.percent),
-                ]);
-            }
-            if format == Format::Table {
-                println!(
-                    "passkey coverage: {} of {} enabled people ({:.1}%)\n",
-                    report.overall.covered, report.overall.people, report.overall.percent
-                );
-            }
-            output::print(format, &table, &report)?;
-        }
+        ReportCommand::Coverage { format } => print_coverage(&api, format).await?,
         ReportCommand::Inventory { format } => {
             let people = super::people::all_people(&api, None).await?;
             let passkeys = api.passkeys(None, None, None).await?;
