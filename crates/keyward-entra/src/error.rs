@@ -217,8 +217,11 @@ impl GraphError {
 }
 
 /// Advice for a Graph status and code, appended to the message.
-pub(crate) fn advice(status: u16, code: &str) -> String {
+pub(crate) fn advice(status: u16, code: &str, message: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    let about_policy = !lower.contains("permission") && lower.contains("authentication method policy");
     match (status, code) {
+        (403, _) if about_policy => " — the tenant's FIDO2 method policy refuses this user or request; see `keyward policy show` and run `keyward doctor --user UPN` for the fix".into(),
         (401, _) => " — the access token was refused; check the tenant id and that the authority matches this Graph".into(),
         (403, _) => " — grant the app the missing application permission and admin consent (run `keyward connector test`)".into(),
         (429, _) => " — throttled longer than the retry budget; lower concurrency or raise retry.maxAttempts".into(),
@@ -244,4 +247,29 @@ pub enum CertificateError {
         "the private key does not parse (expected an unencrypted RSA key, PEM PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`)"
     )]
     PrivateKey,
+}
+
+#[cfg(test)]
+mod advice_tests {
+    use super::advice;
+
+    #[test]
+    fn a_403_is_explained_by_what_graph_said() {
+        let cases = [
+            (
+                "Insufficient privileges. The application needs one of these permissions: Policy.Read.All.",
+                "permission",
+            ),
+            ("The user is in excludeTargets of the FIDO2 authentication method policy.", "keyward doctor"),
+            (
+                "The user is not in includeTargets of the FIDO2 authentication method policy.",
+                "keyward policy show",
+            ),
+            ("Forbidden", "permission"),
+        ];
+        for (message, needle) in cases {
+            let hint = advice(403, "accessDenied", message);
+            assert!(hint.contains(needle), "{message}: {hint}");
+        }
+    }
 }

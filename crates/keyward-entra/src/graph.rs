@@ -271,7 +271,7 @@ pub(crate) fn service_error(
         method: method.to_string(),
         path: display_path(path),
         status,
-        hint: advice(status, &code),
+        hint: advice(status, &code, &message),
         code,
         message,
         request_id,
