@@ -3,8 +3,9 @@
 //! API, people synced, and a passkey issued with the soft key through the API; then the same
 //! passkey is seen in Entra and revoking the key removes it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::Duration;
 
 use keyward_ctap::client::PERMISSION_MC;
@@ -14,39 +15,7 @@ use keyward_webauthn::registration::RegistrationPlan;
 use keyward_webauthn::{ENTRA_RP_ID, b64};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-
-#[path = "../../keyward-sim/tests/support/attestation_ca.rs"]
-mod attestation_ca;
-
-const AAGUID: [u8; 16] = *b"KeywardSoftKey01";
-
-fn keyward() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_keyward"))
-}
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a command and returns it with the first stdout line starting with `prefix`.
-fn start(mut cmd: Command, prefix: &str) -> (Running, String) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let found = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
-        .unwrap_or_else(|| panic!("no line starting with {prefix:?}"));
-    std::thread::spawn(move || for _ in lines {});
-    (Running(child), found)
-}
+use support::{AAGUID, attestation_ca, keyward, start};
 
 async fn call(
     http: &reqwest::Client,
