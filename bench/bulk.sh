@@ -66,11 +66,11 @@ run() { # name first count concurrency
     for i in $(seq "$2" $(($2 + $3 - 1))); do printf 'bench%05d@contoso.onmicrosoft.com\n' "$i" >>"$csv"; done
     local start end
     start=$(date +%s.%N)
-    "$BIN" bulk provision --csv "$csv" --key "soft:$DIR/keys-$1" --concurrency "$4" --report "$DIR/$1-report.csv" \
-        >"$DIR/$1.out" 2>"$DIR/$1.err" || { tail -20 "$DIR/$1.out" "$DIR/$1.err" >&2; exit 1; }
+    "$BIN" bulk provision --csv "$csv" --key "soft:$DIR/keys-$1" --concurrency "$4" --write-quota "$WRITES" --report "$DIR/$1-report.csv" \
+        >"$DIR/$1.out" 2>"$DIR/$1.err" || { tail -n 5 "$DIR/$1.out" "$DIR/$1.err" >&2; grep -m3 ",failed," "$DIR/$1-report.csv" >&2; exit 1; }
     end=$(date +%s.%N)
     local ok; ok=$(grep -c ',done,provisioned,' "$DIR/$1-report.csv" || true)
-    [ "$ok" -eq "$3" ] || { echo "$1: only $ok of $3 provisioned" >&2; tail -20 "$DIR/$1.err" >&2; exit 1; }
+    [ "$ok" -eq "$3" ] || { echo "$1: only $ok of $3 provisioned" >&2; grep -m3 ",failed," "$DIR/$1-report.csv" >&2; exit 1; }
     awk -v n="$3" -v s="$start" -v e="$end" -v w="$WRITES" -v wpu="$WRITES_PER_USER" -v c="$4" 'BEGIN {
         t = e - s; r = n / t; ceiling = w / wpu
         printf "concurrency %d: %d soft-key users in %.1f s = %.2f users/s; quota-bound ceiling %.2f users/s (%d writes/s / %d write per user); ratio %.2f\n", c, n, t, r, ceiling, w, wpu, r / ceiling }'

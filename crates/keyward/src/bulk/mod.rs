@@ -73,6 +73,11 @@ pub struct ProvisionArgs {
     /// Seconds a claimed row stays with this run before another run may take it over.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(2..=3600))]
     lease_secs: u64,
+    /// Soft keys: the tenant's Graph write quota in writes per second (Entra's documented 3000
+    /// per 150 s is 20/s); rows are started no faster than this, one write each, so Entra never
+    /// has to throttle. 0: no pacing.
+    #[arg(long, default_value_t = 20.0, value_name = "N")]
+    write_quota: f64,
     /// Soft keys: the attestation CA certificate (PEM) the tenant trusts.
     #[arg(long, value_name = "PEM", requires = "softkey_ca_key")]
     softkey_ca_cert: Option<PathBuf>,
@@ -107,20 +112,15 @@ pub async fn run(args: BulkArgs) -> anyhow::Result<()> {
         (None, Some(path)) => create_job(&api, path).await?,
         (None, None) => bail!("give --csv FILE, or --resume JOB"),
     };
-    let summary = if let Some(dir) = args.key.strip_prefix("soft:") {
-        let ca = load_ca(&args)?;
-        let aaguid =
-            args.softkey_aaguid.map(|u| *u.as_bytes()).unwrap_or(keyward_softkey::Config::default().aaguid);
-        let keys =
-            Arc::new(soft::SoftKeys::new(PathBuf::from(dir), ca, aaguid, args.pin_recipient.as_deref())?);
-        run_soft(&api, &job, keys, usize::from(args.concurrency), args.lease_secs).await?
-    } else if args.key == "hid" {
-        if args.concurrency != 1 {
-            bail!("--concurrency applies to soft keys only; USB keys are provisioned one after another");
-        }
-        hid::run(&api, &job, args.lease_secs).await?
-    } else {
-        bail!("--key {:?} is not a key; use soft:DIR or hid", args.key);
+    let work = work(&api, &job, &args);
+    let summary = tokio::select! {
+        summary = work => summary?,
+        _ = tokio::signal::ctrl_c() => bail!(
+            "interrupted; continue with `keyward bulk provision --resume {job} --key {}` (rows in flight \
+             are taken up again once their lease of {} s expires)",
+            args.key,
+            args.lease_secs
+        ),
     };
     let rows = api.job_report(&job).await?;
     if let Some(path) = &args.report {
@@ -136,6 +136,27 @@ pub async fn run(args: BulkArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Provisions the job's rows with the chosen kind of key.
+async fn work(api: &Arc<ApiClient>, job: &str, args: &ProvisionArgs) -> anyhow::Result<RunSummary> {
+    if let Some(dir) = args.key.strip_prefix("soft:") {
+        let ca = load_ca(args)?;
+        let aaguid =
+            args.softkey_aaguid.map(|u| *u.as_bytes()).unwrap_or(keyward_softkey::Config::default().aaguid);
+        let keys =
+            Arc::new(soft::SoftKeys::new(PathBuf::from(dir), ca, aaguid, args.pin_recipient.as_deref())?);
+        let pace =
+            (args.write_quota > 0.0).then(|| Duration::from_secs_f64(WRITES_PER_USER / args.write_quota));
+        run_soft(api, job, keys, usize::from(args.concurrency), args.lease_secs, pace).await
+    } else if args.key == "hid" {
+        if args.concurrency != 1 {
+            bail!("--concurrency applies to soft keys only; USB keys are provisioned one after another");
+        }
+        hid::run(api, job, args.lease_secs).await
+    } else {
+        bail!("--key {:?} is not a key; use soft:DIR or hid", args.key)
+    }
 }
 
 async fn create_job(api: &ApiClient, path: &PathBuf) -> anyhow::Result<String> {
@@ -170,6 +191,9 @@ fn load_ca(args: &ProvisionArgs) -> anyhow::Result<AttestationCa> {
     }
 }
 
+/// Graph writes one provisioning costs (the POST of the fido2Method).
+const WRITES_PER_USER: f64 = 1.0;
+
 /// Counts of this run.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RunSummary {
@@ -179,6 +203,8 @@ pub struct RunSummary {
     pub already_done: usize,
     /// Failed in this run.
     pub failed: usize,
+    /// Put back in the queue after Entra throttled them.
+    pub retried: usize,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -199,7 +225,9 @@ async fn run_soft(
     keys: Arc<soft::SoftKeys>,
     concurrency: usize,
     lease_secs: u64,
+    pace: Option<Duration>,
 ) -> anyhow::Result<RunSummary> {
+    let mut next_start = tokio::time::Instant::now();
     let status = api.job(job).await?;
     let total = (status.pending + status.running + status.done + status.failed) as u64;
     let bar = progress_bar(total, (status.done + status.failed) as u64);
@@ -215,6 +243,10 @@ async fn run_soft(
                 waiting_since = None;
             }
             for unit in units {
+                if let Some(pace) = pace {
+                    tokio::time::sleep_until(next_start).await;
+                    next_start = next_start.max(tokio::time::Instant::now() - pace) + pace;
+                }
                 let (api, keys, job) = (api.clone(), keys.clone(), job.to_owned());
                 tasks.spawn(async move {
                     let upn = unit.row.upn.clone();
@@ -243,9 +275,14 @@ async fn run_soft(
             match outcome.status {
                 "provisioned" => summary.provisioned += 1,
                 "already-done" => summary.already_done += 1,
+                "retry" => {
+                    summary.retried += 1;
+                    continue;
+                }
                 _ => {
                     summary.failed += 1;
-                    bar.println(format!("failed: {upn}: {}", outcome.detail));
+                    let line = format!("failed: {upn}: {}", outcome.detail);
+                    if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
                 }
             }
             bar.inc(1);

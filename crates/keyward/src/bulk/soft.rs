@@ -12,7 +12,8 @@
 //! vault belonged to nobody yet.
 //!
 //! Soft-key PINs go to `DIR/<upn>.pin.age`, encrypted to the operator's age recipient, only when
-//! one is given; otherwise they exist only as the PIN hash inside the encrypted vault.
+//! one is given (written before the key gets the PIN, so a crash never orphans a PIN); otherwise
+//! they exist only as the PIN hash inside the encrypted vault.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -113,6 +114,11 @@ impl SoftKeys {
         let transport = SocketTransport::connect(&listen)?;
         let hid = HidDevice::open(transport, Timeouts::default()).context("the soft key does not answer")?;
         Ok(Vault { client: Client::new(hid), _served: served })
+    }
+
+    /// Whether PINs are written to PIN files (`--pin-recipient`).
+    pub fn keeps_pins(&self) -> bool {
+        self.pin_recipient.is_some()
     }
 
     /// Writes the person's PIN, encrypted to the operator's recipient, if one was given.

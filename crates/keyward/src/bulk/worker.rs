@@ -14,6 +14,10 @@ use serde_json::json;
 use super::soft::SoftKeys;
 use crate::api_client::ApiClient;
 use crate::provision::flow::{PinMode, ProvisionRequest, provision_one};
+use crate::provision::pin::PinGenerator;
+
+/// Length of the PINs made for `--pin-recipient` (digits; above every common policy minimum).
+const PIN_FILE_LENGTH: usize = 8;
 
 /// Issuance states that may still become a passkey.
 const OPEN_STATES: [&str; 3] = ["requested", "approved", "options-issued"];
@@ -21,7 +25,7 @@ const OPEN_STATES: [&str; 3] = ["requested", "approved", "options-issued"];
 /// What happened to a unit, for the summary and the report.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// `provisioned`, `already-done` or `failed`.
+    /// `provisioned`, `already-done`, `retry` (queued again) or `failed`.
     pub status: &'static str,
     /// Detail: passkey id or the error.
     pub detail: String,
@@ -59,8 +63,14 @@ pub async fn run_soft_unit(api: &ApiClient, keys: &SoftKeys, job: &str, unit: Un
     let outcome = soft_unit(api, keys, &unit).await;
     let (state, result) = match &outcome {
         Ok(o) => ("done", json!({"outcome": o.status, "detail": o.detail})),
+        // Entra throttled longer than the server waits: the row goes back to the queue (the
+        // flow already undid the attempt) instead of failing for good.
+        Err(e) if throttled(e) && unit.attempts < MAX_ATTEMPTS => {
+            ("retry", json!({"outcome": "pending", "reason": format!("{e:#}")}))
+        }
         Err(e) => ("failed", json!({"outcome": "failed", "reason": format!("{e:#}")})),
     };
+    let retried = state == "retry";
     let body = UnitResult {
         unit: unit.unit.clone(),
         lease_token: unit.lease_token.clone(),
@@ -71,7 +81,19 @@ pub async fn run_soft_unit(api: &ApiClient, keys: &SoftKeys, job: &str, unit: Un
         // The unit stays leased and is taken up again by `--resume` once the lease expires.
         return Outcome { status: "failed", detail: format!("could not record the outcome: {e}") };
     }
+    if retried {
+        return Outcome { status: "retry", detail: "throttled by Entra; queued again".into() };
+    }
     outcome.unwrap_or_else(|e| Outcome { status: "failed", detail: format!("{e:#}") })
+}
+
+/// How many times a row throttled by Entra is tried before it counts as failed.
+const MAX_ATTEMPTS: i64 = 5;
+
+/// Whether the error is Entra's throttling (HTTP 429 behind the server's retries).
+fn throttled(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("429") || text.contains("TooManyRequests")
 }
 
 async fn soft_unit(api: &ApiClient, keys: &SoftKeys, unit: &UnitLease) -> anyhow::Result<Outcome> {
@@ -81,23 +103,29 @@ async fn soft_unit(api: &ApiClient, keys: &SoftKeys, unit: &UnitLease) -> anyhow
     {
         return Ok(Outcome { status: "already-done", detail: passkey });
     }
-    let mut vault = keys.create(upn)?;
+    // Creating a vault stretches the passphrase (Argon2id, tens of ms): keep the other rows'
+    // network waits moving meanwhile.
+    let mut vault = tokio::task::block_in_place(|| keys.create(upn))?;
+    // With a PIN file, the PIN is made here and written before the key gets it, so a crash
+    // after registration never leaves a vault whose PIN nobody has.
+    let pin = if keys.keeps_pins() {
+        let pin = PinGenerator::default().generate(PIN_FILE_LENGTH);
+        keys.write_pin(upn, &pin)?;
+        PinMode::Given(pin)
+    } else {
+        PinMode::Random
+    };
     let req = ProvisionRequest {
         upn: upn.clone(),
         serial: unit.row.serial.clone(),
-        pin: PinMode::Random,
+        pin,
         force_pin_change: None,
         reset: false,
         channel: "bulk",
         display_name: unit.row.display_name.clone(),
     };
     match provision_one(api, &mut vault.client, &req).await {
-        Ok(done) => {
-            if let Some(pin) = &done.pin {
-                keys.write_pin(upn, pin)?;
-            }
-            Ok(Outcome { status: "provisioned", detail: done.passkey.id })
-        }
+        Ok(done) => Ok(Outcome { status: "provisioned", detail: done.passkey.id }),
         Err(e) => {
             // The flow removed any credential it made; the vault holds nothing of value.
             drop(vault);
