@@ -250,10 +250,13 @@ fn a_killed_soft_key_run_resumes_and_provisions_everyone_exactly_once() {
     std::fs::write(&csv_path, csv).unwrap();
     // An earlier passkey: that person is skipped.
     let key_arg = format!("soft:{}", keys.display());
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
 
     let mut first = stack.bulk();
     first
-        .args(["--key", &key_arg, "--concurrency", "6", "--lease-secs", "3", "--csv"])
+        .args(["--key", &key_arg, "--concurrency", "6", "--lease-secs", "3", "--pin-recipient", &recipient])
+        .arg("--csv")
         .arg(&csv_path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -283,7 +286,8 @@ fn a_killed_soft_key_run_resumes_and_provisions_everyone_exactly_once() {
     let report = stack.dir.join("report.csv");
     let out = stack
         .bulk()
-        .args(["--key", &key_arg, "--concurrency", "6", "--lease-secs", "3", "--resume", &job, "--report"])
+        .args(["--key", &key_arg, "--concurrency", "6", "--lease-secs", "3", "--resume", &job])
+        .args(["--pin-recipient", &recipient, "--report"])
         .arg(&report)
         .output()
         .unwrap();
@@ -307,6 +311,20 @@ fn a_killed_soft_key_run_resumes_and_provisions_everyone_exactly_once() {
     vaults.sort();
     let want: Vec<String> = upns.iter().map(|u| format!("{u}.softkey")).collect();
     assert_eq!(vaults, want);
+    // Each vault opens with its PIN and holds exactly the one credential Keyward registered.
+    let registered: Vec<String> = passkeys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["credential_id"].as_str().unwrap().to_owned())
+        .collect();
+    for upn in &upns {
+        let (pin, credentials) = vault_credentials(&keys, upn, &identity);
+        assert!(!text_contains_pin(&stack.dir.join("report.csv"), &pin), "{upn}: PIN in the report");
+        assert_eq!(credentials.len(), 1, "{upn}: {credentials:?}");
+        assert!(registered.contains(&credentials[0]), "{upn}: the credential on the key is not registered");
+    }
+
     // The report: a line per CSV row, the duplicate skipped, no PIN anywhere.
     let text = std::fs::read_to_string(&report).unwrap();
     assert_eq!(text.lines().count(), USERS + 2, "{text}");
@@ -364,4 +382,43 @@ fn people_who_already_have_a_passkey_or_are_unknown_are_not_provisioned() {
     assert!(text.contains(&format!("3,{},,done,provisioned", upn(1))), "{text}");
     assert!(text.contains("4,nobody@contoso.onmicrosoft.com,,failed,refused"), "{text}");
     assert_eq!(stack.entra_methods(&[upn(0), upn(1), upn(2)]), vec![1, 1, 0]);
+}
+
+fn text_contains_pin(path: &Path, pin: &str) -> bool {
+    std::fs::read_to_string(path)
+        .map(|t| t.contains(&format!(",{pin},")) || t.contains(&format!(",{pin}\n")))
+        .unwrap_or(false)
+}
+
+/// Decrypts the person's PIN file, opens their vault and lists Entra credentials on it
+/// (credential management, with the PIN): returns the PIN and the credential ids (base64url).
+fn vault_credentials(keys: &Path, upn: &str, identity: &age::x25519::Identity) -> (String, Vec<String>) {
+    use keyward_ctap::client::PERMISSION_CM;
+    use secrecy::SecretString;
+    use sha2::Digest;
+    let sealed = std::fs::read(keys.join(format!("{upn}.pin.age"))).unwrap();
+    let line = String::from_utf8(age::decrypt(identity, &sealed).unwrap()).unwrap();
+    let (who, pin) = line.trim().split_once(',').unwrap();
+    assert_eq!(who, upn);
+    let (_, authenticator) = keyward_softkey::state::StateFile::open(
+        &keys.join(format!("{upn}.softkey")),
+        &SecretString::from(PASSPHRASE.to_owned()),
+        keyward_softkey::Config::default(),
+    )
+    .unwrap();
+    let socket = std::env::temp_dir().join(format!("kwbt-{}.sock", uuid::Uuid::new_v4().simple()));
+    let listen = format!("unix:{}", socket.display());
+    let _served = keyward_softkey::serve_authenticator(&listen, authenticator, None).unwrap();
+    let transport = keyward_ctap::socket::SocketTransport::connect(&listen).unwrap();
+    let mut client = keyward_ctap::Client::new(
+        keyward_ctap::HidDevice::open(transport, keyward_ctap::Timeouts::default()).unwrap(),
+    );
+    let pin = SecretString::from(pin.to_owned());
+    let token = client.get_pin_uv_auth_token(&pin, PERMISSION_CM, None).unwrap();
+    let hash = sha2::Sha256::digest(keyward_webauthn::ENTRA_RP_ID.as_bytes());
+    let ids = client
+        .enumerate_credentials(&token, &hash)
+        .map(|list| list.into_iter().map(|c| keyward_webauthn::b64::encode(&c.id)).collect())
+        .unwrap_or_default();
+    (secrecy::ExposeSecret::expose_secret(&pin).to_owned(), ids)
 }
