@@ -289,7 +289,7 @@ async fn run_soft(
             bar.set_message(upn);
         }
         // Skipped rows are settled by the server during claims; keep the bar honest.
-        if bar.position() % 50 == 0 {
+        if bar.position().is_multiple_of(50) {
             let status = api.job(job).await?;
             bar.set_position((status.done + status.failed) as u64);
         }
