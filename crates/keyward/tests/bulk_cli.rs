@@ -422,3 +422,46 @@ fn vault_credentials(keys: &Path, upn: &str, identity: &age::x25519::Identity) -
         .unwrap_or_default();
     (secrecy::ExposeSecret::expose_secret(&pin).to_owned(), ids)
 }
+
+#[test]
+fn ctrl_c_says_how_to_resume_and_the_resumed_run_finishes_the_job() {
+    const USERS: usize = 8;
+    let stack = Stack::start(USERS);
+    let key_arg = format!("soft:{}", stack.dir.join("keys").display());
+    let csv_path = stack.dir.join("people.csv");
+    let csv: String =
+        std::iter::once("upn\n".to_owned()).chain((0..USERS).map(|i| format!("{}\n", upn(i)))).collect();
+    std::fs::write(&csv_path, csv).unwrap();
+    // Two rows a second: still running when interrupted.
+    let mut child = stack
+        .bulk()
+        .args(["--key", &key_arg, "--write-quota", "2", "--lease-secs", "2", "--csv"])
+        .arg(&csv_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let job = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("job ").and_then(|r| r.split(':').next()).map(str::to_owned))
+        .unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("--resume {job}")), "{stderr}");
+    let left = job_status(&stack, &job);
+    assert!(left["pending"].as_i64().unwrap() > 0, "{left}");
+
+    let out =
+        stack.bulk().args(["--key", &key_arg, "--write-quota", "0", "--resume", &job]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(job_status(&stack, &job)["done"], json!(USERS));
+    let upns: Vec<String> = (0..USERS).map(upn).collect();
+    assert_eq!(stack.entra_methods(&upns), vec![1; USERS]);
+}
