@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use ciborium::value::Value;
 use common::{RP, pin, request, setup, timeouts, verifying_key};
 use keyward_ctap::client::{PERMISSION_ACFG, PERMISSION_CM, PERMISSION_GA, PERMISSION_MC};

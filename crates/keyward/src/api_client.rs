@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use keyward_server::api::admin::{ConnectionTestView, PolicyRequest};
 use keyward_server::api::audit::ChainReport;
 use keyward_server::api::inventory::{KeyStateResult, NewKey, ReconcileRequest};
-use keyward_server::api::issuances::{CompleteRequest, CompletedView, CreateIssuance, FailRequest, OptionsView};
+use keyward_server::api::issuances::{
+    CompleteRequest, CompletedView, CreateIssuance, FailRequest, OptionsView,
+};
 use keyward_server::api::people::{RevokeRequest, RevokedCount, SyncRequest, TapRequest, TapView};
 use keyward_server::api::views::{
     AuditView, IssuanceView, KeyView, Page, PasskeyView, PersonDetail, PersonView, PolicyView,
@@ -28,7 +30,9 @@ use serde_json::{Value, json};
 #[derive(Debug, thiserror::Error)]
 pub enum ApiClientError {
     /// The server could not be reached.
-    #[error("cannot reach the Keyward server at {url}: {reason}; is `keyward serve` running, and is --server (or KEYWARD_SERVER) right?")]
+    #[error(
+        "cannot reach the Keyward server at {url}: {reason}; is `keyward serve` running, and is --server (or KEYWARD_SERVER) right?"
+    )]
     Unreachable {
         /// The server URL.
         url: String,
@@ -46,7 +50,9 @@ pub enum ApiClientError {
         message: String,
     },
     /// The answer was not what this version of the client expects.
-    #[error("the server's answer to {what} could not be read ({reason}); are the client and the server the same version?")]
+    #[error(
+        "the server's answer to {what} could not be read ({reason}); are the client and the server the same version?"
+    )]
     Decode {
         /// The call.
         what: String,
@@ -103,8 +109,9 @@ impl ClientConfig {
     pub fn resolve(server_flag: Option<&str>, file: Option<PathBuf>) -> anyhow::Result<Self> {
         let file = file.unwrap_or_else(Self::default_file);
         let parsed: ClientFile = match std::fs::read_to_string(&file) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("{} is not a valid client configuration: {}", file.display(), e.message()))?,
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("{} is not a valid client configuration: {}", file.display(), e.message())
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ClientFile::default(),
             Err(e) => anyhow::bail!("cannot read {}: {e}", file.display()),
         };
@@ -140,18 +147,14 @@ fn seg(text: &str) -> String {
 impl ApiClient {
     /// A client for the resolved configuration.
     pub fn new(config: &ClientConfig) -> Result<Self, ApiClientError> {
-        let token = config.token.clone().ok_or_else(|| ApiClientError::NoToken(config.file.display().to_string()))?;
+        let token =
+            config.token.clone().ok_or_else(|| ApiClientError::NoToken(config.file.display().to_string()))?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ApiClientError::Unreachable { url: config.server.clone(), reason: e.to_string() })?;
         Ok(Self { http, base: config.server.clone(), token })
-    }
-
-    /// The server's base URL.
-    pub fn base(&self) -> &str {
-        &self.base
     }
 
     /// One call; `body` is sent as JSON; the answer is decoded as `T` (`()` accepts an empty one).
@@ -195,7 +198,11 @@ impl ApiClient {
         self.call(reqwest::Method::GET, path, None::<&Value>).await
     }
 
-    async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ApiClientError> {
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ApiClientError> {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
@@ -240,12 +247,21 @@ impl ApiClient {
     }
 
     /// Issues a Temporary Access Pass.
-    pub async fn tap(&self, who: &str, lifetime_minutes: Option<u32>, once: Option<bool>) -> Result<TapView, ApiClientError> {
+    pub async fn tap(
+        &self,
+        who: &str,
+        lifetime_minutes: Option<u32>,
+        once: Option<bool>,
+    ) -> Result<TapView, ApiClientError> {
         self.post(&format!("/api/v1/people/{}/tap", seg(who)), &TapRequest { lifetime_minutes, once }).await
     }
 
     /// Revokes all of a person's passkeys.
-    pub async fn revoke_person(&self, who: &str, reason: Option<String>) -> Result<RevokedCount, ApiClientError> {
+    pub async fn revoke_person(
+        &self,
+        who: &str,
+        reason: Option<String>,
+    ) -> Result<RevokedCount, ApiClientError> {
         self.post(&format!("/api/v1/people/{}/revoke-passkeys", seg(who)), &RevokeRequest { reason }).await
     }
 
@@ -284,18 +300,19 @@ impl ApiClient {
 
     /// Marks an issuance failed.
     pub async fn fail_issuance(&self, id: &str, reason: &str) -> Result<IssuanceView, ApiClientError> {
-        self.post(&format!("/api/v1/issuances/{}/fail", seg(id)), &FailRequest { reason: reason.to_owned() }).await
+        self.post(&format!("/api/v1/issuances/{}/fail", seg(id)), &FailRequest { reason: reason.to_owned() })
+            .await
     }
 
     /// Records how the PIN of an issuance's key was handed over (never the PIN itself).
-    pub async fn pin_handover(&self, id: &str, method: &str, detail: Option<String>) -> Result<(), ApiClientError> {
+    pub async fn pin_handover(
+        &self,
+        id: &str,
+        method: &str,
+        detail: Option<String>,
+    ) -> Result<(), ApiClientError> {
         let body = keyward_server::api::issuances::PinHandover { method: method.to_owned(), detail };
         self.post(&format!("/api/v1/issuances/{}/pin-handover", seg(id)), &body).await
-    }
-
-    /// Cancels an issuance.
-    pub async fn cancel_issuance(&self, id: &str) -> Result<IssuanceView, ApiClientError> {
-        self.post(&format!("/api/v1/issuances/{}/cancel", seg(id)), &json!({})).await
     }
 
     // Keys and passkeys.
@@ -345,7 +362,11 @@ impl ApiClient {
     }
 
     /// Revokes one passkey.
-    pub async fn revoke_passkey(&self, id: &str, reason: Option<String>) -> Result<PasskeyView, ApiClientError> {
+    pub async fn revoke_passkey(
+        &self,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<PasskeyView, ApiClientError> {
         self.post(&format!("/api/v1/passkeys/{}/revoke", seg(id)), &RevokeRequest { reason }).await
     }
 
@@ -362,8 +383,13 @@ impl ApiClient {
     }
 
     /// Sets a group's enrollment policy.
-    pub async fn set_policy(&self, group: &str, policy: &PolicyRequest) -> Result<PolicyView, ApiClientError> {
-        self.call(reqwest::Method::PUT, &format!("/api/v1/enrollment-policies/{}", seg(group)), Some(policy)).await
+    pub async fn set_policy(
+        &self,
+        group: &str,
+        policy: &PolicyRequest,
+    ) -> Result<PolicyView, ApiClientError> {
+        self.call(reqwest::Method::PUT, &format!("/api/v1/enrollment-policies/{}", seg(group)), Some(policy))
+            .await
     }
 
     /// The tenant's FIDO2 method policy as Graph shows it.
@@ -412,7 +438,11 @@ impl ApiClient {
     }
 
     /// Revokes every passkey on a key (by id or serial); the key keeps its state.
-    pub async fn revoke_key_passkeys(&self, id: &str, reason: Option<String>) -> Result<RevokedCount, ApiClientError> {
+    pub async fn revoke_key_passkeys(
+        &self,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<RevokedCount, ApiClientError> {
         self.post(&format!("/api/v1/keys/{}/revoke-passkeys", seg(id)), &RevokeRequest { reason }).await
     }
 
