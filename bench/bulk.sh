@@ -66,7 +66,7 @@ run() { # name first count concurrency
     for i in $(seq "$2" $(($2 + $3 - 1))); do printf 'bench%05d@contoso.onmicrosoft.com\n' "$i" >>"$csv"; done
     local start end
     start=$(date +%s.%N)
-    "$BIN" bulk provision --csv "$csv" --key "soft:$DIR/keys-$1" --concurrency "$4" --write-quota "$WRITES" --report "$DIR/$1-report.csv" \
+    "$BIN" bulk provision "$csv" --key "soft:$DIR/keys-$1" --concurrency "$4" --write-quota "$WRITES" --report "$DIR/$1-report.csv" \
         >"$DIR/$1.out" 2>"$DIR/$1.err" || { tail -n 5 "$DIR/$1.out" "$DIR/$1.err" >&2; grep -m3 ",failed," "$DIR/$1-report.csv" >&2; exit 1; }
     end=$(date +%s.%N)
     local ok; ok=$(grep -c ',done,provisioned,' "$DIR/$1-report.csv" || true)

@@ -217,7 +217,7 @@ fn malformed_csvs_are_refused_with_the_line_named() {
         let out = keyward(&dir)
             .env("KEYWARD_SERVER", "http://127.0.0.1:9")
             .env("KEYWARD_TOKEN", "kw_unused")
-            .args(["bulk", "provision", "--key", "soft:/nonexistent", "--csv"])
+            .args(["bulk", "provision", "--key", "soft:/nonexistent"])
             .arg(&path)
             .output()
             .unwrap();
@@ -256,7 +256,6 @@ fn a_killed_soft_key_run_resumes_and_provisions_everyone_exactly_once() {
     let mut first = stack.bulk();
     first
         .args(["--key", &key_arg, "--concurrency", "6", "--lease-secs", "3", "--pin-recipient", &recipient])
-        .arg("--csv")
         .arg(&csv_path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -356,21 +355,15 @@ fn people_who_already_have_a_passkey_or_are_unknown_are_not_provisioned() {
     let key_arg = format!("soft:{}", keys.display());
     let csv_path = stack.dir.join("first.csv");
     std::fs::write(&csv_path, format!("upn\n{}\n", upn(0))).unwrap();
-    let out = stack.bulk().args(["--key", &key_arg, "--csv"]).arg(&csv_path).output().unwrap();
+    let out = stack.bulk().args(["--key", &key_arg]).arg(&csv_path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let csv_path = stack.dir.join("second.csv");
     std::fs::write(&csv_path, format!("upn\n{}\n{}\nnobody@contoso.onmicrosoft.com\n", upn(0), upn(1)))
         .unwrap();
     let report = stack.dir.join("second-report.csv");
-    let out = stack
-        .bulk()
-        .args(["--key", &key_arg, "--csv"])
-        .arg(&csv_path)
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
+    let out =
+        stack.bulk().args(["--key", &key_arg]).arg(&csv_path).arg("--report").arg(&report).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the unknown person must fail the run: {stdout}");
@@ -435,7 +428,7 @@ fn ctrl_c_says_how_to_resume_and_the_resumed_run_finishes_the_job() {
     // Two rows a second: still running when interrupted.
     let mut child = stack
         .bulk()
-        .args(["--key", &key_arg, "--write-quota", "2", "--lease-secs", "2", "--csv"])
+        .args(["--key", &key_arg, "--write-quota", "2", "--lease-secs", "2"])
         .arg(&csv_path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -56,7 +56,7 @@ pub struct ProvisionArgs {
     #[command(flatten)]
     client: ClientArgs,
     /// The CSV file (header: upn or userPrincipalName or email; optional serial, displayName).
-    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    #[arg(value_name = "FILE", required_unless_present = "resume")]
     csv: Option<PathBuf>,
     /// `soft:DIR` (one soft-key vault per person in DIR) or `hid` (USB keys, one after another).
     #[arg(long, value_name = "KEY")]
@@ -64,7 +64,7 @@ pub struct ProvisionArgs {
     /// People provisioned at once (soft keys only).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=512))]
     concurrency: u16,
-    /// Continue the job with this id after a crash or Ctrl-C, instead of starting one from --csv.
+    /// Continue the job with this id after a crash or Ctrl-C, instead of starting one from a CSV file.
     #[arg(long, value_name = "JOB", conflicts_with = "csv")]
     resume: Option<String>,
     /// Write one line per row (upn, state, outcome, detail; never a PIN) to this CSV file.
@@ -110,7 +110,7 @@ pub async fn run(args: BulkArgs) -> anyhow::Result<()> {
             job.clone()
         }
         (None, Some(path)) => create_job(&api, path).await?,
-        (None, None) => bail!("give --csv FILE, or --resume JOB"),
+        (None, None) => bail!("give the CSV file, or --resume JOB"),
     };
     let work = work(&api, &job, &args);
     let summary = tokio::select! {
