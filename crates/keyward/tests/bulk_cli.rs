@@ -458,3 +458,36 @@ fn ctrl_c_says_how_to_resume_and_the_resumed_run_finishes_the_job() {
     let upns: Vec<String> = (0..USERS).map(upn).collect();
     assert_eq!(stack.entra_methods(&upns), vec![1; USERS]);
 }
+
+#[test]
+fn three_hundred_soft_key_users_are_provisioned_in_one_run() {
+    const N: usize = 300;
+    let stack = Stack::start(N);
+    let keys = stack.dir.join("keys");
+    let key_arg = format!("soft:{}", keys.display());
+    let csv_path = stack.dir.join("all.csv");
+    let mut csv = String::from("userPrincipalName,displayName\n");
+    for i in 0..N {
+        csv.push_str(&format!("{},Bulk User {i}\n", upn(i)));
+    }
+    std::fs::write(&csv_path, csv).unwrap();
+    let report = stack.dir.join("all-report.csv");
+    let out = stack
+        .bulk()
+        .args(["--key", &key_arg, "--concurrency", "16", "--write-quota", "0"])
+        .arg(&csv_path)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let upns: Vec<String> = (0..N).map(upn).collect();
+    assert_eq!(stack.entra_methods(&upns), vec![1; N], "each user has exactly one passkey in Entra");
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains(",done,provisioned")).count(), N, "{text}");
+    let vaults = std::fs::read_dir(&keys)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "softkey"))
+        .count();
+    assert_eq!(vaults, N);
+}
