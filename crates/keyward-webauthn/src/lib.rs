@@ -1,11 +1,14 @@
 //! WebAuthn data and the Microsoft Graph passkey wire format.
 //!
-//! This crate holds *wire types only*: the JSON shapes Graph sends and accepts for
-//! `fido2Methods`, the collected client data a browser would build, and the lenient
-//! base64 decoding that real Entra responses force on every client. Logic that acts on
-//! these types lives in the crates that own it (the emulator verifies, the connector
-//! calls, the CTAP client signs), so that the emulator shares nothing with the
-//! connector except these shapes and can therefore catch the connector's mistakes.
+//! This crate holds the shapes both sides of a registration agree on: the JSON Graph sends and
+//! accepts for `fido2Methods`, the collected client data a browser would build, the lenient
+//! base64 decoding that real Entra responses force on every client, the FIDO metadata, and two
+//! pure transformations of that data — reading an attestation object (`attestation`) and turning
+//! Entra's creation options into a registration plan and the POST body (`registration`).
+//! Verification, calls and signing live in the crates that own them (the emulator verifies, the
+//! connector calls, the CTAP client signs), so the emulator shares nothing with the connector
+//! but these shapes — it reads attestation objects with its own code — and can therefore catch
+//! the connector's mistakes.
 
 pub mod attestation;
 pub mod b64;
