@@ -111,6 +111,9 @@ pub struct Issuance {
     pub security_key_id: Option<SecurityKeyId>,
     /// SHA-256 (hex) of the self-service collection code.
     pub collection_code_hash: Option<String>,
+    /// The Entra challenge handed to the client with the creation options (base64url); the
+    /// completion must carry it back.
+    pub challenge: Option<String>,
     /// When the Entra challenge handed to the client expires.
     #[serde(with = "time::serde::rfc3339::option")]
     pub challenge_expires_at: Option<OffsetDateTime>,
@@ -144,6 +147,7 @@ impl Issuance {
             approved_by: None,
             security_key_id: None,
             collection_code_hash: None,
+            challenge: None,
             challenge_expires_at: None,
             state: IssuanceState::Requested,
             failure_reason: None,

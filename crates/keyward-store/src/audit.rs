@@ -1,11 +1,15 @@
 //! The audit trail: append inside the caller's transaction, list, export, verify.
 //!
-//! Appending reads the last event's hash and inserts the next one; two concurrent writers must not
-//! both read the same predecessor, or the chain would fork. On PostgreSQL the append first takes a
-//! transaction-scoped advisory lock (`pg_advisory_xact_lock`), held until the caller's transaction
-//! commits or rolls back; on SQLite every write transaction already holds the database write lock
-//! from `BEGIN IMMEDIATE` (see [`crate::db`]). A `seq` primary key backs this up: a forked append
-//! would fail rather than store two events with the same position.
+//! An append queues the event in the caller's transaction; the commit writes the transaction's
+//! events in one statement right before `COMMIT`, so a change and its events land together or not
+//! at all, and a transaction with three events pays one round trip for them, not three.
+//!
+//! Writing reads the last event's hash and inserts the next ones; two concurrent writers must not
+//! both read the same predecessor, or the chain would fork. On PostgreSQL the write first takes a
+//! transaction-scoped advisory lock (`pg_advisory_xact_lock`), held until the transaction commits;
+//! on SQLite every write transaction already holds the database write lock from `BEGIN IMMEDIATE`
+//! (see [`crate::db`]). A `seq` primary key backs this up: a forked append would fail rather than
+//! store two events with the same position.
 
 use keyward_core::audit::{AuditDraft, AuditEvent, GENESIS_HASH, verify_chain_from};
 use sqlx::Row;
@@ -15,79 +19,119 @@ use time::OffsetDateTime;
 use crate::db::{Backend, Store, Tx, from_micros, int, parsed, text, to_micros};
 use crate::error::Result;
 
+/// Events per `INSERT`: nine parameters each, well under SQLite's 32 766 and PostgreSQL's 65 535
+/// parameter limits (a sync of thousands of people is one transaction).
+const EVENTS_PER_STATEMENT: usize = 64;
+
 /// Advisory-lock key that serialises audit appends on PostgreSQL ("KWAUDIT" in ASCII).
 const AUDIT_LOCK_KEY: i64 = 0x004b_5741_5544_4954;
 
-/// Appends `draft` to the chain inside `tx`; it commits or rolls back with the caller's change.
+/// Appends `draft` to the chain as part of `tx`: it is written when the transaction commits, with
+/// the transaction's other events in one statement (see [`flush`]), and discarded if it rolls back.
+pub fn append(tx: &mut Tx, draft: AuditDraft) {
+    tx.pending_audit.push(draft);
+}
+
+/// Writes the transaction's queued events; called by [`Tx::commit`] just before `COMMIT`.
 ///
-/// The predecessor is known without a read in two cases: a later append in the same transaction
-/// (which holds the lock), and the head this process last committed — a hint only, so the insert
-/// is made conditional on that event still being the last one with that hash; if another writer
-/// got there first (another process, or a rolled-back transaction of ours), nothing is inserted
-/// and the head is read as usual.
-pub async fn append(tx: &mut Tx, draft: AuditDraft) -> Result<AuditEvent> {
-    if tx.backend() == Backend::Postgres && !tx.audit_locked {
+/// The predecessor comes from the head this process last committed — a hint only, so the insert is
+/// made conditional on that event still being the chain's last one with that hash; if another
+/// writer got there first (another process or server), nothing is inserted and the head is read
+/// and the events sealed again. On PostgreSQL the advisory lock is taken first, and held only
+/// from here to the commit.
+pub(crate) async fn flush(tx: &mut Tx) -> Result<()> {
+    let drafts = std::mem::take(&mut tx.pending_audit);
+    if drafts.is_empty() {
+        return Ok(());
+    }
+    if tx.backend() == Backend::Postgres {
         sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
             .bind(AUDIT_LOCK_KEY)
             .fetch_one(tx.conn())
             .await?;
-        tx.audit_locked = true;
     }
-    if let Some((seq, prev)) = tx.own_head.clone() {
-        let ev = draft.seal(seq + 1, &prev, OffsetDateTime::now_utc());
-        insert(tx, &ev, None).await?;
-        tx.own_head = Some((ev.seq, ev.hash.clone()));
-        return Ok(ev);
-    }
+    let now = OffsetDateTime::now_utc();
     let hint = tx.audit_head.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if let Some((seq, prev)) = hint {
-        let ev = draft.clone().seal(seq + 1, &prev, OffsetDateTime::now_utc());
-        if insert(tx, &ev, Some((seq, &prev))).await? {
-            tx.own_head = Some((ev.seq, ev.hash.clone()));
-            return Ok(ev);
+        let events = seal_all(&drafts, seq, &prev, now);
+        let (first, rest) = events.split_at(events.len().min(EVENTS_PER_STATEMENT));
+        if insert(tx, first, Some((seq, &prev))).await? {
+            for chunk in rest.chunks(EVENTS_PER_STATEMENT) {
+                insert(tx, chunk, None).await?;
+            }
+            tx.committed_head = events.last().map(|e| (e.seq, e.hash.clone()));
+            return Ok(());
         }
     }
     let last = sqlx::query("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1")
         .fetch_optional(tx.conn())
         .await?;
     let (seq, prev) = match last {
-        Some(r) => (r.try_get::<i64, _>("seq")? + 1, r.try_get::<String, _>("hash")?),
-        None => (1, GENESIS_HASH.to_owned()),
+        Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
+        None => (0, GENESIS_HASH.to_owned()),
     };
-    let ev = draft.seal(seq, &prev, OffsetDateTime::now_utc());
-    insert(tx, &ev, None).await?;
-    tx.own_head = Some((ev.seq, ev.hash.clone()));
-    Ok(ev)
+    let events = seal_all(&drafts, seq, &prev, now);
+    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+        insert(tx, chunk, None).await?;
+    }
+    tx.committed_head = events.last().map(|e| (e.seq, e.hash.clone()));
+    Ok(())
 }
 
-/// Inserts `ev`; with `after`, only if `(seq, hash)` is still the chain's last event. Returns
-/// whether the row was inserted.
-async fn insert(tx: &mut Tx, ev: &AuditEvent, after: Option<(i64, &str)>) -> Result<bool> {
-    const VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9";
+/// Seals `drafts` in order after the event (`seq`, `prev`).
+fn seal_all(drafts: &[AuditDraft], mut seq: i64, prev: &str, at: OffsetDateTime) -> Vec<AuditEvent> {
+    let mut prev = prev.to_owned();
+    drafts
+        .iter()
+        .map(|d| {
+            seq += 1;
+            let ev = d.clone().seal(seq, &prev, at);
+            prev = ev.hash.clone();
+            ev
+        })
+        .collect()
+}
+
+/// Inserts `events` in one statement; with `after`, only if (`seq`, `hash`) is still the chain's
+/// last event. Returns whether they were inserted.
+async fn insert(tx: &mut Tx, events: &[AuditEvent], after: Option<(i64, &str)>) -> Result<bool> {
+    const FIELDS: usize = 9;
+    let rows: Vec<String> = (0..events.len())
+        .map(|i| {
+            let params: Vec<String> = (1..=FIELDS).map(|f| format!("${}", i * FIELDS + f)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let columns = "seq, actor, action, subject, outcome, detail, at, prev_hash, hash";
     let sql = match after {
-        None => format!(
-            "INSERT INTO audit_event (seq, actor, action, subject, outcome, detail, at, prev_hash, hash) VALUES ({VALUES})"
-        ),
-        Some(_) => format!(
-            "INSERT INTO audit_event (seq, actor, action, subject, outcome, detail, at, prev_hash, hash)
-             SELECT {VALUES} WHERE EXISTS (SELECT 1 FROM audit_event WHERE seq = $10 AND hash = $11)
-             AND NOT EXISTS (SELECT 1 FROM audit_event WHERE seq > $10)"
-        ),
+        None => format!("INSERT INTO audit_event ({columns}) VALUES {}", rows.join(", ")),
+        Some(_) => {
+            let (s, h) = (events.len() * FIELDS + 1, events.len() * FIELDS + 2);
+            format!(
+                "INSERT INTO audit_event ({columns}) SELECT * FROM (VALUES {}) AS v
+                 WHERE EXISTS (SELECT 1 FROM audit_event WHERE seq = ${s} AND hash = ${h})
+                 AND NOT EXISTS (SELECT 1 FROM audit_event WHERE seq > ${s})",
+                rows.join(", ")
+            )
+        }
     };
-    let mut q = sqlx::query(&sql)
-        .bind(ev.seq)
-        .bind(&ev.actor)
-        .bind(&ev.action)
-        .bind(&ev.subject)
-        .bind(ev.outcome.as_str())
-        .bind(&ev.detail)
-        .bind(to_micros(ev.at))
-        .bind(&ev.prev_hash)
-        .bind(&ev.hash);
+    let mut q = sqlx::query(&sql);
+    for ev in events {
+        q = q
+            .bind(ev.seq)
+            .bind(&ev.actor)
+            .bind(&ev.action)
+            .bind(&ev.subject)
+            .bind(ev.outcome.as_str())
+            .bind(&ev.detail)
+            .bind(to_micros(ev.at))
+            .bind(&ev.prev_hash)
+            .bind(&ev.hash);
+    }
     if let Some((seq, hash)) = after {
         q = q.bind(seq).bind(hash.to_owned());
     }
-    Ok(q.execute(tx.conn()).await?.rows_affected() == 1)
+    Ok(q.execute(tx.conn()).await?.rows_affected() == events.len() as u64)
 }
 
 /// Filter for listing audit events.
@@ -126,7 +170,7 @@ pub async fn list(store: &Store, filter: &AuditFilter) -> Result<Vec<AuditEvent>
         .bind(filter.subject.clone())
         .bind(filter.after_seq.unwrap_or(0))
         .bind(filter.limit.unwrap_or(100))
-        .fetch_all(store.pool())
+        .fetch_all(&mut *store.conn().await?)
         .await?;
     rows.iter().map(event_from_row).collect()
 }
@@ -143,7 +187,7 @@ pub async fn export_jsonl(store: &Store) -> Result<String> {
 
 async fn all(store: &Store) -> Result<Vec<AuditEvent>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM audit_event ORDER BY seq"))
-        .fetch_all(store.pool())
+        .fetch_all(&mut *store.conn().await?)
         .await?;
     rows.iter().map(event_from_row).collect()
 }

@@ -78,14 +78,15 @@ pub async fn save(tx: &mut Tx, actor: &str, key: &SecretKey, s: &ConnectorSettin
         "auth": if s.certificate_pem.is_some() { "certificate" } else { "secret" },
         "graph_version": s.graph_version, "graph_url": s.graph_url,
     });
-    audit::append(tx, AuditDraft::new(actor, "connector.update", "connector").detail(&detail)).await?;
+    audit::append(tx, AuditDraft::new(actor, "connector.update", "connector").detail(&detail));
     Ok(())
 }
 
 /// Loads the settings, decrypting the secrets with `key`; `None` before the first save.
 pub async fn load(store: &Store, key: &SecretKey) -> Result<Option<ConnectorSettings>> {
-    let Some(r) =
-        sqlx::query("SELECT * FROM connector_settings WHERE id = 1").fetch_optional(store.pool()).await?
+    let Some(r) = sqlx::query("SELECT * FROM connector_settings WHERE id = 1")
+        .fetch_optional(&mut *store.conn().await?)
+        .await?
     else {
         return Ok(None);
     };

@@ -16,7 +16,7 @@ use crate::db::{
 use crate::error::{Result, StoreError};
 
 const COLUMNS: &str = "id, person_id, requester, channel, approval_required, approved_by, security_key_id, \
-                       collection_code_hash, challenge_expires_at, state, failure_reason, created_at, updated_at";
+                       collection_code_hash, challenge, challenge_expires_at, state, failure_reason, created_at, updated_at";
 
 fn from_row(r: &AnyRow) -> Result<Issuance> {
     Ok(Issuance {
@@ -28,6 +28,7 @@ fn from_row(r: &AnyRow) -> Result<Issuance> {
         approved_by: opt_text(r, "approved_by")?,
         security_key_id: opt_parsed(r, "security_key_id")?,
         collection_code_hash: opt_text(r, "collection_code_hash")?,
+        challenge: opt_text(r, "challenge")?,
         challenge_expires_at: opt_int(r, "challenge_expires_at")?.map(from_micros),
         state: parsed(r, "state")?,
         failure_reason: opt_text(r, "failure_reason")?,
@@ -44,7 +45,7 @@ pub fn subject(id: IssuanceId) -> String {
 /// Records a new issuance request.
 pub async fn create(tx: &mut Tx, actor: &str, i: &Issuance) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO issuance ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+        "INSERT INTO issuance ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
     ))
     .bind(i.id.to_string())
     .bind(i.person_id.to_string())
@@ -54,6 +55,7 @@ pub async fn create(tx: &mut Tx, actor: &str, i: &Issuance) -> Result<()> {
     .bind(i.approved_by.clone())
     .bind(i.security_key_id.map(|k| k.to_string()))
     .bind(i.collection_code_hash.clone())
+    .bind(i.challenge.clone())
     .bind(i.challenge_expires_at.map(to_micros))
     .bind(i.state.as_str())
     .bind(i.failure_reason.clone())
@@ -63,7 +65,7 @@ pub async fn create(tx: &mut Tx, actor: &str, i: &Issuance) -> Result<()> {
     .await
     .map_err(|e| StoreError::unique(e, || "an issuance with this collection code".into()))?;
     let detail = json!({"person": i.person_id, "channel": i.channel.as_str(), "approval_required": i.approval_required});
-    audit::append(tx, AuditDraft::new(actor, "issuance.create", subject(i.id)).detail(&detail)).await?;
+    audit::append(tx, AuditDraft::new(actor, "issuance.create", subject(i.id)).detail(&detail));
     Ok(())
 }
 
@@ -79,7 +81,8 @@ async fn get_in(
 }
 
 /// Saves `next` (an issuance whose state the caller moved with [`Issuance::transition`] and
-/// friends) only if the stored state is still `expected`; audits the move.
+/// friends, with its key, challenge and failure reason) only if the stored state is still
+/// `expected`; audits the move.
 pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next: &Issuance) -> Result<()> {
     // Re-check the rule here so a caller cannot store an illegal move.
     if expected != next.state {
@@ -87,7 +90,7 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
     }
     let done = sqlx::query(
         "UPDATE issuance SET state = $2, approved_by = $3, security_key_id = $4, challenge_expires_at = $5,
-         failure_reason = $6, updated_at = $7 WHERE id = $1 AND state = $8",
+         failure_reason = $6, updated_at = $7, challenge = $9 WHERE id = $1 AND state = $8",
     )
     .bind(next.id.to_string())
     .bind(next.state.as_str())
@@ -97,6 +100,7 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
     .bind(next.failure_reason.clone())
     .bind(now_micros())
     .bind(expected.as_str())
+    .bind(next.challenge.clone())
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 0 {
@@ -109,46 +113,20 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
     audit::append(
         tx,
         AuditDraft::new(actor, format!("issuance.{}", next.state), subject(next.id)).detail(&detail),
-    )
-    .await?;
+    );
     Ok(())
-}
-
-/// Records the challenge handed to the client with the creation options (base64url), so the
-/// completion can be checked against it. Part of the options-issued step; audited by its transition.
-pub async fn set_challenge(tx: &mut Tx, id: IssuanceId, challenge: &str) -> Result<()> {
-    let done = sqlx::query("UPDATE issuance SET challenge = $2, updated_at = $3 WHERE id = $1")
-        .bind(id.to_string())
-        .bind(challenge.to_owned())
-        .bind(now_micros())
-        .execute(tx.conn())
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound(subject(id)));
-    }
-    Ok(())
-}
-
-/// The challenge recorded by [`set_challenge`], if any.
-pub async fn challenge(store: &Store, id: IssuanceId) -> Result<Option<String>> {
-    let row = sqlx::query("SELECT challenge FROM issuance WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(store.pool())
-        .await?
-        .ok_or_else(|| StoreError::NotFound(subject(id)))?;
-    opt_text(&row, "challenge")
 }
 
 /// An issuance by id.
 pub async fn get(store: &Store, id: IssuanceId) -> Result<Option<Issuance>> {
-    get_in(store.pool(), id).await
+    get_in(&mut *store.conn().await?, id).await
 }
 
 /// An issuance by the hash of its collection code (see [`keyward_core::issuance::hash_collection_code`]).
 pub async fn find_by_collection_code_hash(store: &Store, hash: &str) -> Result<Option<Issuance>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM issuance WHERE collection_code_hash = $1"))
         .bind(hash.to_owned())
-        .fetch_optional(store.pool())
+        .fetch_optional(&mut *store.conn().await?)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -167,7 +145,7 @@ pub async fn list(
     .bind(person.map(|p| p.to_string()))
     .bind(state.map(|s| s.as_str()))
     .bind(limit)
-    .fetch_all(store.pool())
+    .fetch_all(&mut *store.conn().await?)
     .await?;
     rows.iter().map(from_row).collect()
 }

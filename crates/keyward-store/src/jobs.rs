@@ -112,7 +112,7 @@ pub async fn create(
         .await?;
     }
     let detail = json!({"kind": kind, "units": payloads.len()});
-    audit::append(tx, AuditDraft::new(actor, "job.create", format!("job:{id}")).detail(&detail)).await?;
+    audit::append(tx, AuditDraft::new(actor, "job.create", format!("job:{id}")).detail(&detail));
     Ok(id)
 }
 
@@ -216,7 +216,7 @@ pub async fn fail(tx: &mut Tx, unit: &ClaimedUnit, error: &str, retry: bool) -> 
 pub async fn progress(store: &Store, job: JobId) -> Result<JobProgress> {
     let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM job_unit WHERE job_id = $1 GROUP BY state")
         .bind(job.to_string())
-        .fetch_all(store.pool())
+        .fetch_all(&mut *store.conn().await?)
         .await?;
     let mut p = JobProgress::default();
     for r in &rows {
@@ -238,7 +238,7 @@ pub async fn report(store: &Store, job: JobId) -> Result<Vec<UnitReport>> {
         "SELECT seq, payload, state, result, attempts FROM job_unit WHERE job_id = $1 ORDER BY seq",
     )
     .bind(job.to_string())
-    .fetch_all(store.pool())
+    .fetch_all(&mut *store.conn().await?)
     .await?;
     rows.iter()
         .map(|r| {

@@ -46,7 +46,7 @@ pub async fn insert(tx: &mut Tx, actor: &str, k: &SecurityKey) -> Result<()> {
         StoreError::unique(e, || format!("a key with serial {}", k.serial.as_deref().unwrap_or("?")))
     })?;
     let detail = json!({"serial": k.serial, "aaguid": k.aaguid, "model": k.model});
-    audit::append(tx, AuditDraft::new(actor, "key.create", subject(k.id)).detail(&detail)).await?;
+    audit::append(tx, AuditDraft::new(actor, "key.create", subject(k.id)).detail(&detail));
     Ok(())
 }
 
@@ -63,14 +63,14 @@ async fn get_in(
 
 /// A key by id.
 pub async fn get(store: &Store, id: SecurityKeyId) -> Result<Option<SecurityKey>> {
-    get_in(store.pool(), id).await
+    get_in(&mut *store.conn().await?, id).await
 }
 
 /// A key by serial number.
 pub async fn get_by_serial(store: &Store, serial: &str) -> Result<Option<SecurityKey>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM security_key WHERE serial = $1"))
         .bind(serial.to_owned())
-        .fetch_optional(store.pool())
+        .fetch_optional(&mut *store.conn().await?)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -81,7 +81,7 @@ pub async fn list(store: &Store, state: Option<KeyState>) -> Result<Vec<Security
         "SELECT {COLUMNS} FROM security_key WHERE ($1 IS NULL OR state = $1) ORDER BY serial, id"
     ))
     .bind(state.map(|s| s.as_str()))
-    .fetch_all(store.pool())
+    .fetch_all(&mut *store.conn().await?)
     .await?;
     rows.iter().map(from_row).collect()
 }
@@ -103,6 +103,6 @@ pub async fn set_state(tx: &mut Tx, actor: &str, id: SecurityKeyId, to: KeyState
         return Err(StoreError::NotFound(subject(id)));
     }
     let detail = json!({"from": from.as_str(), "to": to.as_str()});
-    audit::append(tx, AuditDraft::new(actor, format!("key.{to}"), subject(id)).detail(&detail)).await?;
+    audit::append(tx, AuditDraft::new(actor, format!("key.{to}"), subject(id)).detail(&detail));
     Ok(k)
 }

@@ -56,7 +56,7 @@ pub async fn insert(tx: &mut Tx, actor: &str, p: &Passkey) -> Result<()> {
     .map_err(|e| StoreError::unique(e, || format!("a passkey with credential id {}", p.credential_id)))?;
     let detail = json!({"person": p.person_id, "key": p.security_key_id, "aaguid": p.aaguid,
                         "state": p.state.as_str(), "origin": p.origin.as_str()});
-    audit::append(tx, AuditDraft::new(actor, "passkey.record", subject(p.id)).detail(&detail)).await?;
+    audit::append(tx, AuditDraft::new(actor, "passkey.record", subject(p.id)).detail(&detail));
     Ok(())
 }
 
@@ -71,59 +71,65 @@ async fn get_in(
     row.as_ref().map(from_row).transpose()
 }
 
-async fn move_to(tx: &mut Tx, id: PasskeyId, to: PasskeyState, method_id: Option<&str>) -> Result<Passkey> {
-    let mut p = get_in(tx.conn(), id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
-    let from = p.state;
-    p.transition(to)?;
-    if let Some(m) = method_id {
-        p.entra_method_id = Some(m.to_owned());
-    }
-    let done = sqlx::query(
-        "UPDATE passkey SET state = $2, entra_method_id = $3, updated_at = $4 WHERE id = $1 AND state = $5",
-    )
+/// Moves a passkey to `to` in one statement, if its stored state is one of `from` (each a legal move
+/// to `to`); `method_id` and `model` are recorded when given. The row comes back with `RETURNING`,
+/// so a move costs one round trip; only a refused move reads the row to say why.
+async fn move_to(
+    tx: &mut Tx,
+    id: PasskeyId,
+    from: &[PasskeyState],
+    to: PasskeyState,
+    method_id: Option<&str>,
+    model: Option<&str>,
+) -> Result<Passkey> {
+    debug_assert!(from.iter().all(|f| f.transition(to).is_ok()), "illegal move listed");
+    // The states are the enum's fixed names, not input, so they are written into the SQL.
+    let states: Vec<String> = from.iter().map(|f| format!("'{}'", f.as_str())).collect();
+    let row = sqlx::query(&format!(
+        "UPDATE passkey SET state = $2, entra_method_id = COALESCE($3, entra_method_id),
+         model = COALESCE($4, model), updated_at = $5 WHERE id = $1 AND state IN ({})
+         RETURNING {COLUMNS}",
+        states.join(", ")
+    ))
     .bind(id.to_string())
     .bind(to.as_str())
-    .bind(p.entra_method_id.clone())
+    .bind(method_id.map(str::to_owned))
+    .bind(model.map(str::to_owned))
     .bind(now_micros())
-    .bind(from.as_str())
-    .execute(tx.conn())
+    .fetch_optional(tx.conn())
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound(subject(id)));
+    match row {
+        Some(r) => from_row(&r),
+        None => {
+            let current = get_in(tx.conn(), id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
+            Err(keyward_core::PasskeyError::IllegalTransition { from: current.state, to }.into())
+        }
     }
-    Ok(p)
 }
 
-/// Marks a pending passkey registered with Entra's method id.
+/// Marks a pending passkey registered with Entra's method id, and the model name Entra reported
+/// when it gave one (Entra's metadata is the authority on it; Keyward's guess from the embedded
+/// MDS may be missing).
 pub async fn mark_registered(
     tx: &mut Tx,
     actor: &str,
     id: PasskeyId,
     entra_method_id: &str,
+    model: Option<&str>,
 ) -> Result<Passkey> {
-    let p = move_to(tx, id, PasskeyState::Registered, Some(entra_method_id)).await?;
-    let detail = json!({"entra_method_id": entra_method_id, "person": p.person_id});
-    audit::append(tx, AuditDraft::new(actor, "passkey.registered", subject(id)).detail(&detail)).await?;
-    Ok(p)
-}
-
-/// Records the model name Entra reported for a passkey (Entra's metadata is the authority on
-/// it; Keyward's guess from the embedded MDS may be missing). Not audited: it is Entra's
-/// description of a registration already audited, not a change of state.
-pub async fn set_model(tx: &mut Tx, id: PasskeyId, model: &str) -> Result<()> {
-    sqlx::query("UPDATE passkey SET model = $2 WHERE id = $1")
-        .bind(id.to_string())
-        .bind(model.to_owned())
-        .execute(tx.conn())
+    let p = move_to(tx, id, &[PasskeyState::Pending], PasskeyState::Registered, Some(entra_method_id), model)
         .await?;
-    Ok(())
+    let detail = json!({"entra_method_id": entra_method_id, "person": p.person_id});
+    audit::append(tx, AuditDraft::new(actor, "passkey.registered", subject(id)).detail(&detail));
+    Ok(p)
 }
 
 /// Revokes a passkey (after deleting it in Entra, or abandoning a pending one).
 pub async fn revoke(tx: &mut Tx, actor: &str, id: PasskeyId, reason: &str) -> Result<Passkey> {
-    let p = move_to(tx, id, PasskeyState::Revoked, None).await?;
+    let from = [PasskeyState::Pending, PasskeyState::Registered];
+    let p = move_to(tx, id, &from, PasskeyState::Revoked, None, None).await?;
     let detail = json!({"reason": reason, "person": p.person_id, "entra_method_id": p.entra_method_id});
-    audit::append(tx, AuditDraft::new(actor, "passkey.revoke", subject(id)).detail(&detail)).await?;
+    audit::append(tx, AuditDraft::new(actor, "passkey.revoke", subject(id)).detail(&detail));
     Ok(p)
 }
 
@@ -131,38 +137,30 @@ pub async fn revoke(tx: &mut Tx, actor: &str, id: PasskeyId, reason: &str) -> Re
 /// revoked with the audit action `passkey.discard`. Registered passkeys are refused — revoke those
 /// in Entra first.
 pub async fn discard_pending(tx: &mut Tx, actor: &str, id: PasskeyId, reason: &str) -> Result<Passkey> {
-    let current = get_in(tx.conn(), id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
-    if current.state != PasskeyState::Pending {
-        return Err(keyward_core::PasskeyError::IllegalTransition {
-            from: current.state,
-            to: PasskeyState::Revoked,
-        }
-        .into());
-    }
-    let p = move_to(tx, id, PasskeyState::Revoked, None).await?;
+    let p = move_to(tx, id, &[PasskeyState::Pending], PasskeyState::Revoked, None, None).await?;
     let detail = json!({"reason": reason, "person": p.person_id});
-    audit::append(tx, AuditDraft::new(actor, "passkey.discard", subject(id)).detail(&detail)).await?;
+    audit::append(tx, AuditDraft::new(actor, "passkey.discard", subject(id)).detail(&detail));
     Ok(p)
 }
 
 /// Every passkey, oldest first.
 pub async fn list(store: &Store) -> Result<Vec<Passkey>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM passkey ORDER BY created_at, id"))
-        .fetch_all(store.pool())
+        .fetch_all(&mut *store.conn().await?)
         .await?;
     rows.iter().map(from_row).collect()
 }
 
 /// A passkey by id.
 pub async fn get(store: &Store, id: PasskeyId) -> Result<Option<Passkey>> {
-    get_in(store.pool(), id).await
+    get_in(&mut *store.conn().await?, id).await
 }
 
 /// A passkey by WebAuthn credential id (base64url).
 pub async fn find_by_credential_id(store: &Store, credential_id: &str) -> Result<Option<Passkey>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM passkey WHERE credential_id = $1"))
         .bind(credential_id.to_owned())
-        .fetch_optional(store.pool())
+        .fetch_optional(&mut *store.conn().await?)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -172,7 +170,7 @@ pub async fn list_by_person(store: &Store, person: PersonId) -> Result<Vec<Passk
     let rows =
         sqlx::query(&format!("SELECT {COLUMNS} FROM passkey WHERE person_id = $1 ORDER BY created_at, id"))
             .bind(person.to_string())
-            .fetch_all(store.pool())
+            .fetch_all(&mut *store.conn().await?)
             .await?;
     rows.iter().map(from_row).collect()
 }
@@ -183,7 +181,7 @@ pub async fn list_by_key(store: &Store, key: SecurityKeyId) -> Result<Vec<Passke
         "SELECT {COLUMNS} FROM passkey WHERE security_key_id = $1 ORDER BY created_at, id"
     ))
     .bind(key.to_string())
-    .fetch_all(store.pool())
+    .fetch_all(&mut *store.conn().await?)
     .await?;
     rows.iter().map(from_row).collect()
 }

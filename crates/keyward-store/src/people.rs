@@ -89,8 +89,7 @@ pub async fn insert(tx: &mut Tx, actor: &str, p: &Person) -> Result<()> {
         .execute(tx.conn())
         .await
         .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
-    audit::append(tx, AuditDraft::new(actor, "person.create", subject(p.id)).detail(&json!({"upn": p.upn})))
-        .await?;
+    audit::append(tx, AuditDraft::new(actor, "person.create", subject(p.id)).detail(&json!({"upn": p.upn})));
     Ok(())
 }
 
@@ -184,7 +183,7 @@ pub async fn upsert_from_entra(
     }
     update(tx, &p).await?;
     let detail = json!({"upn": p.upn, "enabled": p.enabled, "linked": before.link_method.is_none() && p.link_method.is_some()});
-    audit::append(tx, AuditDraft::new(actor, "person.sync", subject(p.id)).detail(&detail)).await?;
+    audit::append(tx, AuditDraft::new(actor, "person.sync", subject(p.id)).detail(&detail));
     Ok((p, Upserted::Updated))
 }
 
@@ -203,7 +202,7 @@ pub async fn set_link(
     p.link(slot, object_id, method).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     update(tx, &p).await?;
     let detail = json!({"object_id": object_id, "method": method.as_str(), "slot": slot.number()});
-    audit::append(tx, AuditDraft::new(actor, "person.link", subject(id)).detail(&detail)).await?;
+    audit::append(tx, AuditDraft::new(actor, "person.link", subject(id)).detail(&detail));
     Ok(p)
 }
 
@@ -219,7 +218,7 @@ pub async fn set_enabled(tx: &mut Tx, actor: &str, id: PersonId, enabled: bool) 
         return Err(StoreError::NotFound(subject(id)));
     }
     let action = if enabled { "person.enable" } else { "person.disable" };
-    audit::append(tx, AuditDraft::new(actor, action, subject(id))).await?;
+    audit::append(tx, AuditDraft::new(actor, action, subject(id)));
     Ok(())
 }
 
@@ -234,19 +233,24 @@ pub async fn mark_deleted(tx: &mut Tx, actor: &str, id: PersonId) -> Result<()> 
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(subject(id)));
     }
-    audit::append(tx, AuditDraft::new(actor, "person.deleted-in-entra", subject(id))).await?;
+    audit::append(tx, AuditDraft::new(actor, "person.deleted-in-entra", subject(id)));
     Ok(())
 }
 
 /// A person by id.
 pub async fn get(store: &Store, id: PersonId) -> Result<Option<Person>> {
-    one(store.pool(), &format!("SELECT {COLUMNS} FROM person WHERE id = $1"), id.to_string()).await
+    one(&mut *store.conn().await?, &format!("SELECT {COLUMNS} FROM person WHERE id = $1"), id.to_string())
+        .await
 }
 
 /// A person by UPN (case-insensitive).
 pub async fn get_by_upn(store: &Store, upn: &str) -> Result<Option<Person>> {
-    one(store.pool(), &format!("SELECT {COLUMNS} FROM person WHERE lower(upn) = lower($1)"), upn.to_owned())
-        .await
+    one(
+        &mut *store.conn().await?,
+        &format!("SELECT {COLUMNS} FROM person WHERE lower(upn) = lower($1)"),
+        upn.to_owned(),
+    )
+    .await
 }
 
 /// A person by Entra object id, held in the configured slot.
@@ -256,7 +260,7 @@ pub async fn get_by_object_id(
     object_id: &str,
 ) -> Result<Option<Person>> {
     let sql = format!("SELECT {COLUMNS} FROM person WHERE {} = lower($1)", slot_column(slot));
-    one(store.pool(), &sql, object_id.to_owned()).await
+    one(&mut *store.conn().await?, &sql, object_id.to_owned()).await
 }
 
 /// People whose display name or UPN contains `query` (case-insensitive), by UPN, at most `limit`.
@@ -265,7 +269,8 @@ pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Person
         "SELECT {COLUMNS} FROM person WHERE lower(upn) LIKE $1 ESCAPE '\\' OR lower(display_name) LIKE $1 ESCAPE '\\'
          ORDER BY lower(upn) LIMIT $2"
     );
-    let rows = sqlx::query(&sql).bind(like_pattern(query)).bind(limit).fetch_all(store.pool()).await?;
+    let rows =
+        sqlx::query(&sql).bind(like_pattern(query)).bind(limit).fetch_all(&mut *store.conn().await?).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -276,7 +281,7 @@ pub async fn list(store: &Store, after_upn: Option<&str>, limit: i64) -> Result<
     let rows = sqlx::query(&sql)
         .bind(after_upn.unwrap_or("").to_owned())
         .bind(limit)
-        .fetch_all(store.pool())
+        .fetch_all(&mut *store.conn().await?)
         .await?;
     rows.iter().map(from_row).collect()
 }
@@ -288,12 +293,12 @@ pub async fn list_linked(store: &Store, slot: ExternalRefSlot) -> Result<Vec<Per
         "SELECT {COLUMNS} FROM person WHERE {} IS NOT NULL AND link_method IS NOT NULL ORDER BY lower(upn)",
         slot_column(slot)
     );
-    let rows = sqlx::query(&sql).fetch_all(store.pool()).await?;
+    let rows = sqlx::query(&sql).fetch_all(&mut *store.conn().await?).await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Number of people.
 pub async fn count(store: &Store) -> Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM person").fetch_one(store.pool()).await?;
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM person").fetch_one(&mut *store.conn().await?).await?;
     crate::db::int(&row, "n")
 }

@@ -44,7 +44,7 @@ pub async fn upsert(tx: &mut Tx, actor: &str, p: &EnrollmentPolicy) -> Result<()
     .bind(now_micros())
     .execute(tx.conn())
     .await?;
-    audit::append(tx, AuditDraft::new(actor, "policy.set", format!("group:{}", p.group)).detail(p)).await?;
+    audit::append(tx, AuditDraft::new(actor, "policy.set", format!("group:{}", p.group)).detail(p));
     Ok(())
 }
 
@@ -55,7 +55,7 @@ pub async fn delete(tx: &mut Tx, actor: &str, group: &str) -> Result<bool> {
         .execute(tx.conn())
         .await?;
     if done.rows_affected() > 0 {
-        audit::append(tx, AuditDraft::new(actor, "policy.delete", format!("group:{group}"))).await?;
+        audit::append(tx, AuditDraft::new(actor, "policy.delete", format!("group:{group}")));
     }
     Ok(done.rows_affected() > 0)
 }
@@ -63,7 +63,7 @@ pub async fn delete(tx: &mut Tx, actor: &str, group: &str) -> Result<bool> {
 /// Every policy, by group.
 pub async fn list(store: &Store) -> Result<Vec<EnrollmentPolicy>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM enrollment_policy ORDER BY group_name"))
-        .fetch_all(store.pool())
+        .fetch_all(&mut *store.conn().await?)
         .await?;
     rows.iter().map(from_row).collect()
 }
@@ -72,7 +72,7 @@ pub async fn list(store: &Store) -> Result<Vec<EnrollmentPolicy>> {
 pub async fn get(store: &Store, group: &str) -> Result<Option<EnrollmentPolicy>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM enrollment_policy WHERE group_name = $1"))
         .bind(group.to_owned())
-        .fetch_optional(store.pool())
+        .fetch_optional(&mut *store.conn().await?)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -81,7 +81,7 @@ pub async fn get(store: &Store, group: &str) -> Result<Option<EnrollmentPolicy>>
 pub async fn get_by_id(store: &Store, id: PolicyId) -> Result<Option<EnrollmentPolicy>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM enrollment_policy WHERE id = $1"))
         .bind(id.to_string())
-        .fetch_optional(store.pool())
+        .fetch_optional(&mut *store.conn().await?)
         .await?;
     row.as_ref().map(from_row).transpose()
 }

@@ -84,8 +84,7 @@ pub async fn create(tx: &mut Tx, actor: &str, name: &str, role: Role) -> Result<
     audit::append(
         tx,
         AuditDraft::new(actor, "token.create", format!("token:{name}")).detail(&json!({"role": role})),
-    )
-    .await?;
+    );
     Ok((rec, token))
 }
 
@@ -95,14 +94,14 @@ pub async fn authenticate(store: &Store, token: &SecretString) -> Result<Option<
     let row =
         sqlx::query(&format!("SELECT {COLUMNS} FROM api_token WHERE token_hash = $1 AND revoked_at IS NULL"))
             .bind(hash.clone())
-            .fetch_optional(store.pool())
+            .fetch_optional(&mut *store.conn().await?)
             .await?;
     let Some(mut rec) = row.as_ref().map(from_row).transpose()? else { return Ok(None) };
     let now = now_micros();
     sqlx::query("UPDATE api_token SET last_used_at = $2 WHERE token_hash = $1")
         .bind(hash)
         .bind(now)
-        .execute(store.pool())
+        .execute(&mut *store.conn().await?)
         .await?;
     rec.last_used_at = Some(from_micros(now));
     Ok(Some(rec))
@@ -116,7 +115,7 @@ pub async fn revoke(tx: &mut Tx, actor: &str, name: &str) -> Result<bool> {
         .execute(tx.conn())
         .await?;
     if done.rows_affected() > 0 {
-        audit::append(tx, AuditDraft::new(actor, "token.revoke", format!("token:{name}"))).await?;
+        audit::append(tx, AuditDraft::new(actor, "token.revoke", format!("token:{name}")));
     }
     Ok(done.rows_affected() > 0)
 }
@@ -124,7 +123,7 @@ pub async fn revoke(tx: &mut Tx, actor: &str, name: &str) -> Result<bool> {
 /// All tokens (live and revoked), by name.
 pub async fn list(store: &Store) -> Result<Vec<ApiToken>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM api_token ORDER BY name"))
-        .fetch_all(store.pool())
+        .fetch_all(&mut *store.conn().await?)
         .await?;
     rows.iter().map(from_row).collect()
 }

@@ -20,7 +20,7 @@ async fn concurrent_appends_keep_the_chain_linear(store: Store) {
                 .await
                 .unwrap();
             tokio::task::yield_now().await;
-            audit::append(&mut tx, AuditDraft::new("token:t", "test.extra", format!("n:{i}"))).await.unwrap();
+            audit::append(&mut tx, AuditDraft::new("token:t", "test.extra", format!("n:{i}")));
             tx.commit().await.unwrap();
         }));
     }
@@ -37,7 +37,7 @@ async fn concurrent_appends_keep_the_chain_linear(store: Store) {
 async fn tampering_with_a_row_is_detected_and_named(store: Store) {
     for i in 0..8 {
         let mut tx = store.begin().await.unwrap();
-        audit::append(&mut tx, AuditDraft::new("user:ada", "key.lost", format!("key:{i}"))).await.unwrap();
+        audit::append(&mut tx, AuditDraft::new("user:ada", "key.lost", format!("key:{i}")));
         tx.commit().await.unwrap();
     }
     assert_eq!(audit::verify(&store).await.unwrap(), 8);
@@ -94,7 +94,7 @@ async fn rollback_discards_change_and_audit_together(store: Store) {
 /// it fork the chain.
 async fn a_stale_head_hint_never_forks_the_chain(store: Store) {
     let mut tx = store.begin().await.unwrap();
-    audit::append(&mut tx, AuditDraft::new("a", "first", "s")).await.unwrap();
+    audit::append(&mut tx, AuditDraft::new("a", "first", "s"));
     tx.commit().await.unwrap();
     // Another server appends event 2 directly.
     let first = audit::list(&store, &AuditFilter::default()).await.unwrap().remove(0);
@@ -118,19 +118,46 @@ async fn a_stale_head_hint_never_forks_the_chain(store: Store) {
     .unwrap();
     // A rolled-back append, then two in one transaction.
     let mut tx = store.begin().await.unwrap();
-    audit::append(&mut tx, AuditDraft::new("a", "rolled-back", "s")).await.unwrap();
+    audit::append(&mut tx, AuditDraft::new("a", "rolled-back", "s"));
     tx.rollback().await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    let third = audit::append(&mut tx, AuditDraft::new("a", "third", "s")).await.unwrap();
-    let fourth = audit::append(&mut tx, AuditDraft::new("a", "fourth", "s")).await.unwrap();
+    audit::append(&mut tx, AuditDraft::new("a", "third", "s"));
+    audit::append(&mut tx, AuditDraft::new("a", "fourth", "s"));
     tx.commit().await.unwrap();
-    assert_eq!((third.seq, third.prev_hash.as_str()), (3, other.hash.as_str()));
-    assert_eq!((fourth.seq, fourth.prev_hash.as_str()), (4, third.hash.as_str()));
+    let events = audit::list(&store, &AuditFilter::default()).await.unwrap();
+    let (third, fourth) = (&events[2], &events[3]);
+    assert_eq!(
+        (third.action.as_str(), third.seq, third.prev_hash.as_str()),
+        ("third", 3, other.hash.as_str())
+    );
+    assert_eq!(
+        (fourth.action.as_str(), fourth.seq, fourth.prev_hash.as_str()),
+        ("fourth", 4, third.hash.as_str())
+    );
     assert_eq!(audit::verify(&store).await.unwrap(), 4);
+}
+
+/// A transaction's events are written together at commit, several statements' worth when there
+/// are many (a sync of thousands of people is one transaction): all of them land, in order,
+/// after events already there, and the chain verifies.
+async fn a_transaction_with_thousands_of_events_commits_them_all(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    audit::append(&mut tx, AuditDraft::new("a", "before", "s"));
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..1_234 {
+        audit::append(&mut tx, AuditDraft::new("sync", "person.sync", format!("person:{i}")));
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(audit::verify(&store).await.unwrap(), 1_235);
+    let last =
+        audit::list(&store, &AuditFilter { after_seq: Some(1_234), ..Default::default() }).await.unwrap();
+    assert_eq!((last[0].seq, last[0].subject.as_str()), (1_235, "person:1233"));
 }
 
 on_both!(
     a_stale_head_hint_never_forks_the_chain,
+    a_transaction_with_thousands_of_events_commits_them_all,
     concurrent_appends_keep_the_chain_linear,
     tampering_with_a_row_is_detected_and_named,
     rollback_discards_change_and_audit_together,

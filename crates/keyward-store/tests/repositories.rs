@@ -167,10 +167,19 @@ async fn keys_and_passkeys_lifecycle(store: Store) {
         keys::set_state(tx, "op", key.id, KeyState::Issued).await.unwrap();
     })
     .await;
-    let reg = commit(&store, async |tx| passkeys::mark_registered(tx, "op", pk.id, "method-123").await)
-        .await
-        .unwrap();
+    let reg = commit(&store, async |tx| {
+        passkeys::mark_registered(tx, "op", pk.id, "method-123", Some("Entra's model name")).await
+    })
+    .await
+    .unwrap();
     assert_eq!((reg.state, reg.entra_method_id.as_deref()), (PasskeyState::Registered, Some("method-123")));
+    assert_eq!(reg.model.as_deref(), Some("Entra's model name"), "Entra's model name is recorded");
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        passkeys::mark_registered(&mut tx, "op", PasskeyId::new(), "m", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    drop(tx);
     let found = passkeys::find_by_credential_id(&store, "Y3JlZC0x").await.unwrap().unwrap();
     assert_eq!((found.id, found.state), (pk.id, PasskeyState::Registered));
     assert_eq!(passkeys::list_by_person(&store, person.id).await.unwrap().len(), 1);
@@ -262,13 +271,16 @@ async fn issuance_transitions_are_optimistic(store: Store) {
 
     cur.transition(IssuanceState::OptionsIssued).unwrap();
     cur.challenge_expires_at = Some(OffsetDateTime::now_utc() + time::Duration::minutes(5));
-    assert_eq!(issuances::challenge(&store, iss.id).await.unwrap(), None);
+    assert_eq!(issuances::get(&store, iss.id).await.unwrap().unwrap().challenge, None);
+    cur.challenge = Some("dGhlLWNoYWxsZW5nZQ".into());
     commit(&store, async |tx| {
         issuances::transition(tx, "user:ada", IssuanceState::Approved, &cur).await.unwrap();
-        issuances::set_challenge(tx, cur.id, "dGhlLWNoYWxsZW5nZQ").await.unwrap();
     })
     .await;
-    assert_eq!(issuances::challenge(&store, iss.id).await.unwrap().as_deref(), Some("dGhlLWNoYWxsZW5nZQ"));
+    assert_eq!(
+        issuances::get(&store, iss.id).await.unwrap().unwrap().challenge.as_deref(),
+        Some("dGhlLWNoYWxsZW5nZQ")
+    );
     cur.fail("Entra rejected the attestation").unwrap();
     commit(&store, async |tx| {
         issuances::transition(tx, "system", IssuanceState::OptionsIssued, &cur).await.unwrap()
