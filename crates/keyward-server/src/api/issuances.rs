@@ -207,7 +207,14 @@ async fn complete_issuance(
         firmware: req.firmware,
         display_name: req.display_name,
     };
-    let done = s.complete_issuance(&actor, issuance_id(&id)?, completion).await?;
+    let id = issuance_id(&id)?;
+    // The completion runs as its own task: a client that disconnects mid-request drops this
+    // handler, and must not cut the completion between Entra's registration and recording it
+    // (that would leave a passkey in Entra that Keyward has only as pending).
+    let service = s.clone();
+    let done = tokio::spawn(async move { service.complete_issuance(&actor, id, completion).await })
+        .await
+        .map_err(|e| ApiError::Internal(format!("the completion task failed: {e}")))??;
     Ok(ApiJson(CompletedView {
         issuance: IssuanceView::from(&done.issuance),
         passkey: PasskeyView::from(&done.passkey),

@@ -100,7 +100,7 @@ impl Service {
         let draft = AuditDraft::new(actor, "entra-policy.update", "entra:fido2-policy")
             .outcome(outcome)
             .detail(&detail);
-        audit::append(&mut tx, draft).await.map_err(store_error)?;
+        audit::append(&mut tx, draft);
         tx.commit().await.map_err(store_error)?;
         result.map_err(|e| ApiError::Upstream(e.to_string()))?;
         self.entra_policy().await
@@ -132,9 +132,7 @@ impl Service {
         audit::append(
             &mut tx,
             AuditDraft::new(actor, "tap.issue", format!("person:{person}")).detail(&detail),
-        )
-        .await
-        .map_err(store_error)?;
+        );
         tx.commit().await.map_err(store_error)?;
         Ok((issued.method, issued.pass))
     }

@@ -14,7 +14,7 @@ use keyward_core::{
     PinRules, SecurityKey,
 };
 use keyward_entra::{Registered, RegistrationError, RegistrationPath};
-use keyward_store::{issuances, keys, passkeys, people, policies};
+use keyward_store::{StoreError, issuances, keys, passkeys, people, policies};
 use keyward_webauthn::b64;
 use keyward_webauthn::graph::{
     AttestationResponse, CredentialCreationOptions, Fido2RegistrationRequest, PublicKeyCredential,
@@ -280,11 +280,9 @@ impl Service {
                 .map_err(|e| ApiError::Conflict(e.to_string()))?;
         }
         issuance.challenge_expires_at = expires;
+        issuance.challenge = Some(options.public_key.challenge.clone());
         let mut tx = self.store.begin().await.map_err(store_error)?;
         issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
-        issuances::set_challenge(&mut tx, issuance.id, &options.public_key.challenge)
-            .await
-            .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         let pin = self.effective_policy(&person).await?.map(|p| p.pin).unwrap_or_default();
         Ok(IssuanceOptions { issuance, creation_options: options, pin, upn: person.upn })
@@ -327,10 +325,8 @@ impl Service {
             (None, Some(serial)) => keys::get_by_serial(&self.store, serial).await.map_err(store_error)?,
             (None, None) => None,
         };
-        let challenge =
-            issuances::challenge(&self.store, issuance.id).await.map_err(store_error)?.unwrap_or_default();
         let expect = Expectation {
-            challenge: &challenge,
+            challenge: issuance.challenge.as_deref().unwrap_or_default(),
             tenant_policy: Some(&tenant_policy),
             enrollment: enrollment.as_ref(),
             key: key.as_ref(),
@@ -346,7 +342,7 @@ impl Service {
                         .outcome(Outcome::Failure)
                         .detail(&detail);
                 let mut tx = self.store.begin().await.map_err(store_error)?;
-                keyward_store::audit::append(&mut tx, draft).await.map_err(store_error)?;
+                keyward_store::audit::append(&mut tx, draft);
                 tx.commit().await.map_err(store_error)?;
                 return Err(ApiError::Refused(refusal.to_string()));
             }
@@ -360,54 +356,63 @@ impl Service {
             c.serial.as_deref(),
         );
 
-        // A completion retried after an unknown outcome finds its pending passkey: reuse it, and ask
-        // Entra whether the earlier POST landed before sending another.
-        let existing =
-            passkeys::find_by_credential_id(&self.store, &credential_id).await.map_err(store_error)?;
-        let retry = match &existing {
-            Some(p) if p.state == PasskeyState::Pending && p.person_id == person.id => true,
-            Some(p) => {
-                return Err(ApiError::Conflict(format!(
-                    "this credential is already recorded as passkey {} ({}); make a new credential",
-                    p.id, p.state
-                )));
-            }
-            None => false,
+        // Record the intent (the pending passkey, and the key when it is new) before the POST. A
+        // completion retried after an unknown outcome collides with its own pending passkey: it
+        // reuses that one, and asks Entra whether the earlier POST landed before sending another.
+        let mut passkey = Passkey {
+            id: PasskeyId::new(),
+            entra_method_id: None,
+            credential_id: credential_id.clone(),
+            person_id: person.id,
+            security_key_id: None,
+            aaguid: checked.aaguid,
+            model: model.clone(),
+            display_name: display_name.clone(),
+            created_at: OffsetDateTime::now_utc(),
+            state: PasskeyState::Pending,
+            origin: PasskeyOrigin::Managed,
         };
-        let mut passkey = match existing {
-            Some(p) => p,
-            None => {
-                // Record the intent (the pending passkey, and the key when it is new) before the POST.
-                let mut tx = self.store.begin().await.map_err(store_error)?;
-                if key.is_none() && c.serial.is_some() {
-                    let mut k = SecurityKey::new(c.serial.clone(), checked.aaguid);
-                    k.model = model.clone();
-                    k.firmware = c.firmware.clone();
-                    keys::insert(&mut tx, actor, &k).await.map_err(store_error)?;
-                    key = Some(k);
-                }
-                let passkey = Passkey {
-                    id: PasskeyId::new(),
-                    entra_method_id: None,
-                    credential_id: credential_id.clone(),
-                    person_id: person.id,
-                    security_key_id: key.as_ref().map(|k| k.id),
-                    aaguid: checked.aaguid,
-                    model: model.clone(),
-                    display_name: display_name.clone(),
-                    created_at: OffsetDateTime::now_utc(),
-                    state: PasskeyState::Pending,
-                    origin: PasskeyOrigin::Managed,
-                };
-                passkeys::insert(&mut tx, actor, &passkey).await.map_err(store_error)?;
-                if issuance.security_key_id.is_none() && key.is_some() {
+        let mut tx = self.store.begin().await.map_err(store_error)?;
+        let mut new_key = None;
+        if key.is_none() && c.serial.is_some() {
+            let mut k = SecurityKey::new(c.serial.clone(), checked.aaguid);
+            k.model = model.clone();
+            k.firmware = c.firmware.clone();
+            keys::insert(&mut tx, actor, &k).await.map_err(store_error)?;
+            new_key = Some(k);
+        }
+        passkey.security_key_id = key.as_ref().or(new_key.as_ref()).map(|k| k.id);
+        let retry = match passkeys::insert(&mut tx, actor, &passkey).await {
+            Ok(()) => {
+                if issuance.security_key_id.is_none() && passkey.security_key_id.is_some() {
                     let from = issuance.state;
-                    issuance.security_key_id = key.as_ref().map(|k| k.id);
+                    issuance.security_key_id = passkey.security_key_id;
                     issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
                 }
                 tx.commit().await.map_err(store_error)?;
-                passkey
+                if new_key.is_some() {
+                    key = new_key;
+                }
+                false
             }
+            Err(StoreError::Duplicate(_)) => {
+                tx.rollback().await.map_err(store_error)?;
+                let existing = passkeys::find_by_credential_id(&self.store, &credential_id)
+                    .await
+                    .map_err(store_error)?
+                    .ok_or_else(|| {
+                        ApiError::Conflict("the credential changed while it was recorded; retry".into())
+                    })?;
+                if existing.state != PasskeyState::Pending || existing.person_id != person.id {
+                    return Err(ApiError::Conflict(format!(
+                        "this credential is already recorded as passkey {} ({}); make a new credential",
+                        existing.id, existing.state
+                    )));
+                }
+                passkey = existing;
+                true
+            }
+            Err(e) => return Err(store_error(e)),
         };
 
         let body = Fido2RegistrationRequest {
@@ -433,15 +438,10 @@ impl Service {
         match outcome {
             Ok(registered) => {
                 let mut tx = self.store.begin().await.map_err(store_error)?;
-                passkey = passkeys::mark_registered(&mut tx, actor, passkey.id, &registered.method.id)
+                let model = registered.method.model.as_deref();
+                passkey = passkeys::mark_registered(&mut tx, actor, passkey.id, &registered.method.id, model)
                     .await
                     .map_err(store_error)?;
-                if let Some(model) =
-                    registered.method.model.as_deref().filter(|m| passkey.model.as_deref() != Some(*m))
-                {
-                    passkeys::set_model(&mut tx, passkey.id, model).await.map_err(store_error)?;
-                    passkey.model = Some(model.to_owned());
-                }
                 let from = issuance.state;
                 issuance
                     .transition(IssuanceState::Registered)
@@ -486,7 +486,7 @@ impl Service {
         let audit = serde_json::json!({"method": method, "detail": detail, "person": issuance.person_id});
         let draft = AuditDraft::new(actor, "pin.handover", issuances::subject(id)).detail(&audit);
         let mut tx = self.store.begin().await.map_err(store_error)?;
-        keyward_store::audit::append(&mut tx, draft).await.map_err(store_error)?;
+        keyward_store::audit::append(&mut tx, draft);
         tx.commit().await.map_err(store_error)?;
         Ok(())
     }

@@ -154,7 +154,7 @@ impl Service {
     async fn finish_pending(&self, actor: &str, p: &Passkey, method_id: &str) -> Result<(), ApiError> {
         let issuance = self.issuance_of(p).await?;
         let mut tx = self.store.begin().await.map_err(store_error)?;
-        passkeys::mark_registered(&mut tx, actor, p.id, method_id).await.map_err(store_error)?;
+        passkeys::mark_registered(&mut tx, actor, p.id, method_id, None).await.map_err(store_error)?;
         if let Some(mut i) = issuance {
             let from = i.state;
             i.transition(IssuanceState::Registered).map_err(|e| ApiError::Conflict(e.to_string()))?;
