@@ -98,3 +98,45 @@ async fn two_hundred_issuances_survive_lost_answers_and_503s() {
     assert!(per_person.values().all(|n| *n == 1), "a person has two registered passkeys");
     eprintln!("{unknown_outcomes} completions had to be repeated after an unknown outcome");
 }
+
+/// A completion whose answer was lost leaves the passkey pending; a client that then gives up and
+/// fails the issuance (as `bulk --resume` does) must not be able to: the server asks Entra first,
+/// finds the passkey, and records it registered — so the person is not provisioned twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_an_issuance_whose_answer_was_lost_records_the_passkey_instead() {
+    let stack = Stack::start(StackOptions::sqlite()).await;
+    let (status, report) = stack.call(Role::Operator, "POST", "/api/v1/people/sync", Some(json!({}))).await;
+    assert_eq!(status, 200, "{report}");
+    let upn = "adele.vance@contoso.onmicrosoft.com";
+    let (status, issuance) =
+        stack.call(Role::Operator, "POST", "/api/v1/issuances", Some(json!({"person": upn}))).await;
+    assert_eq!(status, 201, "{issuance}");
+    let id = issuance["id"].as_str().unwrap().to_owned();
+    let (status, options) =
+        stack.call(Role::Operator, "POST", &format!("/api/v1/issuances/{id}/options"), None).await;
+    assert_eq!(status, 200, "{options}");
+    let mut desk = stack.soft_key();
+    let (cdj, att) = desk.make_credential(&options["creation_options"]);
+    let body = json!({"client_data_json": b64(&cdj), "attestation_object": b64(&att)});
+    let (status, response) =
+        stack.call(Role::Operator, "POST", &format!("/api/v1/issuances/{id}/complete"), Some(body)).await;
+    assert_eq!(status, 200, "{response}");
+    // Put Keyward back where a lost answer (or a server killed right after the POST) leaves it:
+    // the passkey is in Entra, Keyward has it pending and the issuance options-issued.
+    let pool = stack.service.store.pool();
+    sqlx::query("UPDATE passkey SET state = 'pending', entra_method_id = NULL").execute(pool).await.unwrap();
+    sqlx::query("UPDATE issuance SET state = 'options-issued' WHERE id = $1")
+        .bind(&id)
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let fail = json!({"reason": "the operator gave up"});
+    let (status, refused) =
+        stack.call(Role::Operator, "POST", &format!("/api/v1/issuances/{id}/fail"), Some(fail)).await;
+    assert_eq!(status, 409, "an issuance whose passkey reached Entra is not failed: {refused}");
+    let (_, now) = stack.call(Role::Operator, "GET", &format!("/api/v1/issuances/{id}"), None).await;
+    assert_eq!(now["state"], "registered", "{now}");
+    let (_, registered) = stack.call(Role::Operator, "GET", "/api/v1/passkeys?state=registered", None).await;
+    assert_eq!(registered.as_array().unwrap().len(), 1, "{registered}");
+}

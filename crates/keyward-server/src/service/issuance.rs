@@ -168,6 +168,11 @@ impl Service {
         Ok(())
     }
 
+    async fn has_pending_passkey(&self, person: PersonId) -> Result<bool, ApiError> {
+        let all = passkeys::list_by_person(&self.store, person).await.map_err(store_error)?;
+        Ok(all.iter().any(|p| p.state == PasskeyState::Pending && p.origin == PasskeyOrigin::Managed))
+    }
+
     async fn registered_count(&self, person: PersonId) -> Result<u32, ApiError> {
         let all = passkeys::list_by_person(&self.store, person).await.map_err(store_error)?;
         Ok(all.iter().filter(|p| p.state == PasskeyState::Registered).count() as u32)
@@ -233,6 +238,10 @@ impl Service {
     }
 
     /// Marks an issuance failed with the client's reason (e.g. the key refused the PIN).
+    ///
+    /// A person with a pending passkey (a completion whose answer from Entra was lost) is
+    /// reconciled first: if Entra has the passkey, the issuance is registered, not failed. One
+    /// still unknown refuses the failure, so a client starting again cannot register twice.
     pub async fn fail_issuance(
         &self,
         actor: &str,
@@ -240,6 +249,16 @@ impl Service {
         reason: &str,
     ) -> Result<Issuance, ApiError> {
         let mut issuance = self.issuance(id).await?;
+        if self.has_pending_passkey(issuance.person_id).await? {
+            self.reconcile(actor, Some(issuance.person_id)).await?;
+            issuance = self.issuance(id).await?;
+            if self.has_pending_passkey(issuance.person_id).await? {
+                return Err(ApiError::Conflict(format!(
+                    "a registration for this person is still pending: Entra's answer was lost and the passkey is not in Entra yet; \
+                     run `keyward passkeys reconcile` once the challenge has expired, then fail issuance {id}"
+                )));
+            }
+        }
         let from = issuance.state;
         issuance.fail(reason).map_err(|e| ApiError::Conflict(e.to_string()))?;
         self.save_transition(actor, &issuance, from).await?;

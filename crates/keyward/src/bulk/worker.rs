@@ -3,7 +3,8 @@
 //! Before provisioning a person the worker asks the server what exists already (a unit claimed
 //! again after a crash or Ctrl-C may have got anywhere): a registered passkey issued by Keyward
 //! means the row is done — never provision twice. Otherwise any issuance left open is marked
-//! failed and the soft-key vault (which then holds at most an unused credential) is deleted,
+//! failed (the server first asks Entra about a passkey left pending, and refuses if the
+//! earlier attempt in fact registered it — then the row is done too) and the soft-key vault (which then holds at most an unused credential) is deleted,
 //! and the person is provisioned from the start on a fresh vault. The unit's outcome goes to the
 //! server under the unit's lease; a result never contains a PIN.
 
@@ -43,6 +44,14 @@ async fn settle_previous(api: &ApiClient, keys: &SoftKeys, upn: &str) -> anyhow:
             if let Err(e) = api.fail_issuance(&issuance.id, reason).await {
                 let now = api.issuance(&issuance.id).await?;
                 if now.state == "registered" {
+                    // The server found the earlier attempt's passkey in Entra (its answer had
+                    // been lost): the row is done, and the vault holds that passkey.
+                    let person = api.person(upn).await?;
+                    if let Some(p) =
+                        person.passkeys.iter().find(|p| p.state == "registered" && p.origin == "managed")
+                    {
+                        return Ok(Some(p.id.clone()));
+                    }
                     anyhow::bail!(
                         "issuance {} became registered while being cleaned up; run --resume again",
                         issuance.id
