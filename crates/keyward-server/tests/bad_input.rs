@@ -40,16 +40,18 @@ async fn malformed_completions_are_refused_and_leave_the_issuance_open() {
 
     // A body over the limit (256 KiB by default) is answered 413 with a message. 300 KiB fits
     // in the socket buffers, so the client always gets to read the answer.
-    let over = "A".repeat(300 * 1024);
-    let response = stack
-        .http
-        .post(format!("{}{complete}", stack.url))
-        .bearer_auth(&stack.tokens[&Role::Operator])
-        .header("content-type", "application/json")
-        .body(format!(r#"{{"client_data_json":"{over}","attestation_object":""}}"#))
-        .send()
-        .await
-        .unwrap();
+    // A completion whose client data is `len` bytes of filler.
+    let post_padded = |len: usize| {
+        let filler = "A".repeat(len);
+        stack
+            .http
+            .post(format!("{}{complete}", stack.url))
+            .bearer_auth(&stack.tokens[&Role::Operator])
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"client_data_json":"{filler}","attestation_object":""}}"#))
+            .send()
+    };
+    let response = post_padded(300 * 1024).await.unwrap();
     assert_eq!(response.status().as_u16(), 413);
     let body: Value = response.json().await.unwrap();
     assert!(message(&body).contains("max_body_bytes"), "{body}");
@@ -57,15 +59,7 @@ async fn malformed_completions_are_refused_and_leave_the_issuance_open() {
     // 10 MB: the server answers 413 as soon as it sees the length and closes the connection; the
     // client may still be writing and then sees the connection closed instead of the answer.
     // Either way it is refused and nothing changes (checked below with the other cases).
-    let huge = "A".repeat(10 * 1024 * 1024);
-    let sent = stack
-        .http
-        .post(format!("{}{complete}", stack.url))
-        .bearer_auth(&stack.tokens[&Role::Operator])
-        .header("content-type", "application/json")
-        .body(format!(r#"{{"client_data_json":"{huge}","attestation_object":""}}"#))
-        .send()
-        .await;
+    let sent = post_padded(10 * 1024 * 1024).await;
     match sent {
         Ok(response) => assert_eq!(response.status().as_u16(), 413),
         Err(e) => assert!(e.is_request(), "{e}"),
