@@ -27,7 +27,7 @@ const EVENTS_PER_STATEMENT: usize = 64;
 const AUDIT_LOCK_KEY: i64 = 0x004b_5741_5544_4954;
 
 /// Appends `draft` to the chain as part of `tx`: it is written when the transaction commits, with
-/// the transaction's other events in one statement (see [`flush`]), and discarded if it rolls back.
+/// the transaction's other events in one statement (see [`Tx::commit`]), and discarded if it rolls back.
 pub fn append(tx: &mut Tx, draft: AuditDraft) {
     tx.pending_audit.push(draft);
 }

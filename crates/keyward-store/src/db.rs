@@ -17,16 +17,15 @@
 //! the audit chain (see [`crate::audit`]).
 
 use std::borrow::Cow;
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row, TransactionManager};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Row, TransactionManager};
 use time::OffsetDateTime;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::conn::{Conn, LocalPool, SQLITE_CONNECTIONS, sqlite_pragmas};
 
 use crate::error::{Result, StoreError};
 
@@ -47,7 +46,7 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// SQLite only: the connections the repositories use (see [`LocalPool`]).
+    /// SQLite only: the connections the repositories use (see [`crate::conn`]).
     local: Option<Arc<LocalPool>>,
     backend: Backend,
     /// The last audit event this process committed (`seq`, `hash`): a hint that saves a read per
@@ -115,95 +114,6 @@ impl Drop for Tx {
 /// The transaction manager behind [`Tx`] (sqlx's, for the `Any` driver).
 type Manager = <Any as sqlx::Database>::TransactionManager;
 
-/// SQLite connections Keyward keeps open: one writer at a time holds the lock, the others read.
-const SQLITE_CONNECTIONS: usize = 8;
-
-/// Settings every SQLite connection gets: WAL (readers never block the writer), a 5 s busy
-/// timeout, foreign keys, and `synchronous = NORMAL` (durable at checkpoints, safe with WAL).
-async fn sqlite_pragmas(conn: &mut AnyConnection) -> std::result::Result<(), sqlx::Error> {
-    conn.execute("PRAGMA journal_mode = WAL").await?;
-    conn.execute("PRAGMA busy_timeout = 5000").await?;
-    conn.execute("PRAGMA foreign_keys = ON").await?;
-    conn.execute("PRAGMA synchronous = NORMAL").await?;
-    Ok(())
-}
-
-/// Keyward's own pool of SQLite connections.
-///
-/// **Why not sqlx's pool for SQLite.** sqlx runs each SQLite connection on a worker thread, and its
-/// pool pings a connection when it is returned (and, by default, before handing it out), so one
-/// statement through the pool costs two or three thread hand-offs instead of one; on this
-/// project's 2-core machine that was about 50 µs of CPU per statement against 19 µs on a held
-/// connection — most of an issuance's budget. A local file needs no liveness check, so this pool
-/// just hands connections out and takes them back. PostgreSQL keeps sqlx's pool, whose checks
-/// are worth their cost over a network.
-#[derive(Debug)]
-struct LocalPool {
-    idle: Mutex<Vec<AnyConnection>>,
-    permits: Arc<Semaphore>,
-    options: AnyConnectOptions,
-}
-
-impl LocalPool {
-    async fn acquire(self: &Arc<Self>) -> Result<LocalConn> {
-        let permit = self.permits.clone().acquire_owned().await.map_err(|_| sqlx::Error::PoolClosed)?;
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => {
-                let mut conn = self.options.connect().await?;
-                sqlite_pragmas(&mut conn).await?;
-                conn
-            }
-        };
-        Ok(LocalConn { conn: Some(conn), pool: self.clone(), _permit: permit })
-    }
-}
-
-/// A connection borrowed from [`LocalPool`]; returned when dropped.
-#[derive(Debug)]
-pub struct LocalConn {
-    conn: Option<AnyConnection>,
-    pool: Arc<LocalPool>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for LocalConn {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
-        }
-    }
-}
-
-/// A connection from either pool (see [`Store::conn`]).
-#[derive(Debug)]
-pub enum Conn {
-    /// From sqlx's pool (PostgreSQL).
-    Pooled(PoolConnection<Any>),
-    /// From Keyward's SQLite pool.
-    Local(LocalConn),
-}
-
-impl Deref for Conn {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        match self {
-            Conn::Pooled(c) => c,
-            Conn::Local(c) => c.conn.as_ref().expect("a borrowed connection is present until dropped"),
-        }
-    }
-}
-
-impl DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match self {
-            Conn::Pooled(c) => c,
-            Conn::Local(c) => c.conn.as_mut().expect("a borrowed connection is present until dropped"),
-        }
-    }
-}
-
 impl Store {
     /// Opens (and migrates) the database at `url`: `postgres://…`/`postgresql://…` for PostgreSQL,
     /// `sqlite://PATH`, `sqlite:PATH` or a plain file path for SQLite. A SQLite file and its parent
@@ -235,11 +145,7 @@ impl Store {
             .connect_with(opts.clone())
             .await?;
         MIGRATIONS.run(&pool).await?;
-        let local = Arc::new(LocalPool {
-            idle: Mutex::new(Vec::new()),
-            permits: Arc::new(Semaphore::new(SQLITE_CONNECTIONS)),
-            options: opts,
-        });
+        let local = Arc::new(LocalPool::new(opts, SQLITE_CONNECTIONS));
         Ok(Store { pool, backend: Backend::Sqlite, audit_head: AuditHead::default(), local: Some(local) })
     }
 
@@ -284,11 +190,7 @@ impl Store {
     /// Closes all connections (waits for checked-out ones of sqlx's pool to return).
     pub async fn close(&self) {
         if let Some(local) = &self.local {
-            local.permits.close();
-            let idle = std::mem::take(&mut *local.idle.lock().unwrap_or_else(|p| p.into_inner()));
-            for conn in idle {
-                let _ = conn.close().await;
-            }
+            local.close().await;
         }
         self.pool.close().await;
     }

@@ -8,6 +8,7 @@
 //! the sqlx `Any` driver was chosen.
 
 pub mod audit;
+pub mod conn;
 pub mod connector;
 pub mod db;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod policies;
 pub mod secret;
 pub mod tokens;
 
+pub use conn::Conn;
 pub use db::{Backend, Store, Tx};
 pub use error::{Result, StoreError};
 pub use secret::{SecretError, SecretKey};
