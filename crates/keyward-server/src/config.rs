@@ -70,6 +70,9 @@ pub struct ServerConfig {
     /// Minutes between scheduled runs of sync (leavers) and reconcile; 0 turns the schedule
     /// off (`KEYWARD_SYNC_INTERVAL_MINUTES`).
     pub sync_interval_minutes: u64,
+    /// Threads that run requests and jobs; default: on SQLite one fewer than the cores (at least
+    /// one), on PostgreSQL one per core (`KEYWARD_WORKER_THREADS`). See [`Self::worker_threads`].
+    pub worker_threads: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +87,7 @@ impl Default for ServerConfig {
             approval_required: false,
             max_body_bytes: 256 * 1024,
             sync_interval_minutes: 60,
+            worker_threads: None,
         }
     }
 }
@@ -139,6 +143,9 @@ impl ServerConfig {
         if let Some(v) = get("KEYWARD_SYNC_INTERVAL_MINUTES") {
             self.sync_interval_minutes = parse("KEYWARD_SYNC_INTERVAL_MINUTES", &v, "a number of minutes")?;
         }
+        if let Some(v) = get("KEYWARD_WORKER_THREADS") {
+            self.worker_threads = Some(parse("KEYWARD_WORKER_THREADS", &v, "a number of threads")?);
+        }
         if let Some(v) = get("KEYWARD_MAX_BODY_BYTES") {
             self.max_body_bytes = parse("KEYWARD_MAX_BODY_BYTES", &v, "a number of bytes")?;
         }
@@ -162,6 +169,12 @@ impl ServerConfig {
                 message: "use sqlite://PATH or postgres://USER@HOST/DB".into(),
             });
         }
+        if self.worker_threads == Some(0) {
+            return Err(ConfigError::Invalid {
+                name: "worker_threads".into(),
+                message: "must be at least 1; leave it out for the default".into(),
+            });
+        }
         if self.max_body_bytes < 16 * 1024 {
             return Err(ConfigError::Invalid {
                 name: "max_body_bytes".into(),
@@ -177,6 +190,28 @@ impl ServerConfig {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("keyward.db").display()))
+    }
+
+    /// Whether the database in force is SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url().starts_with("sqlite:")
+    }
+
+    /// How many threads run the server's async work on a machine with `cores` cores.
+    ///
+    /// On SQLite every statement runs on a thread of its own connection (sqlx runs SQLite's
+    /// blocking calls there), so the default leaves one core to those threads: with as many
+    /// request threads as cores, they and the SQLite threads take turns on the same cores, and
+    /// each hand-off costs a context switch. Measured on a 2-core machine (`bench/server.sh`):
+    /// one request thread instead of two cut the CPU per issuance by about a quarter and raised
+    /// `GET /api/v1/people/{id}` throughput. PostgreSQL does its work in its own processes and
+    /// keeps one thread per core.
+    pub fn worker_threads(&self, cores: usize) -> usize {
+        match self.worker_threads {
+            Some(n) => n,
+            None if self.is_sqlite() => cores.saturating_sub(1).max(1),
+            None => cores.max(1),
+        }
     }
 
     /// The secret-key file in force.
@@ -214,6 +249,33 @@ mod tests {
     fn unknown_keys_in_the_file_are_refused() {
         let err = toml::from_str::<ServerConfig>("listne = \"x\"").unwrap_err();
         assert!(err.message().contains("listne"), "{}", err.message());
+    }
+
+    #[test]
+    fn request_threads_leave_a_core_to_sqlite_unless_configured() {
+        let sqlite = ServerConfig::default();
+        let postgres = ServerConfig {
+            database_url: Some("postgres://postgres@127.0.0.1/test".into()),
+            ..ServerConfig::default()
+        };
+        let fixed = ServerConfig { worker_threads: Some(3), ..ServerConfig::default() };
+        for (config, cores, want) in [
+            (&sqlite, 1, 1),
+            (&sqlite, 2, 1),
+            (&sqlite, 8, 7),
+            (&postgres, 2, 2),
+            (&postgres, 8, 8),
+            (&fixed, 2, 3),
+        ] {
+            assert_eq!(config.worker_threads(cores), want, "{:?} on {cores} cores", config.database_url);
+        }
+        let mut zero = ServerConfig::default();
+        let err =
+            zero.apply_env(|k| (k == "KEYWARD_WORKER_THREADS").then(|| "0".into())).and(zero.validate());
+        assert!(err.unwrap_err().to_string().contains("worker_threads"));
+        let mut bad = ServerConfig::default();
+        let err = bad.apply_env(|k| (k == "KEYWARD_WORKER_THREADS").then(|| "many".into())).unwrap_err();
+        assert!(err.to_string().contains("KEYWARD_WORKER_THREADS"), "{err}");
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! store two events with the same position.
 
 use keyward_core::audit::{AuditDraft, AuditEvent, GENESIS_HASH, verify_chain_from};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::error::ErrorKind;
+use sqlx::{Executor, Row};
 use time::OffsetDateTime;
 
 use crate::db::{Backend, Store, Tx, from_micros, int, parsed, text, to_micros};
@@ -32,16 +33,24 @@ pub fn append(tx: &mut Tx, draft: AuditDraft) {
     tx.pending_audit.push(draft);
 }
 
-/// Writes the transaction's queued events; called by [`Tx::commit`] just before `COMMIT`.
+/// Writes the transaction's queued events; called by [`Tx::commit`] just before the commit.
 ///
-/// The predecessor comes from the head this process last committed — a hint only, so the insert is
-/// made conditional on that event still being the chain's last one with that hash; if another
+/// The predecessor comes from the head this process last committed — a hint only, so the first
+/// insert is guarded by that event still being the chain's last one with that hash; if another
 /// writer got there first (another process or server), nothing is inserted and the head is read
 /// and the events sealed again. On PostgreSQL the advisory lock is taken first, and held only
 /// from here to the commit.
-pub(crate) async fn flush(tx: &mut Tx) -> Result<()> {
+///
+/// `finish` (SQLite's `COMMIT`) is sent with the last `INSERT`, in the same request to the
+/// connection's thread: an issuance step then costs one hand-off less per transaction. It runs only
+/// if the inserts succeeded — SQLite stops a batch at the first failing statement — so a
+/// transaction never commits without its events; with no events it runs alone.
+pub(crate) async fn flush(tx: &mut Tx, finish: Option<&str>) -> Result<()> {
     let drafts = std::mem::take(&mut tx.pending_audit);
     if drafts.is_empty() {
+        if let Some(sql) = finish {
+            tx.conn().execute(sql).await?;
+        }
         return Ok(());
     }
     if tx.backend() == Backend::Postgres {
@@ -54,11 +63,7 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<()> {
     let hint = tx.audit_head.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if let Some((seq, prev)) = hint {
         let events = seal_all(&drafts, seq, &prev, now);
-        let (first, rest) = events.split_at(events.len().min(EVENTS_PER_STATEMENT));
-        if insert(tx, first, Some((seq, &prev))).await? {
-            for chunk in rest.chunks(EVENTS_PER_STATEMENT) {
-                insert(tx, chunk, None).await?;
-            }
+        if write(tx, &events, Some((seq, &prev)), finish).await? {
             tx.committed_head = events.last().map(|e| (e.seq, e.hash.clone()));
             return Ok(());
         }
@@ -71,9 +76,7 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<()> {
         None => (0, GENESIS_HASH.to_owned()),
     };
     let events = seal_all(&drafts, seq, &prev, now);
-    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
-        insert(tx, chunk, None).await?;
-    }
+    write(tx, &events, None, finish).await?;
     tx.committed_head = events.last().map(|e| (e.seq, e.hash.clone()));
     Ok(())
 }
@@ -92,29 +95,72 @@ fn seal_all(drafts: &[AuditDraft], mut seq: i64, prev: &str, at: OffsetDateTime)
         .collect()
 }
 
-/// Inserts `events` in one statement; with `after`, only if (`seq`, `hash`) is still the chain's
-/// last event. Returns whether they were inserted.
-async fn insert(tx: &mut Tx, events: &[AuditEvent], after: Option<(i64, &str)>) -> Result<bool> {
+/// Inserts `events` (at least one) in statements of [`EVENTS_PER_STATEMENT`], the first guarded by
+/// `after` (see [`insert`]), `finish` sent with the last. Returns false, having written nothing,
+/// when the guard found another head.
+async fn write(
+    tx: &mut Tx,
+    events: &[AuditEvent],
+    after: Option<(i64, &str)>,
+    finish: Option<&str>,
+) -> Result<bool> {
+    let chunks: Vec<&[AuditEvent]> = events.chunks(EVENTS_PER_STATEMENT).collect();
+    let last = chunks.len() - 1;
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let guard = if i == 0 { after } else { None };
+        if !insert(tx, chunk, guard, if i == last { finish } else { None }).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Inserts `events` in one statement, then runs `finish` if given; with `after`, only if (`seq`,
+/// `hash`) is still the chain's last event. Returns whether they were inserted.
+///
+/// The guard differs by backend. PostgreSQL inserts the rows only `WHERE` the head matches and
+/// counts them (a failed statement would abort its whole transaction there). SQLite must *fail*
+/// instead, so that a `COMMIT` sent in the same batch does not run: the first row's `prev_hash`
+/// is a subquery that is `NULL` unless the head matches, and the `NOT NULL` constraint refuses it.
+async fn insert(
+    tx: &mut Tx,
+    events: &[AuditEvent],
+    after: Option<(i64, &str)>,
+    finish: Option<&str>,
+) -> Result<bool> {
     const FIELDS: usize = 9;
+    const PREV_HASH: usize = 8;
+    let (s, h) = (events.len() * FIELDS + 1, events.len() * FIELDS + 2);
+    let guard_in_row = after.is_some() && tx.backend() == Backend::Sqlite;
     let rows: Vec<String> = (0..events.len())
         .map(|i| {
-            let params: Vec<String> = (1..=FIELDS).map(|f| format!("${}", i * FIELDS + f)).collect();
+            let params: Vec<String> = (1..=FIELDS)
+                .map(|f| match f {
+                    PREV_HASH if i == 0 && guard_in_row => format!(
+                        "(SELECT hash FROM audit_event WHERE seq = ${s} AND hash = ${h} \
+                         AND NOT EXISTS (SELECT 1 FROM audit_event WHERE seq > ${s}))"
+                    ),
+                    _ => format!("${}", i * FIELDS + f),
+                })
+                .collect();
             format!("({})", params.join(", "))
         })
         .collect();
     let columns = "seq, actor, action, subject, outcome, detail, at, prev_hash, hash";
-    let sql = match after {
-        None => format!("INSERT INTO audit_event ({columns}) VALUES {}", rows.join(", ")),
-        Some(_) => {
-            let (s, h) = (events.len() * FIELDS + 1, events.len() * FIELDS + 2);
-            format!(
-                "INSERT INTO audit_event ({columns}) SELECT * FROM (VALUES {}) AS v
-                 WHERE EXISTS (SELECT 1 FROM audit_event WHERE seq = ${s} AND hash = ${h})
-                 AND NOT EXISTS (SELECT 1 FROM audit_event WHERE seq > ${s})",
-                rows.join(", ")
-            )
-        }
+    let mut sql = if after.is_some() && !guard_in_row {
+        format!(
+            "INSERT INTO audit_event ({columns}) SELECT * FROM (VALUES {}) AS v
+             WHERE EXISTS (SELECT 1 FROM audit_event WHERE seq = ${s} AND hash = ${h})
+             AND NOT EXISTS (SELECT 1 FROM audit_event WHERE seq > ${s})",
+            rows.join(", ")
+        )
+    } else {
+        format!("INSERT INTO audit_event ({columns}) VALUES {}", rows.join(", "))
     };
+    if let Some(finish) = finish {
+        sql.push_str("; ");
+        sql.push_str(finish);
+    }
     let mut q = sqlx::query(&sql);
     for ev in events {
         q = q
@@ -131,7 +177,19 @@ async fn insert(tx: &mut Tx, events: &[AuditEvent], after: Option<(i64, &str)>) 
     if let Some((seq, hash)) = after {
         q = q.bind(seq).bind(hash.to_owned());
     }
-    Ok(q.execute(tx.conn()).await?.rows_affected() == events.len() as u64)
+    match q.execute(tx.conn()).await {
+        // On SQLite a plain `VALUES` insert writes every row or fails (and `rows_affected` would
+        // count the insert twice with a `COMMIT` after it: SQLite reports the last change count).
+        Ok(done) => Ok(tx.backend() == Backend::Sqlite || done.rows_affected() == events.len() as u64),
+        // Another head: the guarded `prev_hash` was NULL, or this `seq` is taken.
+        Err(sqlx::Error::Database(e))
+            if guard_in_row
+                && matches!(e.kind(), ErrorKind::NotNullViolation | ErrorKind::UniqueViolation) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Filter for listing audit events.

@@ -67,21 +67,29 @@ impl LocalPool {
                 conn
             }
         };
-        Ok(LocalConn { conn: Some(conn), pool: self.clone(), _permit: permit })
+        Ok(LocalConn { conn: Some(conn), pool: self.clone(), _permit: permit, reusable: true })
     }
 }
 
-/// A connection borrowed from Keyward's SQLite pool; returned when dropped.
+/// A connection borrowed from Keyward's SQLite pool; returned when dropped, unless it is dropped
+/// inside a transaction.
 #[derive(Debug)]
 pub struct LocalConn {
     conn: Option<AnyConnection>,
     pool: Arc<LocalPool>,
     _permit: OwnedSemaphorePermit,
+    /// False from `BEGIN` until `COMMIT` or `ROLLBACK` succeeded: a connection dropped in between
+    /// (a cancelled request, a failed rollback) is closed instead, which makes SQLite roll the
+    /// transaction back and release the write lock, rather than handed to the next borrower with
+    /// a transaction open.
+    reusable: bool,
 }
 
 impl Drop for LocalConn {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(conn) = self.conn.take()
+            && self.reusable
+        {
             self.pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
         }
     }
@@ -94,6 +102,16 @@ pub enum Conn {
     Pooled(PoolConnection<Any>),
     /// From Keyward's SQLite pool.
     Local(LocalConn),
+}
+
+impl Conn {
+    /// Marks whether the connection may go back to the pool when dropped (see
+    /// [`LocalConn::reusable`]); sqlx's pool tracks this itself.
+    pub(crate) fn set_reusable(&mut self, reusable: bool) {
+        if let Conn::Local(c) = self {
+            c.reusable = reusable;
+        }
+    }
 }
 
 impl Deref for Conn {

@@ -16,13 +16,12 @@
 //! also keeps the audit chain linear. PostgreSQL uses ordinary transactions and an advisory lock for
 //! the audit chain (see [`crate::audit`]).
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Row, TransactionManager};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, Row, TransactionManager};
 use time::OffsetDateTime;
 
 use crate::conn::{Conn, LocalPool, SQLITE_CONNECTIONS, sqlite_pragmas};
@@ -58,8 +57,13 @@ pub struct Store {
 pub(crate) type AuditHead = std::sync::Arc<std::sync::Mutex<Option<(i64, String)>>>;
 
 /// A database transaction; every mutation takes one so that it and its audit event commit together.
+///
+/// On SQLite the transaction is Keyward's own (`BEGIN IMMEDIATE` … `COMMIT`, without sqlx's
+/// transaction manager) so that the commit can travel with the audit events' `INSERT` as one
+/// request to the connection's thread (see [`crate::audit`]); on PostgreSQL it is sqlx's.
 pub struct Tx {
-    conn: Conn,
+    /// The connection; `None` only once a dropped transaction has handed it to its rollback.
+    conn: Option<Conn>,
     /// Whether `BEGIN` ran and neither `COMMIT` nor `ROLLBACK` did yet.
     open: bool,
     backend: Backend,
@@ -74,7 +78,7 @@ pub struct Tx {
 impl Tx {
     /// The connection to run statements on.
     pub fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.conn
+        self.conn.as_mut().expect("a transaction holds its connection until it is dropped")
     }
 
     /// Which backend this transaction runs on.
@@ -84,9 +88,14 @@ impl Tx {
 
     /// Writes the transaction's audit events and commits.
     pub async fn commit(mut self) -> Result<()> {
-        crate::audit::flush(&mut self).await?;
-        Manager::commit(&mut self.conn).await?;
-        self.open = false;
+        match self.backend {
+            Backend::Sqlite => crate::audit::flush(&mut self, Some("COMMIT")).await?,
+            Backend::Postgres => {
+                crate::audit::flush(&mut self, None).await?;
+                Manager::commit(self.conn()).await?;
+            }
+        }
+        self.finished();
         if let Some(head) = self.committed_head.take() {
             *self.audit_head.lock().unwrap_or_else(|p| p.into_inner()) = Some(head);
         }
@@ -95,18 +104,46 @@ impl Tx {
 
     /// Rolls the transaction back (dropping it does the same).
     pub async fn rollback(mut self) -> Result<()> {
-        Manager::rollback(&mut self.conn).await?;
-        self.open = false;
+        match self.backend {
+            Backend::Sqlite => {
+                self.conn().execute("ROLLBACK").await?;
+            }
+            Backend::Postgres => Manager::rollback(self.conn()).await?,
+        }
+        self.finished();
         Ok(())
+    }
+
+    /// The transaction is over and the connection may be reused.
+    fn finished(&mut self) {
+        self.open = false;
+        if let Some(conn) = self.conn.as_mut() {
+            conn.set_reusable(true);
+        }
     }
 }
 
 impl Drop for Tx {
-    /// A transaction dropped without commit (an error, a cancelled request) is rolled back: the
-    /// rollback is queued on the connection and runs before anything else uses it.
+    /// A transaction dropped without commit (an error, a cancelled request) is rolled back. On
+    /// PostgreSQL sqlx queues the rollback on the connection; on SQLite a task runs `ROLLBACK` and
+    /// then lets the connection be reused. Where no task can run, or the rollback fails, the
+    /// connection is closed instead, which rolls back too.
     fn drop(&mut self) {
-        if self.open {
-            Manager::start_rollback(&mut self.conn);
+        if !self.open {
+            return;
+        }
+        let Some(mut conn) = self.conn.take() else { return };
+        match self.backend {
+            Backend::Postgres => Manager::start_rollback(&mut conn),
+            Backend::Sqlite => {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        if conn.execute("ROLLBACK").await.is_ok() {
+                            conn.set_reusable(true);
+                        }
+                    });
+                }
+            }
         }
     }
 }
@@ -172,13 +209,20 @@ impl Store {
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite).
     pub async fn begin(&self) -> Result<Tx> {
         let mut conn = self.conn().await?;
-        let statement = match self.backend {
-            Backend::Sqlite => Some(Cow::Borrowed("BEGIN IMMEDIATE")),
-            Backend::Postgres => None,
-        };
-        Manager::begin(&mut conn, statement).await?;
+        match self.backend {
+            Backend::Sqlite => {
+                // Not reusable until the transaction ends: a begin cancelled half-way may have begun.
+                conn.set_reusable(false);
+                let begun = conn.execute("BEGIN IMMEDIATE").await;
+                if begun.is_err() {
+                    conn.set_reusable(true);
+                }
+                begun?;
+            }
+            Backend::Postgres => Manager::begin(&mut conn, None).await?,
+        }
         Ok(Tx {
-            conn,
+            conn: Some(conn),
             open: true,
             backend: self.backend,
             audit_head: self.audit_head.clone(),

@@ -5,15 +5,17 @@
 //! for the same issuance safe on both backends: only one sees its update applied, the other gets
 //! [`StoreError::StaleIssuance`] and must reload.
 
-use keyward_core::{AuditDraft, Issuance, IssuanceId, IssuanceState, PersonId};
+use std::sync::LazyLock;
+
+use keyward_core::{AuditDraft, Issuance, IssuanceId, IssuanceState, Person, PersonId};
 use serde_json::json;
 use sqlx::any::AnyRow;
 
-use crate::audit;
 use crate::db::{
     Store, Tx, flag, from_micros, int, now_micros, opt_int, opt_parsed, opt_text, parsed, text, to_micros,
 };
 use crate::error::{Result, StoreError};
+use crate::{audit, people};
 
 const COLUMNS: &str = "id, person_id, requester, channel, approval_required, approved_by, security_key_id, \
                        collection_code_hash, challenge, challenge_expires_at, state, failure_reason, created_at, updated_at";
@@ -120,6 +122,21 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
 /// An issuance by id.
 pub async fn get(store: &Store, id: IssuanceId) -> Result<Option<Issuance>> {
     get_in(&mut *store.conn().await?, id).await
+}
+
+/// An issuance and the person it is for, in one read (each issuance step needs both).
+pub async fn get_with_person(store: &Store, id: IssuanceId) -> Result<Option<(Issuance, Person)>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("i.{}", c.trim())).collect();
+        format!(
+            "SELECT {}, {} FROM issuance AS i JOIN person AS p ON p.id = i.person_id WHERE i.id = $1",
+            columns.join(", "),
+            people::JOINED_COLUMNS
+        )
+    });
+    let row =
+        sqlx::query(SQL.as_str()).bind(id.to_string()).fetch_optional(&mut *store.conn().await?).await?;
+    row.map(|r| Ok((from_row(&r)?, people::from_row_as(&r, "p_")?))).transpose()
 }
 
 /// An issuance by the hash of its collection code (see [`keyward_core::issuance::hash_collection_code`]).

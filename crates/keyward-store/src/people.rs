@@ -24,20 +24,34 @@ fn slot_column(slot: ExternalRefSlot) -> &'static str {
 }
 
 fn from_row(r: &AnyRow) -> Result<Person> {
+    from_row_as(r, "")
+}
+
+/// The person columns as `p_<name>`, for a query that joins `person AS p` to another table.
+pub(crate) const JOINED_COLUMNS: &str = "p.id AS p_id, p.display_name AS p_display_name, p.upn AS p_upn, \
+    p.ext_ref_1 AS p_ext_ref_1, p.ext_ref_2 AS p_ext_ref_2, p.ext_ref_3 AS p_ext_ref_3, \
+    p.link_method AS p_link_method, p.enabled AS p_enabled, p.deleted_in_entra AS p_deleted_in_entra, \
+    p.source AS p_source, p.groups_json AS p_groups_json";
+
+/// A person from a row whose person columns are named `<prefix><name>` (see [`JOINED_COLUMNS`]).
+pub(crate) fn from_row_as(r: &AnyRow, prefix: &str) -> Result<Person> {
+    let col = |name: &'static str| -> std::borrow::Cow<'static, str> {
+        if prefix.is_empty() { name.into() } else { format!("{prefix}{name}").into() }
+    };
     Ok(Person {
-        id: parsed(r, "id")?,
-        display_name: text(r, "display_name")?,
-        upn: text(r, "upn")?,
+        id: parsed(r, &col("id"))?,
+        display_name: text(r, &col("display_name"))?,
+        upn: text(r, &col("upn"))?,
         external_refs: ExternalRefs([
-            opt_text(r, "ext_ref_1")?,
-            opt_text(r, "ext_ref_2")?,
-            opt_text(r, "ext_ref_3")?,
+            opt_text(r, &col("ext_ref_1"))?,
+            opt_text(r, &col("ext_ref_2"))?,
+            opt_text(r, &col("ext_ref_3"))?,
         ]),
-        link_method: opt_parsed(r, "link_method")?,
-        enabled: flag(r, "enabled")?,
-        deleted_in_entra: flag(r, "deleted_in_entra")?,
-        source: parsed(r, "source")?,
-        groups: json(r, "groups_json")?,
+        link_method: opt_parsed(r, &col("link_method"))?,
+        enabled: flag(r, &col("enabled"))?,
+        deleted_in_entra: flag(r, &col("deleted_in_entra"))?,
+        source: parsed(r, &col("source"))?,
+        groups: json(r, &col("groups_json"))?,
     })
 }
 

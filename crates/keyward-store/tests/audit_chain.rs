@@ -155,7 +155,38 @@ async fn a_transaction_with_thousands_of_events_commits_them_all(store: Store) {
     assert_eq!((last[0].seq, last[0].subject.as_str()), (1_235, "person:1233"));
 }
 
+/// A transaction dropped without commit or rollback (a request cancelled half-way, an error
+/// returned with `?`) leaves neither its change nor its event, and does not keep the write lock
+/// from the next writer — however many are dropped in a row.
+async fn a_dropped_transaction_rolls_back_and_frees_the_write_lock(store: Store) {
+    for i in 0..12 {
+        let mut tx = store.begin().await.unwrap();
+        keys::insert(&mut tx, "token:t", &SecurityKey::new(Some(format!("SN-D{i}")), Uuid::nil()))
+            .await
+            .unwrap();
+        drop(tx);
+    }
+    let kept = SecurityKey::new(Some("SN-KEPT".into()), Uuid::nil());
+    let next_writer = async {
+        let mut tx = store.begin().await.unwrap();
+        keys::insert(&mut tx, "token:t", &kept).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    // Far below SQLite's 5 s busy timeout: a lock left behind would make this fail.
+    tokio::time::timeout(std::time::Duration::from_secs(3), next_writer)
+        .await
+        .expect("the next writer waited for a dropped transaction's lock");
+    for i in 0..12 {
+        assert!(keys::get_by_serial(&store, &format!("SN-D{i}")).await.unwrap().is_none());
+    }
+    assert!(keys::get(&store, kept.id).await.unwrap().is_some());
+    let events = audit::list(&store, &AuditFilter::default()).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["key.create"]);
+    assert_eq!(audit::verify(&store).await.unwrap(), 1);
+}
+
 on_both!(
+    a_dropped_transaction_rolls_back_and_frees_the_write_lock,
     a_stale_head_hint_never_forks_the_chain,
     a_transaction_with_thousands_of_events_commits_them_all,
     concurrent_appends_keep_the_chain_linear,

@@ -5,9 +5,9 @@ mod common;
 
 use keyward_core::issuance::hash_collection_code;
 use keyward_core::{
-    Channel, EnrollmentMode, EnrollmentPolicy, ExternalRefSlot, Issuance, IssuanceState, KeyState,
-    LinkMethod, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Person, PersonSource, PinRules, PolicyId,
-    SecurityKey,
+    Channel, EnrollmentMode, EnrollmentPolicy, ExternalRefSlot, Issuance, IssuanceId, IssuanceState,
+    KeyState, LinkMethod, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Person, PersonSource, PinRules,
+    PolicyId, SecurityKey,
 };
 use keyward_store::audit::{self, AuditFilter};
 use keyward_store::people::{EntraUser, Upserted};
@@ -288,6 +288,14 @@ async fn issuance_transitions_are_optimistic(store: Store) {
     .await;
     let stored = issuances::get(&store, iss.id).await.unwrap().unwrap();
     assert_eq!(stored.state, IssuanceState::Failed);
+    // The joined read gives the same issuance and its person (every issuance step reads both).
+    let (joined, owner) = issuances::get_with_person(&store, iss.id).await.unwrap().unwrap();
+    assert_eq!((joined.state, joined.challenge.clone()), (stored.state, stored.challenge.clone()));
+    assert_eq!(
+        (owner.id, owner.upn.as_str(), owner.groups.clone()),
+        (person.id, "ada@contoso.example", person.groups.clone())
+    );
+    assert!(issuances::get_with_person(&store, IssuanceId::new()).await.unwrap().is_none());
     assert_eq!(stored.failure_reason.as_deref(), Some("Entra rejected the attestation"));
     assert_eq!(
         stored.challenge_expires_at.map(|t| t.unix_timestamp()),

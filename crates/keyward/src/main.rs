@@ -74,6 +74,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Serve(args) = cli.command {
+        // The server sizes its own runtime from its configuration (see `worker_threads`).
+        return exit_code(serve_command::run(args));
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -89,7 +93,7 @@ fn main() -> std::process::ExitCode {
             Command::Device(args) => device_command::run(args).await,
             Command::Provision(args) => provision::command::run(args).await,
             Command::Bulk(args) => bulk::run(args).await,
-            Command::Serve(args) => serve_command::serve(args).await,
+            Command::Serve(_) => unreachable!("served above on its own runtime"),
             Command::Admin(args) => serve_command::admin(args).await,
             Command::Connector(args) => commands::connector::run(args).await,
             Command::People(args) => commands::people::run(args).await,
@@ -107,6 +111,10 @@ fn main() -> std::process::ExitCode {
             Command::Man(args) => commands::completions::man(args, <Cli as clap::CommandFactory>::command()),
         }
     });
+    exit_code(result)
+}
+
+fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

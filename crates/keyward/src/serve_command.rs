@@ -47,12 +47,23 @@ pub struct ServeArgs {
     listen: Option<std::net::SocketAddr>,
 }
 
-/// Runs the server until Ctrl-C.
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// Runs the server until Ctrl-C, on a runtime with the configured number of request threads.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.config.load()?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = config.worker_threads(cores);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, threads))
+}
+
+async fn serve(config: keyward_server::ServerConfig, threads: usize) -> anyhow::Result<()> {
     let listen = config.listen;
     let database = config.database_url();
     let service = Service::open(config).await.context("cannot start the server")?;
@@ -62,7 +73,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let url = format!("http://{}", listener.local_addr()?);
     println!("Keyward server listening on {url}");
     println!("  API: {url}/api/v1 (OpenAPI document at {url}/api/v1/openapi.json)");
-    println!("  database: {}", redact_url(&database));
+    println!("  database: {} ({threads} request threads)", redact_url(&database));
     println!("  first API token: keyward admin token create --name NAME --role admin");
     let scheduler = keyward_server::spawn_scheduler(service.clone());
     if scheduler.is_some() {

@@ -202,6 +202,14 @@ impl Service {
             .ok_or_else(|| ApiError::NotFound(format!("issuance {id}")))
     }
 
+    /// Loads an issuance and the person it is for, in one read.
+    async fn issuance_with_person(&self, id: IssuanceId) -> Result<(Issuance, Person), ApiError> {
+        issuances::get_with_person(&self.store, id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::NotFound(format!("issuance {id}")))
+    }
+
     /// Saves a transition of `issuance` from `from` in its own transaction.
     async fn save_transition(
         &self,
@@ -267,7 +275,7 @@ impl Service {
 
     /// Fetches Entra's creation options for the issuance and records them.
     pub async fn issuance_options(&self, actor: &str, id: IssuanceId) -> Result<IssuanceOptions, ApiError> {
-        let mut issuance = self.issuance(id).await?;
+        let (mut issuance, person) = self.issuance_with_person(id).await?;
         let from = issuance.state;
         if from == IssuanceState::OptionsIssued {
             // A client that lost the options may ask again; it gets a fresh challenge.
@@ -275,10 +283,6 @@ impl Service {
             IssuanceState::transition(from, IssuanceState::OptionsIssued, issuance.approval_required)
                 .map_err(|e| ApiError::Conflict(e.to_string()))?;
         }
-        let person = people::get(&self.store, issuance.person_id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::NotFound(format!("person {}", issuance.person_id)))?;
         let key = match issuance.security_key_id {
             Some(k) => keys::get(&self.store, k).await.map_err(store_error)?,
             None => None,
@@ -315,7 +319,7 @@ impl Service {
         id: IssuanceId,
         c: Completion,
     ) -> Result<Completed, ApiError> {
-        let mut issuance = self.issuance(id).await?;
+        let (mut issuance, person) = self.issuance_with_person(id).await?;
         if issuance.state != IssuanceState::OptionsIssued {
             return Err(ApiError::Conflict(format!(
                 "issuance {id} is {}, not options-issued; fetch creation options first",
@@ -330,10 +334,6 @@ impl Service {
                 "the challenge expired before the registration was completed; create a new issuance".into(),
             ));
         }
-        let person = people::get(&self.store, issuance.person_id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::NotFound(format!("person {}", issuance.person_id)))?;
         let object_id =
             person.issuable_object_id(self.slot).map_err(|e| ApiError::Refused(e.to_string()))?.to_owned();
         let connector = self.connector.get(&self.store).await?;
