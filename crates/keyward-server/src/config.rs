@@ -70,8 +70,7 @@ pub struct ServerConfig {
     /// Minutes between scheduled runs of sync (leavers) and reconcile; 0 turns the schedule
     /// off (`KEYWARD_SYNC_INTERVAL_MINUTES`).
     pub sync_interval_minutes: u64,
-    /// Threads that run requests and jobs; default: on SQLite one fewer than the cores (at least
-    /// one), on PostgreSQL one per core (`KEYWARD_WORKER_THREADS`). See [`Self::worker_threads`].
+    /// Threads that run requests and jobs; default one per core (`KEYWARD_WORKER_THREADS`).
     pub worker_threads: Option<usize>,
 }
 
@@ -192,26 +191,15 @@ impl ServerConfig {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("keyward.db").display()))
     }
 
-    /// Whether the database in force is SQLite.
-    pub fn is_sqlite(&self) -> bool {
-        self.database_url().starts_with("sqlite:")
-    }
-
-    /// How many threads run the server's async work on a machine with `cores` cores.
+    /// How many threads run the server's async work on a machine with `cores` cores: the
+    /// configured number, else one per core.
     ///
-    /// On SQLite every statement runs on a thread of its own connection (sqlx runs SQLite's
-    /// blocking calls there), so the default leaves one core to those threads: with as many
-    /// request threads as cores, they and the SQLite threads take turns on the same cores, and
-    /// each hand-off costs a context switch. Measured on a 2-core machine (`bench/server.sh`):
-    /// one request thread instead of two cut the CPU per issuance by about a quarter and raised
-    /// `GET /api/v1/people/{id}` throughput. PostgreSQL does its work in its own processes and
-    /// keeps one thread per core.
+    /// Measured on the 2-core machine (`bench/server.sh`, one and two threads alternated three
+    /// times in one session): CPU per issuance was the same within noise, and `GET
+    /// /api/v1/people/{id}` throughput was higher with two, so the default stays one per core; the
+    /// setting is for hosts shared with other work.
     pub fn worker_threads(&self, cores: usize) -> usize {
-        match self.worker_threads {
-            Some(n) => n,
-            None if self.is_sqlite() => cores.saturating_sub(1).max(1),
-            None => cores.max(1),
-        }
+        self.worker_threads.unwrap_or(cores).max(1)
     }
 
     /// The secret-key file in force.
@@ -252,22 +240,15 @@ mod tests {
     }
 
     #[test]
-    fn request_threads_leave_a_core_to_sqlite_unless_configured() {
-        let sqlite = ServerConfig::default();
-        let postgres = ServerConfig {
-            database_url: Some("postgres://postgres@127.0.0.1/test".into()),
-            ..ServerConfig::default()
-        };
+    fn request_threads_are_one_per_core_unless_configured() {
         let fixed = ServerConfig { worker_threads: Some(3), ..ServerConfig::default() };
         for (config, cores, want) in [
-            (&sqlite, 1, 1),
-            (&sqlite, 2, 1),
-            (&sqlite, 8, 7),
-            (&postgres, 2, 2),
-            (&postgres, 8, 8),
+            (&ServerConfig::default(), 1, 1),
+            (&ServerConfig::default(), 8, 8),
             (&fixed, 2, 3),
+            (&fixed, 8, 3),
         ] {
-            assert_eq!(config.worker_threads(cores), want, "{:?} on {cores} cores", config.database_url);
+            assert_eq!(config.worker_threads(cores), want, "{:?} on {cores} cores", config.worker_threads);
         }
         let mut zero = ServerConfig::default();
         let err =
