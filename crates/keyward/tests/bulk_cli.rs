@@ -225,7 +225,9 @@ fn malformed_csvs_are_refused_with_the_line_named() {
         assert!(!out.status.success(), "{name}: accepted");
         assert!(stderr.contains(want), "{name}: {stderr}");
         assert!(!stderr.contains("cannot reach"), "{name}: the server was contacted: {stderr}");
-        assert!(started.elapsed() < Duration::from_secs(5), "{name}: took {:?}", started.elapsed());
+        // Only a hang check (a 10 MB file must not be read forever); generous because the whole
+        // suite runs at once on two cores.
+        assert!(started.elapsed() < Duration::from_secs(60), "{name}: took {:?}", started.elapsed());
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
