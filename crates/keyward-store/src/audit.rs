@@ -48,15 +48,18 @@ pub fn append(tx: &mut Tx, draft: AuditDraft) {
 pub(crate) async fn flush(tx: &mut Tx, finish: Option<&str>) -> Result<()> {
     let drafts = std::mem::take(&mut tx.pending_audit);
     if drafts.is_empty() {
-        if let Some(sql) = finish {
-            tx.conn().execute(sql).await?;
+        // A transaction that sent nothing has nothing to commit.
+        if let Some(sql) = finish
+            && !tx.begin_pending
+        {
+            tx.conn().await?.execute(sql).await?;
         }
         return Ok(());
     }
     if tx.backend() == Backend::Postgres {
         sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
             .bind(AUDIT_LOCK_KEY)
-            .fetch_one(tx.conn())
+            .fetch_one(tx.conn().await?)
             .await?;
     }
     let now = OffsetDateTime::now_utc();
@@ -69,7 +72,7 @@ pub(crate) async fn flush(tx: &mut Tx, finish: Option<&str>) -> Result<()> {
         }
     }
     let last = sqlx::query("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(tx.conn())
+        .fetch_optional(tx.conn().await?)
         .await?;
     let (seq, prev) = match last {
         Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
@@ -147,7 +150,7 @@ async fn insert(
         })
         .collect();
     let columns = "seq, actor, action, subject, outcome, detail, at, prev_hash, hash";
-    let mut sql = if after.is_some() && !guard_in_row {
+    let sql = if after.is_some() && !guard_in_row {
         format!(
             "INSERT INTO audit_event ({columns}) SELECT * FROM (VALUES {}) AS v
              WHERE EXISTS (SELECT 1 FROM audit_event WHERE seq = ${s} AND hash = ${h})
@@ -157,6 +160,9 @@ async fn insert(
     } else {
         format!("INSERT INTO audit_event ({columns}) VALUES {}", rows.join(", "))
     };
+    // SQLite's pending `BEGIN` goes first and `finish` last: one request for the whole transaction
+    // when the events are its only statements.
+    let mut sql = tx.with_begin(&sql).unwrap_or(sql);
     if let Some(finish) = finish {
         sql.push_str("; ");
         sql.push_str(finish);
@@ -177,9 +183,9 @@ async fn insert(
     if let Some((seq, hash)) = after {
         q = q.bind(seq).bind(hash.to_owned());
     }
-    match q.execute(tx.conn()).await {
+    match q.execute(tx.conn().await?).await {
         // On SQLite a plain `VALUES` insert writes every row or fails (and `rows_affected` would
-        // count the insert twice with a `COMMIT` after it: SQLite reports the last change count).
+        // not be its count with a `BEGIN` or `COMMIT` around it: SQLite reports the last change count).
         Ok(done) => Ok(tx.backend() == Backend::Sqlite || done.rows_affected() == events.len() as u64),
         // Another head: the guarded `prev_hash` was NULL, or this `seq` is taken.
         Err(sqlx::Error::Database(e))

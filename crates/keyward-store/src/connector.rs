@@ -45,7 +45,7 @@ const KEY_COL: &str = "private_key_enc";
 
 /// Saves the settings, encrypting the secrets with `key`.
 pub async fn save(tx: &mut Tx, actor: &str, key: &SecretKey, s: &ConnectorSettings) -> Result<()> {
-    sqlx::query(
+    tx.execute(sqlx::query(
         "INSERT INTO connector_settings (id, enabled, http_debug, tenant_id, client_id, client_secret_enc,
             certificate_pem, private_key_enc, challenge_timeout_min, graph_version, authority_url, graph_url,
             external_ref_slot, updated_at)
@@ -71,7 +71,7 @@ pub async fn save(tx: &mut Tx, actor: &str, key: &SecretKey, s: &ConnectorSettin
     .bind(s.graph_url.clone())
     .bind(i64::from(s.external_ref_slot.number()))
     .bind(now_micros())
-    .execute(tx.conn())
+    )
     .await?;
     let detail = json!({
         "enabled": s.enabled, "tenant_id": s.tenant_id, "client_id": s.client_id,

@@ -13,15 +13,20 @@
 //! SQLite transactions are opened with `BEGIN IMMEDIATE`, taking the write lock at the start: a
 //! deferred transaction that reads and then writes can fail with "database is locked" when two
 //! writers race, and WAL mode cannot upgrade a stale read snapshot. Holding the lock from the start
-//! also keeps the audit chain linear. PostgreSQL uses ordinary transactions and an advisory lock for
+//! also keeps the audit chain linear. The `BEGIN` is not sent on its own: it travels with the
+//! transaction's first statement (and the `COMMIT` with its last, see [`crate::audit`]), because
+//! every request to a SQLite connection's thread costs two thread wake-ups — on this project's
+//! 2-core machine more CPU than the statement itself. PostgreSQL uses ordinary transactions and an advisory lock for
 //! the audit chain (see [`crate::audit`]).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, Row, TransactionManager};
+use futures_util::TryStreamExt;
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Execute, Executor, Row, TransactionManager};
 use time::OffsetDateTime;
 
 use crate::conn::{Conn, LocalPool, SQLITE_CONNECTIONS, sqlite_pragmas};
@@ -64,7 +69,9 @@ pub(crate) type AuditHead = std::sync::Arc<std::sync::Mutex<Option<(i64, String)
 pub struct Tx {
     /// The connection; `None` only once a dropped transaction has handed it to its rollback.
     conn: Option<Conn>,
-    /// Whether `BEGIN` ran and neither `COMMIT` nor `ROLLBACK` did yet.
+    /// SQLite: `BEGIN IMMEDIATE` is still to be sent, with the first statement.
+    pub(crate) begin_pending: bool,
+    /// Whether `BEGIN` was sent and neither `COMMIT` nor `ROLLBACK` succeeded yet.
     open: bool,
     backend: Backend,
     /// The store's head hint, updated when this transaction commits.
@@ -75,10 +82,89 @@ pub struct Tx {
     pub(crate) committed_head: Option<(i64, String)>,
 }
 
+/// A statement for [`Tx::execute`] and [`Tx::fetch_optional`].
+pub type TxQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
+
 impl Tx {
-    /// The connection to run statements on.
-    pub fn conn(&mut self) -> &mut AnyConnection {
+    /// The connection, inside the transaction: a pending `BEGIN` is sent first. Statements whose
+    /// result is a change count or one row go through [`Tx::execute`] / [`Tx::fetch_optional`]
+    /// instead, which send the `BEGIN` with them.
+    pub async fn conn(&mut self) -> Result<&mut AnyConnection> {
+        if self.begin_pending {
+            self.mark_begun();
+            self.raw().execute("BEGIN IMMEDIATE").await?;
+        }
+        Ok(self.raw())
+    }
+
+    /// The connection, whether or not the transaction has begun.
+    fn raw(&mut self) -> &mut AnyConnection {
         self.conn.as_mut().expect("a transaction holds its connection until it is dropped")
+    }
+
+    /// Notes that `BEGIN` is being sent: from here until `COMMIT` or `ROLLBACK` succeeds the
+    /// connection must not go back to the pool as it is (a request cancelled half-way may have begun).
+    fn mark_begun(&mut self) {
+        self.begin_pending = false;
+        self.open = true;
+        if let Some(conn) = self.conn.as_mut() {
+            conn.set_reusable(false);
+        }
+    }
+
+    /// `sql`, preceded by the pending `BEGIN` if this is the transaction's first statement.
+    pub(crate) fn with_begin(&mut self, sql: &str) -> Option<String> {
+        if !self.begin_pending {
+            return None;
+        }
+        self.mark_begun();
+        Some(format!("BEGIN IMMEDIATE; {sql}"))
+    }
+
+    /// Runs one statement in the transaction; returns the number of rows it changed.
+    pub async fn execute(&mut self, mut query: TxQuery<'_>) -> std::result::Result<u64, sqlx::Error> {
+        let Some(sql) = self.with_begin(query.sql()) else {
+            return Ok(query.execute(self.raw()).await?.rows_affected());
+        };
+        let args = query.take_arguments().map_err(sqlx::Error::Encode)?;
+        let batch = match args {
+            Some(args) => sqlx::query_with(&sql, args),
+            None => sqlx::query(&sql),
+        };
+        // SQLite reports a statement's change count as the connection's last one, which for the
+        // `BEGIN` is a previous transaction's: the statement's own count is the last result.
+        let mut last = 0;
+        let mut results = self.raw().fetch_many(batch);
+        while let Some(item) = results.try_next().await? {
+            if let sqlx::Either::Left(done) = item {
+                last = done.rows_affected();
+            }
+        }
+        Ok(last)
+    }
+
+    /// Runs one statement in the transaction and returns its first row, if any (e.g. `RETURNING`).
+    pub async fn fetch_optional(
+        &mut self,
+        mut query: TxQuery<'_>,
+    ) -> std::result::Result<Option<AnyRow>, sqlx::Error> {
+        let Some(sql) = self.with_begin(query.sql()) else {
+            return query.fetch_optional(self.raw()).await;
+        };
+        let args = query.take_arguments().map_err(sqlx::Error::Encode)?;
+        let batch = match args {
+            Some(args) => sqlx::query_with(&sql, args),
+            None => sqlx::query(&sql),
+        };
+        // Not `fetch_optional`: the `Any` driver's looks only at the first result, the `BEGIN`'s.
+        let mut first = None;
+        let mut results = self.raw().fetch_many(batch);
+        while let Some(item) = results.try_next().await? {
+            if let (None, sqlx::Either::Right(row)) = (&first, item) {
+                first = Some(row);
+            }
+        }
+        Ok(first)
     }
 
     /// Which backend this transaction runs on.
@@ -92,7 +178,7 @@ impl Tx {
             Backend::Sqlite => crate::audit::flush(&mut self, Some("COMMIT")).await?,
             Backend::Postgres => {
                 crate::audit::flush(&mut self, None).await?;
-                Manager::commit(self.conn()).await?;
+                Manager::commit(self.raw()).await?;
             }
         }
         self.finished();
@@ -105,10 +191,12 @@ impl Tx {
     /// Rolls the transaction back (dropping it does the same).
     pub async fn rollback(mut self) -> Result<()> {
         match self.backend {
+            // Nothing was sent: nothing to undo.
+            Backend::Sqlite if self.begin_pending => {}
             Backend::Sqlite => {
-                self.conn().execute("ROLLBACK").await?;
+                self.raw().execute("ROLLBACK").await?;
             }
-            Backend::Postgres => Manager::rollback(self.conn()).await?,
+            Backend::Postgres => Manager::rollback(self.raw()).await?,
         }
         self.finished();
         Ok(())
@@ -117,6 +205,7 @@ impl Tx {
     /// The transaction is over and the connection may be reused.
     fn finished(&mut self) {
         self.open = false;
+        self.begin_pending = false;
         if let Some(conn) = self.conn.as_mut() {
             conn.set_reusable(true);
         }
@@ -206,24 +295,17 @@ impl Store {
         &self.pool
     }
 
-    /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite).
+    /// Begins a write transaction. On SQLite that is `BEGIN IMMEDIATE`, sent with the
+    /// transaction's first statement (see the module docs).
     pub async fn begin(&self) -> Result<Tx> {
         let mut conn = self.conn().await?;
-        match self.backend {
-            Backend::Sqlite => {
-                // Not reusable until the transaction ends: a begin cancelled half-way may have begun.
-                conn.set_reusable(false);
-                let begun = conn.execute("BEGIN IMMEDIATE").await;
-                if begun.is_err() {
-                    conn.set_reusable(true);
-                }
-                begun?;
-            }
-            Backend::Postgres => Manager::begin(&mut conn, None).await?,
+        if self.backend == Backend::Postgres {
+            Manager::begin(&mut conn, None).await?;
         }
         Ok(Tx {
             conn: Some(conn),
-            open: true,
+            begin_pending: self.backend == Backend::Sqlite,
+            open: self.backend == Backend::Postgres,
             backend: self.backend,
             audit_head: self.audit_head.clone(),
             pending_audit: Vec::new(),

@@ -46,24 +46,25 @@ pub fn subject(id: IssuanceId) -> String {
 
 /// Records a new issuance request.
 pub async fn create(tx: &mut Tx, actor: &str, i: &Issuance) -> Result<()> {
-    sqlx::query(&format!(
-        "INSERT INTO issuance ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
-    ))
-    .bind(i.id.to_string())
-    .bind(i.person_id.to_string())
-    .bind(i.requester.clone())
-    .bind(i.channel.as_str())
-    .bind(i.approval_required as i64)
-    .bind(i.approved_by.clone())
-    .bind(i.security_key_id.map(|k| k.to_string()))
-    .bind(i.collection_code_hash.clone())
-    .bind(i.challenge.clone())
-    .bind(i.challenge_expires_at.map(to_micros))
-    .bind(i.state.as_str())
-    .bind(i.failure_reason.clone())
-    .bind(to_micros(i.created_at))
-    .bind(to_micros(i.updated_at))
-    .execute(tx.conn())
+    tx.execute(
+        sqlx::query(&format!(
+            "INSERT INTO issuance ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
+        ))
+        .bind(i.id.to_string())
+        .bind(i.person_id.to_string())
+        .bind(i.requester.clone())
+        .bind(i.channel.as_str())
+        .bind(i.approval_required as i64)
+        .bind(i.approved_by.clone())
+        .bind(i.security_key_id.map(|k| k.to_string()))
+        .bind(i.collection_code_hash.clone())
+        .bind(i.challenge.clone())
+        .bind(i.challenge_expires_at.map(to_micros))
+        .bind(i.state.as_str())
+        .bind(i.failure_reason.clone())
+        .bind(to_micros(i.created_at))
+        .bind(to_micros(i.updated_at)),
+    )
     .await
     .map_err(|e| StoreError::unique(e, || "an issuance with this collection code".into()))?;
     let detail = json!({"person": i.person_id, "channel": i.channel.as_str(), "approval_required": i.approval_required});
@@ -90,7 +91,7 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
     if expected != next.state {
         expected.transition(next.state, next.approval_required)?;
     }
-    let done = sqlx::query(
+    let update = sqlx::query(
         "UPDATE issuance SET state = $2, approved_by = $3, security_key_id = $4, challenge_expires_at = $5,
          failure_reason = $6, updated_at = $7, challenge = $9 WHERE id = $1 AND state = $8",
     )
@@ -102,12 +103,10 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
     .bind(next.failure_reason.clone())
     .bind(now_micros())
     .bind(expected.as_str())
-    .bind(next.challenge.clone())
-    .execute(tx.conn())
-    .await?;
-    if done.rows_affected() == 0 {
-        let actual =
-            get_in(tx.conn(), next.id).await?.ok_or_else(|| StoreError::NotFound(subject(next.id)))?;
+    .bind(next.challenge.clone());
+    if tx.execute(update).await? == 0 {
+        let conn = tx.conn().await?;
+        let actual = get_in(conn, next.id).await?.ok_or_else(|| StoreError::NotFound(subject(next.id)))?;
         return Err(StoreError::StaleIssuance { id: next.id.to_string(), expected, actual: actual.state });
     }
     let detail =

@@ -90,25 +90,27 @@ pub async fn create(
 ) -> Result<JobId> {
     let id = JobId::new();
     let now = now_micros();
-    sqlx::query("INSERT INTO job (id, kind, created_by, params, created_at) VALUES ($1,$2,$3,$4,$5)")
-        .bind(id.to_string())
-        .bind(kind.to_owned())
-        .bind(actor.to_owned())
-        .bind(params.to_string())
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
+    tx.execute(
+        sqlx::query("INSERT INTO job (id, kind, created_by, params, created_at) VALUES ($1,$2,$3,$4,$5)")
+            .bind(id.to_string())
+            .bind(kind.to_owned())
+            .bind(actor.to_owned())
+            .bind(params.to_string())
+            .bind(now),
+    )
+    .await?;
     for (seq, payload) in payloads.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO job_unit (id, job_id, seq, payload, state, attempts, updated_at)
+        tx.execute(
+            sqlx::query(
+                "INSERT INTO job_unit (id, job_id, seq, payload, state, attempts, updated_at)
              VALUES ($1,$2,$3,$4,'pending',0,$5)",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(id.to_string())
+            .bind(seq as i64)
+            .bind(payload.clone())
+            .bind(now),
         )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(id.to_string())
-        .bind(seq as i64)
-        .bind(payload.clone())
-        .bind(now)
-        .execute(tx.conn())
         .await?;
     }
     let detail = json!({"kind": kind, "units": payloads.len()});
@@ -152,7 +154,7 @@ pub async fn claim(store: &Store, job: Option<JobId>, n: i64, lease: Duration) -
         .bind(now)
         .bind(job.map(|j| j.to_string()))
         .bind(n)
-        .fetch_all(tx.conn())
+        .fetch_all(tx.conn().await?)
         .await?;
     tx.commit().await?;
     let mut units = rows.iter().map(|r| claimed_from_row(r, &token)).collect::<Result<Vec<_>>>()?;
@@ -161,23 +163,26 @@ pub async fn claim(store: &Store, job: Option<JobId>, n: i64, lease: Duration) -
 }
 
 async fn finish(tx: &mut Tx, unit: &ClaimedUnit, state: &str, result: &str) -> Result<Completion> {
-    let done = sqlx::query(
-        "UPDATE job_unit SET state = $3, result = $4, lease_until = NULL, updated_at = $5
+    let changed = tx
+        .execute(
+            sqlx::query(
+                "UPDATE job_unit SET state = $3, result = $4, lease_until = NULL, updated_at = $5
          WHERE id = $1 AND lease_token = $2 AND state = 'running'",
-    )
-    .bind(unit.id.clone())
-    .bind(unit.lease_token.clone())
-    .bind(state.to_owned())
-    .bind(result.to_owned())
-    .bind(now_micros())
-    .execute(tx.conn())
-    .await?;
-    if done.rows_affected() == 1 {
+            )
+            .bind(unit.id.clone())
+            .bind(unit.lease_token.clone())
+            .bind(state.to_owned())
+            .bind(result.to_owned())
+            .bind(now_micros()),
+        )
+        .await?;
+    if changed == 1 {
         return Ok(Completion::Done);
     }
-    let row = sqlx::query("SELECT state, lease_token FROM job_unit WHERE id = $1")
-        .bind(unit.id.clone())
-        .fetch_optional(tx.conn())
+    let row = tx
+        .fetch_optional(
+            sqlx::query("SELECT state, lease_token FROM job_unit WHERE id = $1").bind(unit.id.clone()),
+        )
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("job unit {}", unit.id)))?;
     let same_lease = opt_text(&row, "lease_token")?.as_deref() == Some(unit.lease_token.as_str());
@@ -199,7 +204,7 @@ pub async fn fail(tx: &mut Tx, unit: &ClaimedUnit, error: &str, retry: bool) -> 
     if !retry {
         return finish(tx, unit, "failed", error).await;
     }
-    let done = sqlx::query(
+    let changed = tx.execute(sqlx::query(
         "UPDATE job_unit SET state = 'pending', result = $3, lease_token = NULL, lease_until = NULL, updated_at = $4
          WHERE id = $1 AND lease_token = $2 AND state = 'running'",
     )
@@ -207,9 +212,9 @@ pub async fn fail(tx: &mut Tx, unit: &ClaimedUnit, error: &str, retry: bool) -> 
     .bind(unit.lease_token.clone())
     .bind(error.to_owned())
     .bind(now_micros())
-    .execute(tx.conn())
+    )
     .await?;
-    if done.rows_affected() == 1 { Ok(Completion::Done) } else { Err(StoreError::LeaseLost(unit.id.clone())) }
+    if changed == 1 { Ok(Completion::Done) } else { Err(StoreError::LeaseLost(unit.id.clone())) }
 }
 
 /// Unit counts of a job by state.

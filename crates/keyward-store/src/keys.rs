@@ -30,17 +30,18 @@ pub fn subject(id: SecurityKeyId) -> String {
 /// Adds a key to the inventory.
 pub async fn insert(tx: &mut Tx, actor: &str, k: &SecurityKey) -> Result<()> {
     let now = now_micros();
-    sqlx::query(&format!(
-        "INSERT INTO security_key ({COLUMNS}, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7)"
-    ))
-    .bind(k.id.to_string())
-    .bind(k.serial.clone())
-    .bind(k.aaguid.to_string())
-    .bind(k.model.clone())
-    .bind(k.firmware.clone())
-    .bind(k.state.as_str())
-    .bind(now)
-    .execute(tx.conn())
+    tx.execute(
+        sqlx::query(&format!(
+            "INSERT INTO security_key ({COLUMNS}, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7)"
+        ))
+        .bind(k.id.to_string())
+        .bind(k.serial.clone())
+        .bind(k.aaguid.to_string())
+        .bind(k.model.clone())
+        .bind(k.firmware.clone())
+        .bind(k.state.as_str())
+        .bind(now),
+    )
     .await
     .map_err(|e| {
         StoreError::unique(e, || format!("a key with serial {}", k.serial.as_deref().unwrap_or("?")))
@@ -88,18 +89,19 @@ pub async fn list(store: &Store, state: Option<KeyState>) -> Result<Vec<Security
 
 /// Moves a key to `to` if the lifecycle allows it (e.g. reported lost), with an audit event.
 pub async fn set_state(tx: &mut Tx, actor: &str, id: SecurityKeyId, to: KeyState) -> Result<SecurityKey> {
-    let mut k = get_in(tx.conn(), id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
+    let mut k = get_in(tx.conn().await?, id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
     let from = k.state;
     k.transition(to)?;
-    let done =
-        sqlx::query("UPDATE security_key SET state = $2, updated_at = $3 WHERE id = $1 AND state = $4")
-            .bind(id.to_string())
-            .bind(to.as_str())
-            .bind(now_micros())
-            .bind(from.as_str())
-            .execute(tx.conn())
-            .await?;
-    if done.rows_affected() == 0 {
+    let changed = tx
+        .execute(
+            sqlx::query("UPDATE security_key SET state = $2, updated_at = $3 WHERE id = $1 AND state = $4")
+                .bind(id.to_string())
+                .bind(to.as_str())
+                .bind(now_micros())
+                .bind(from.as_str()),
+        )
+        .await?;
+    if changed == 0 {
         return Err(StoreError::NotFound(subject(id)));
     }
     let detail = json!({"from": from.as_str(), "to": to.as_str()});

@@ -36,22 +36,23 @@ pub fn subject(id: PasskeyId) -> String {
 /// Records a passkey (normally `pending` and managed, before the Graph POST; or `registered` and
 /// discovered, from reconcile).
 pub async fn insert(tx: &mut Tx, actor: &str, p: &Passkey) -> Result<()> {
-    sqlx::query(&format!(
-        "INSERT INTO passkey ({COLUMNS}, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
-    ))
-    .bind(p.id.to_string())
-    .bind(p.entra_method_id.clone())
-    .bind(p.credential_id.clone())
-    .bind(p.person_id.to_string())
-    .bind(p.security_key_id.map(|k| k.to_string()))
-    .bind(p.aaguid.to_string())
-    .bind(p.model.clone())
-    .bind(p.display_name.clone())
-    .bind(p.state.as_str())
-    .bind(p.origin.as_str())
-    .bind(to_micros(p.created_at))
-    .bind(now_micros())
-    .execute(tx.conn())
+    tx.execute(
+        sqlx::query(&format!(
+            "INSERT INTO passkey ({COLUMNS}, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
+        ))
+        .bind(p.id.to_string())
+        .bind(p.entra_method_id.clone())
+        .bind(p.credential_id.clone())
+        .bind(p.person_id.to_string())
+        .bind(p.security_key_id.map(|k| k.to_string()))
+        .bind(p.aaguid.to_string())
+        .bind(p.model.clone())
+        .bind(p.display_name.clone())
+        .bind(p.state.as_str())
+        .bind(p.origin.as_str())
+        .bind(to_micros(p.created_at))
+        .bind(now_micros()),
+    )
     .await
     .map_err(|e| StoreError::unique(e, || format!("a passkey with credential id {}", p.credential_id)))?;
     let detail = json!({"person": p.person_id, "key": p.security_key_id, "aaguid": p.aaguid,
@@ -85,23 +86,26 @@ async fn move_to(
     debug_assert!(from.iter().all(|f| f.transition(to).is_ok()), "illegal move listed");
     // The states are the enum's fixed names, not input, so they are written into the SQL.
     let states: Vec<String> = from.iter().map(|f| format!("'{}'", f.as_str())).collect();
-    let row = sqlx::query(&format!(
-        "UPDATE passkey SET state = $2, entra_method_id = COALESCE($3, entra_method_id),
+    let row = tx
+        .fetch_optional(
+            sqlx::query(&format!(
+                "UPDATE passkey SET state = $2, entra_method_id = COALESCE($3, entra_method_id),
          model = COALESCE($4, model), updated_at = $5 WHERE id = $1 AND state IN ({})
          RETURNING {COLUMNS}",
-        states.join(", ")
-    ))
-    .bind(id.to_string())
-    .bind(to.as_str())
-    .bind(method_id.map(str::to_owned))
-    .bind(model.map(str::to_owned))
-    .bind(now_micros())
-    .fetch_optional(tx.conn())
-    .await?;
+                states.join(", ")
+            ))
+            .bind(id.to_string())
+            .bind(to.as_str())
+            .bind(method_id.map(str::to_owned))
+            .bind(model.map(str::to_owned))
+            .bind(now_micros()),
+        )
+        .await?;
     match row {
         Some(r) => from_row(&r),
         None => {
-            let current = get_in(tx.conn(), id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
+            let current =
+                get_in(tx.conn().await?, id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
             Err(keyward_core::PasskeyError::IllegalTransition { from: current.state, to }.into())
         }
     }

@@ -87,22 +87,23 @@ pub async fn insert(tx: &mut Tx, actor: &str, p: &Person) -> Result<()> {
     let sql = format!(
         "INSERT INTO person ({COLUMNS}, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12)"
     );
-    sqlx::query(&sql)
-        .bind(p.id.to_string())
-        .bind(&p.display_name)
-        .bind(&p.upn)
-        .bind(p.external_refs.0[0].clone())
-        .bind(p.external_refs.0[1].clone())
-        .bind(p.external_refs.0[2].clone())
-        .bind(p.link_method.map(|m| m.as_str()))
-        .bind(p.enabled as i64)
-        .bind(p.deleted_in_entra as i64)
-        .bind(p.source.as_str())
-        .bind(serde_json::to_string(&p.groups).expect("strings serialise"))
-        .bind(now)
-        .execute(tx.conn())
-        .await
-        .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
+    tx.execute(
+        sqlx::query(&sql)
+            .bind(p.id.to_string())
+            .bind(&p.display_name)
+            .bind(&p.upn)
+            .bind(p.external_refs.0[0].clone())
+            .bind(p.external_refs.0[1].clone())
+            .bind(p.external_refs.0[2].clone())
+            .bind(p.link_method.map(|m| m.as_str()))
+            .bind(p.enabled as i64)
+            .bind(p.deleted_in_entra as i64)
+            .bind(p.source.as_str())
+            .bind(serde_json::to_string(&p.groups).expect("strings serialise"))
+            .bind(now),
+    )
+    .await
+    .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
     audit::append(tx, AuditDraft::new(actor, "person.create", subject(p.id)).detail(&json!({"upn": p.upn})));
     Ok(())
 }
@@ -111,23 +112,25 @@ async fn update(tx: &mut Tx, p: &Person) -> Result<()> {
     let sql =
         "UPDATE person SET display_name=$2, upn=$3, ext_ref_1=$4, ext_ref_2=$5, ext_ref_3=$6, link_method=$7,
                enabled=$8, deleted_in_entra=$9, source=$10, groups_json=$11, updated_at=$12 WHERE id=$1";
-    let done = sqlx::query(sql)
-        .bind(p.id.to_string())
-        .bind(&p.display_name)
-        .bind(&p.upn)
-        .bind(p.external_refs.0[0].clone())
-        .bind(p.external_refs.0[1].clone())
-        .bind(p.external_refs.0[2].clone())
-        .bind(p.link_method.map(|m| m.as_str()))
-        .bind(p.enabled as i64)
-        .bind(p.deleted_in_entra as i64)
-        .bind(p.source.as_str())
-        .bind(serde_json::to_string(&p.groups).expect("strings serialise"))
-        .bind(now_micros())
-        .execute(tx.conn())
+    let changed = tx
+        .execute(
+            sqlx::query(sql)
+                .bind(p.id.to_string())
+                .bind(&p.display_name)
+                .bind(&p.upn)
+                .bind(p.external_refs.0[0].clone())
+                .bind(p.external_refs.0[1].clone())
+                .bind(p.external_refs.0[2].clone())
+                .bind(p.link_method.map(|m| m.as_str()))
+                .bind(p.enabled as i64)
+                .bind(p.deleted_in_entra as i64)
+                .bind(p.source.as_str())
+                .bind(serde_json::to_string(&p.groups).expect("strings serialise"))
+                .bind(now_micros()),
+        )
         .await
         .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
-    if done.rows_affected() == 0 {
+    if changed == 0 {
         return Err(StoreError::NotFound(subject(p.id)));
     }
     Ok(())
@@ -158,7 +161,7 @@ pub async fn upsert_from_entra(
 ) -> Result<(Person, Upserted)> {
     let col = slot_column(slot);
     let by_oid = one(
-        tx.conn(),
+        tx.conn().await?,
         &format!("SELECT {COLUMNS} FROM person WHERE {col} = lower($1)"),
         user.object_id.clone(),
     )
@@ -167,7 +170,7 @@ pub async fn upsert_from_entra(
         Some(p) => Some(p),
         None => {
             one(
-                tx.conn(),
+                tx.conn().await?,
                 &format!("SELECT {COLUMNS} FROM person WHERE lower(upn) = lower($1)"),
                 user.upn.clone(),
             )
@@ -210,7 +213,7 @@ pub async fn set_link(
     object_id: &str,
     method: LinkMethod,
 ) -> Result<Person> {
-    let mut p = one(tx.conn(), &format!("SELECT {COLUMNS} FROM person WHERE id = $1"), id.to_string())
+    let mut p = one(tx.conn().await?, &format!("SELECT {COLUMNS} FROM person WHERE id = $1"), id.to_string())
         .await?
         .ok_or_else(|| StoreError::NotFound(subject(id)))?;
     p.link(slot, object_id, method).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -222,13 +225,15 @@ pub async fn set_link(
 
 /// Marks a person disabled (or enabled again) as seen in Entra.
 pub async fn set_enabled(tx: &mut Tx, actor: &str, id: PersonId, enabled: bool) -> Result<()> {
-    let done = sqlx::query("UPDATE person SET enabled = $2, updated_at = $3 WHERE id = $1")
-        .bind(id.to_string())
-        .bind(enabled as i64)
-        .bind(now_micros())
-        .execute(tx.conn())
+    let changed = tx
+        .execute(
+            sqlx::query("UPDATE person SET enabled = $2, updated_at = $3 WHERE id = $1")
+                .bind(id.to_string())
+                .bind(enabled as i64)
+                .bind(now_micros()),
+        )
         .await?;
-    if done.rows_affected() == 0 {
+    if changed == 0 {
         return Err(StoreError::NotFound(subject(id)));
     }
     let action = if enabled { "person.enable" } else { "person.disable" };
@@ -238,13 +243,14 @@ pub async fn set_enabled(tx: &mut Tx, actor: &str, id: PersonId, enabled: bool) 
 
 /// Marks a person as deleted in Entra (a leaver); the record is kept for the audit trail.
 pub async fn mark_deleted(tx: &mut Tx, actor: &str, id: PersonId) -> Result<()> {
-    let done =
-        sqlx::query("UPDATE person SET deleted_in_entra = 1, enabled = 0, updated_at = $2 WHERE id = $1")
-            .bind(id.to_string())
-            .bind(now_micros())
-            .execute(tx.conn())
-            .await?;
-    if done.rows_affected() == 0 {
+    let changed = tx
+        .execute(
+            sqlx::query("UPDATE person SET deleted_in_entra = 1, enabled = 0, updated_at = $2 WHERE id = $1")
+                .bind(id.to_string())
+                .bind(now_micros()),
+        )
+        .await?;
+    if changed == 0 {
         return Err(StoreError::NotFound(subject(id)));
     }
     audit::append(tx, AuditDraft::new(actor, "person.deleted-in-entra", subject(id)));

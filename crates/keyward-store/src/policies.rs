@@ -28,7 +28,7 @@ fn from_row(r: &AnyRow) -> Result<EnrollmentPolicy> {
 
 /// Creates or replaces the policy of `p.group`.
 pub async fn upsert(tx: &mut Tx, actor: &str, p: &EnrollmentPolicy) -> Result<()> {
-    sqlx::query(&format!(
+    tx.execute(sqlx::query(&format!(
         "INSERT INTO enrollment_policy ({COLUMNS}, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
          ON CONFLICT (group_name) DO UPDATE SET mode = excluded.mode, pin_min_length = excluded.pin_min_length,
          pin_force_change = excluded.pin_force_change, allowed_aaguids = excluded.allowed_aaguids,
@@ -42,7 +42,7 @@ pub async fn upsert(tx: &mut Tx, actor: &str, p: &EnrollmentPolicy) -> Result<()
     .bind(serde_json::to_string(&p.allowed_aaguids).expect("uuids serialise"))
     .bind(p.max_passkeys_per_person.map(i64::from))
     .bind(now_micros())
-    .execute(tx.conn())
+    )
     .await?;
     audit::append(tx, AuditDraft::new(actor, "policy.set", format!("group:{}", p.group)).detail(p));
     Ok(())
@@ -50,14 +50,13 @@ pub async fn upsert(tx: &mut Tx, actor: &str, p: &EnrollmentPolicy) -> Result<()
 
 /// Deletes the policy of `group`; returns whether there was one.
 pub async fn delete(tx: &mut Tx, actor: &str, group: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM enrollment_policy WHERE group_name = $1")
-        .bind(group.to_owned())
-        .execute(tx.conn())
+    let changed = tx
+        .execute(sqlx::query("DELETE FROM enrollment_policy WHERE group_name = $1").bind(group.to_owned()))
         .await?;
-    if done.rows_affected() > 0 {
+    if changed > 0 {
         audit::append(tx, AuditDraft::new(actor, "policy.delete", format!("group:{group}")));
     }
-    Ok(done.rows_affected() > 0)
+    Ok(changed > 0)
 }
 
 /// Every policy, by group.

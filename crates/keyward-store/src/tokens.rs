@@ -72,15 +72,16 @@ pub async fn create(tx: &mut Tx, actor: &str, name: &str, role: Role) -> Result<
         last_used_at: None,
         revoked_at: None,
     };
-    sqlx::query("INSERT INTO api_token (id, name, role, token_hash, created_at) VALUES ($1,$2,$3,$4,$5)")
-        .bind(rec.id.to_string())
-        .bind(name.to_owned())
-        .bind(role.as_str())
-        .bind(token_hash(&token))
-        .bind(now)
-        .execute(tx.conn())
-        .await
-        .map_err(|e| StoreError::unique(e, || format!("a token named {name}")))?;
+    tx.execute(
+        sqlx::query("INSERT INTO api_token (id, name, role, token_hash, created_at) VALUES ($1,$2,$3,$4,$5)")
+            .bind(rec.id.to_string())
+            .bind(name.to_owned())
+            .bind(role.as_str())
+            .bind(token_hash(&token))
+            .bind(now),
+    )
+    .await
+    .map_err(|e| StoreError::unique(e, || format!("a token named {name}")))?;
     audit::append(
         tx,
         AuditDraft::new(actor, "token.create", format!("token:{name}")).detail(&json!({"role": role})),
@@ -109,15 +110,17 @@ pub async fn authenticate(store: &Store, token: &SecretString) -> Result<Option<
 
 /// Revokes the token named `name`; returns whether a live token was revoked.
 pub async fn revoke(tx: &mut Tx, actor: &str, name: &str) -> Result<bool> {
-    let done = sqlx::query("UPDATE api_token SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
-        .bind(name.to_owned())
-        .bind(now_micros())
-        .execute(tx.conn())
+    let changed = tx
+        .execute(
+            sqlx::query("UPDATE api_token SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
+                .bind(name.to_owned())
+                .bind(now_micros()),
+        )
         .await?;
-    if done.rows_affected() > 0 {
+    if changed > 0 {
         audit::append(tx, AuditDraft::new(actor, "token.revoke", format!("token:{name}")));
     }
-    Ok(done.rows_affected() > 0)
+    Ok(changed > 0)
 }
 
 /// All tokens (live and revoked), by name.

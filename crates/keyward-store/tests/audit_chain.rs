@@ -185,7 +185,83 @@ async fn a_dropped_transaction_rolls_back_and_frees_the_write_lock(store: Store)
     assert_eq!(audit::verify(&store).await.unwrap(), 1);
 }
 
+/// A statement's change count is its own, even when it is the first of its transaction (on SQLite
+/// the `BEGIN` travels with it, and SQLite reports the connection's last count): an update that
+/// matches nothing says 0 right after one that changed three rows — or a stale-state check built
+/// on it would let a lost race pass as a success.
+async fn a_first_statements_change_count_is_its_own(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..3 {
+        keys::insert(&mut tx, "token:t", &SecurityKey::new(Some(format!("SN-C{i}")), Uuid::nil()))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let all = tx.execute(sqlx::query("UPDATE security_key SET model = 'M1'")).await.unwrap();
+    assert_eq!(all, 3);
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let none = sqlx::query("UPDATE security_key SET model = 'M2' WHERE serial = $1").bind("SN-NONE");
+    assert_eq!(tx.execute(none).await.unwrap(), 0);
+    let one = sqlx::query("UPDATE security_key SET model = 'M2' WHERE serial = $1").bind("SN-C1");
+    assert_eq!(tx.execute(one).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert_eq!(keys::get_by_serial(&store, "SN-C1").await.unwrap().unwrap().model.as_deref(), Some("M2"));
+}
+
+/// A transaction takes the write lock with its first statement, not before: one begun and not yet
+/// used does not hold up another writer, and then commits its own change normally.
+async fn a_transaction_that_sent_nothing_holds_no_lock(store: Store) {
+    let mut idle = store.begin().await.unwrap();
+    let other = async {
+        let mut tx = store.begin().await.unwrap();
+        keys::insert(&mut tx, "token:t", &SecurityKey::new(Some("SN-OTHER".into()), Uuid::nil()))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(3), other)
+        .await
+        .expect("a writer waited for a transaction that had sent nothing");
+    keys::insert(&mut idle, "token:t", &SecurityKey::new(Some("SN-IDLE".into()), Uuid::nil())).await.unwrap();
+    idle.commit().await.unwrap();
+    // Begun and committed (or rolled back) with nothing in it: no error, nothing written.
+    store.begin().await.unwrap().commit().await.unwrap();
+    store.begin().await.unwrap().rollback().await.unwrap();
+    assert_eq!(audit::verify(&store).await.unwrap(), 2);
+}
+
+/// A transaction whose first statement fails (here a duplicate serial; on SQLite that statement
+/// carried the `BEGIN`) rolls back cleanly and leaves the lock free and the chain intact.
+async fn a_failed_first_statement_rolls_back_cleanly(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    keys::insert(&mut tx, "token:t", &SecurityKey::new(Some("SN-DUP".into()), Uuid::nil())).await.unwrap();
+    tx.commit().await.unwrap();
+    for _ in 0..3 {
+        let mut tx = store.begin().await.unwrap();
+        let dup =
+            keys::insert(&mut tx, "token:t", &SecurityKey::new(Some("SN-DUP".into()), Uuid::nil())).await;
+        assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+        tx.rollback().await.unwrap();
+    }
+    let next_writer = async {
+        let mut tx = store.begin().await.unwrap();
+        keys::insert(&mut tx, "token:t", &SecurityKey::new(Some("SN-AFTER".into()), Uuid::nil()))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(3), next_writer)
+        .await
+        .expect("the next writer waited for a rolled-back transaction's lock");
+    assert_eq!(audit::verify(&store).await.unwrap(), 2);
+}
+
 on_both!(
+    a_failed_first_statement_rolls_back_cleanly,
+    a_first_statements_change_count_is_its_own,
+    a_transaction_that_sent_nothing_holds_no_lock,
     a_dropped_transaction_rolls_back_and_frees_the_write_lock,
     a_stale_head_hint_never_forks_the_chain,
     a_transaction_with_thousands_of_events_commits_them_all,
