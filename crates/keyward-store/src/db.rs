@@ -122,49 +122,50 @@ impl Tx {
     }
 
     /// Runs one statement in the transaction; returns the number of rows it changed.
-    pub async fn execute(&mut self, mut query: TxQuery<'_>) -> std::result::Result<u64, sqlx::Error> {
-        let Some(sql) = self.with_begin(query.sql()) else {
-            return Ok(query.execute(self.raw()).await?.rows_affected());
-        };
-        let args = query.take_arguments().map_err(sqlx::Error::Encode)?;
-        let batch = match args {
-            Some(args) => sqlx::query_with(&sql, args),
-            None => sqlx::query(&sql),
-        };
-        // SQLite reports a statement's change count as the connection's last one, which for the
-        // `BEGIN` is a previous transaction's: the statement's own count is the last result.
-        let mut last = 0;
-        let mut results = self.raw().fetch_many(batch);
-        while let Some(item) = results.try_next().await? {
-            if let sqlx::Either::Left(done) = item {
-                last = done.rows_affected();
-            }
+    pub async fn execute(&mut self, query: TxQuery<'_>) -> std::result::Result<u64, sqlx::Error> {
+        match self.with_begin(query.sql()) {
+            None => Ok(query.execute(self.raw()).await?.rows_affected()),
+            Some(sql) => Ok(self.run_batch(&sql, query).await?.0),
         }
-        Ok(last)
     }
 
     /// Runs one statement in the transaction and returns its first row, if any (e.g. `RETURNING`).
     pub async fn fetch_optional(
         &mut self,
-        mut query: TxQuery<'_>,
+        query: TxQuery<'_>,
     ) -> std::result::Result<Option<AnyRow>, sqlx::Error> {
-        let Some(sql) = self.with_begin(query.sql()) else {
-            return query.fetch_optional(self.raw()).await;
+        match self.with_begin(query.sql()) {
+            None => query.fetch_optional(self.raw()).await,
+            Some(sql) => Ok(self.run_batch(&sql, query).await?.1),
+        }
+    }
+
+    /// Runs `sql` (`BEGIN` and `query`'s statement) with `query`'s arguments as one request;
+    /// returns the statement's change count and first row.
+    ///
+    /// SQLite reports each statement's change count as the connection's last one, which for the
+    /// `BEGIN` is a previous transaction's, so the statement's own is the *last* result; and the
+    /// `Any` driver's `fetch_optional` looks only at the first result (the `BEGIN`'s), so the rows
+    /// are read from the stream here.
+    async fn run_batch(
+        &mut self,
+        sql: &str,
+        mut query: TxQuery<'_>,
+    ) -> std::result::Result<(u64, Option<AnyRow>), sqlx::Error> {
+        let batch = match query.take_arguments().map_err(sqlx::Error::Encode)? {
+            Some(args) => sqlx::query_with(sql, args),
+            None => sqlx::query(sql),
         };
-        let args = query.take_arguments().map_err(sqlx::Error::Encode)?;
-        let batch = match args {
-            Some(args) => sqlx::query_with(&sql, args),
-            None => sqlx::query(&sql),
-        };
-        // Not `fetch_optional`: the `Any` driver's looks only at the first result, the `BEGIN`'s.
-        let mut first = None;
+        let (mut last, mut first) = (0, None);
         let mut results = self.raw().fetch_many(batch);
         while let Some(item) = results.try_next().await? {
-            if let (None, sqlx::Either::Right(row)) = (&first, item) {
-                first = Some(row);
+            match item {
+                sqlx::Either::Left(done) => last = done.rows_affected(),
+                sqlx::Either::Right(row) if first.is_none() => first = Some(row),
+                sqlx::Either::Right(_) => {}
             }
         }
-        Ok(first)
+        Ok((last, first))
     }
 
     /// Which backend this transaction runs on.

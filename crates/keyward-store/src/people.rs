@@ -9,7 +9,9 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 
 use crate::audit;
-use crate::db::{Store, Tx, flag, json, like_pattern, now_micros, opt_parsed, opt_text, parsed, text};
+use crate::db::{
+    Store, Tx, TxQuery, flag, json, like_pattern, now_micros, opt_parsed, opt_text, parsed, text,
+};
 use crate::error::{Result, StoreError};
 
 const COLUMNS: &str = "id, display_name, upn, ext_ref_1, ext_ref_2, ext_ref_3, link_method, enabled, \
@@ -87,25 +89,28 @@ pub async fn insert(tx: &mut Tx, actor: &str, p: &Person) -> Result<()> {
     let sql = format!(
         "INSERT INTO person ({COLUMNS}, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12)"
     );
-    tx.execute(
-        sqlx::query(&sql)
-            .bind(p.id.to_string())
-            .bind(&p.display_name)
-            .bind(&p.upn)
-            .bind(p.external_refs.0[0].clone())
-            .bind(p.external_refs.0[1].clone())
-            .bind(p.external_refs.0[2].clone())
-            .bind(p.link_method.map(|m| m.as_str()))
-            .bind(p.enabled as i64)
-            .bind(p.deleted_in_entra as i64)
-            .bind(p.source.as_str())
-            .bind(serde_json::to_string(&p.groups).expect("strings serialise"))
-            .bind(now),
-    )
-    .await
-    .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
+    tx.execute(bind_person(sqlx::query(&sql), p, now))
+        .await
+        .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
     audit::append(tx, AuditDraft::new(actor, "person.create", subject(p.id)).detail(&json!({"upn": p.upn})));
     Ok(())
+}
+
+/// Binds a person's fields as `$1`…`$12` (id first, `now` last), in the order both
+/// [`insert`] and `update` write them.
+fn bind_person<'q>(q: TxQuery<'q>, p: &'q Person, now: i64) -> TxQuery<'q> {
+    q.bind(p.id.to_string())
+        .bind(&p.display_name)
+        .bind(&p.upn)
+        .bind(p.external_refs.0[0].clone())
+        .bind(p.external_refs.0[1].clone())
+        .bind(p.external_refs.0[2].clone())
+        .bind(p.link_method.map(|m| m.as_str()))
+        .bind(p.enabled as i64)
+        .bind(p.deleted_in_entra as i64)
+        .bind(p.source.as_str())
+        .bind(serde_json::to_string(&p.groups).expect("strings serialise"))
+        .bind(now)
 }
 
 async fn update(tx: &mut Tx, p: &Person) -> Result<()> {
@@ -113,21 +118,7 @@ async fn update(tx: &mut Tx, p: &Person) -> Result<()> {
         "UPDATE person SET display_name=$2, upn=$3, ext_ref_1=$4, ext_ref_2=$5, ext_ref_3=$6, link_method=$7,
                enabled=$8, deleted_in_entra=$9, source=$10, groups_json=$11, updated_at=$12 WHERE id=$1";
     let changed = tx
-        .execute(
-            sqlx::query(sql)
-                .bind(p.id.to_string())
-                .bind(&p.display_name)
-                .bind(&p.upn)
-                .bind(p.external_refs.0[0].clone())
-                .bind(p.external_refs.0[1].clone())
-                .bind(p.external_refs.0[2].clone())
-                .bind(p.link_method.map(|m| m.as_str()))
-                .bind(p.enabled as i64)
-                .bind(p.deleted_in_entra as i64)
-                .bind(p.source.as_str())
-                .bind(serde_json::to_string(&p.groups).expect("strings serialise"))
-                .bind(now_micros()),
-        )
+        .execute(bind_person(sqlx::query(sql), p, now_micros()))
         .await
         .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
     if changed == 0 {

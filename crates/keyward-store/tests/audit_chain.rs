@@ -155,6 +155,19 @@ async fn a_transaction_with_thousands_of_events_commits_them_all(store: Store) {
     assert_eq!((last[0].seq, last[0].subject.as_str()), (1_235, "person:1233"));
 }
 
+/// Adds the key `serial` in a transaction of its own, failing if that takes 3 s — far below
+/// SQLite's 5 s busy timeout, so a write lock left behind by an earlier transaction fails it.
+async fn commit_key_promptly(store: &Store, serial: &str, waited_for: &str) {
+    let next_writer = async {
+        let mut tx = store.begin().await.unwrap();
+        keys::insert(&mut tx, "token:t", &SecurityKey::new(Some(serial.into()), Uuid::nil())).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(3), next_writer)
+        .await
+        .unwrap_or_else(|_| panic!("the next writer waited for {waited_for}"));
+}
+
 /// A transaction dropped without commit or rollback (a request cancelled half-way, an error
 /// returned with `?`) leaves neither its change nor its event, and does not keep the write lock
 /// from the next writer — however many are dropped in a row.
@@ -166,20 +179,11 @@ async fn a_dropped_transaction_rolls_back_and_frees_the_write_lock(store: Store)
             .unwrap();
         drop(tx);
     }
-    let kept = SecurityKey::new(Some("SN-KEPT".into()), Uuid::nil());
-    let next_writer = async {
-        let mut tx = store.begin().await.unwrap();
-        keys::insert(&mut tx, "token:t", &kept).await.unwrap();
-        tx.commit().await.unwrap();
-    };
-    // Far below SQLite's 5 s busy timeout: a lock left behind would make this fail.
-    tokio::time::timeout(std::time::Duration::from_secs(3), next_writer)
-        .await
-        .expect("the next writer waited for a dropped transaction's lock");
+    commit_key_promptly(&store, "SN-KEPT", "a dropped transaction's lock").await;
     for i in 0..12 {
         assert!(keys::get_by_serial(&store, &format!("SN-D{i}")).await.unwrap().is_none());
     }
-    assert!(keys::get(&store, kept.id).await.unwrap().is_some());
+    assert!(keys::get_by_serial(&store, "SN-KEPT").await.unwrap().is_some());
     let events = audit::list(&store, &AuditFilter::default()).await.unwrap();
     assert_eq!(events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["key.create"]);
     assert_eq!(audit::verify(&store).await.unwrap(), 1);
@@ -214,16 +218,7 @@ async fn a_first_statements_change_count_is_its_own(store: Store) {
 /// used does not hold up another writer, and then commits its own change normally.
 async fn a_transaction_that_sent_nothing_holds_no_lock(store: Store) {
     let mut idle = store.begin().await.unwrap();
-    let other = async {
-        let mut tx = store.begin().await.unwrap();
-        keys::insert(&mut tx, "token:t", &SecurityKey::new(Some("SN-OTHER".into()), Uuid::nil()))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(3), other)
-        .await
-        .expect("a writer waited for a transaction that had sent nothing");
+    commit_key_promptly(&store, "SN-OTHER", "a transaction that had sent nothing").await;
     keys::insert(&mut idle, "token:t", &SecurityKey::new(Some("SN-IDLE".into()), Uuid::nil())).await.unwrap();
     idle.commit().await.unwrap();
     // Begun and committed (or rolled back) with nothing in it: no error, nothing written.
@@ -245,16 +240,7 @@ async fn a_failed_first_statement_rolls_back_cleanly(store: Store) {
         assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
         tx.rollback().await.unwrap();
     }
-    let next_writer = async {
-        let mut tx = store.begin().await.unwrap();
-        keys::insert(&mut tx, "token:t", &SecurityKey::new(Some("SN-AFTER".into()), Uuid::nil()))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(3), next_writer)
-        .await
-        .expect("the next writer waited for a rolled-back transaction's lock");
+    commit_key_promptly(&store, "SN-AFTER", "a rolled-back transaction's lock").await;
     assert_eq!(audit::verify(&store).await.unwrap(), 2);
 }
 
