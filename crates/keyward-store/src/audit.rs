@@ -12,9 +12,9 @@
 //! store two events with the same position.
 
 use keyward_core::audit::{AuditDraft, AuditEvent, GENESIS_HASH, verify_chain_from};
+use sqlx::Row;
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
-use sqlx::{Executor, Row};
 use time::OffsetDateTime;
 
 use crate::db::{Backend, Store, Tx, from_micros, int, parsed, text, to_micros};
@@ -48,11 +48,11 @@ pub fn append(tx: &mut Tx, draft: AuditDraft) {
 pub(crate) async fn flush(tx: &mut Tx, finish: Option<&str>) -> Result<()> {
     let drafts = std::mem::take(&mut tx.pending_audit);
     if drafts.is_empty() {
-        // A transaction that sent nothing has nothing to commit.
+        // A transaction that sent nothing has nothing to commit; batched writes go with the commit.
         if let Some(sql) = finish
-            && !tx.begin_pending
+            && !(tx.begin_pending && tx.deferred.is_empty())
         {
-            tx.conn().await?.execute(sql).await?;
+            tx.run(Some(sqlx::query(sql))).await??;
         }
         return Ok(());
     }
@@ -160,9 +160,9 @@ async fn insert(
     } else {
         format!("INSERT INTO audit_event ({columns}) VALUES {}", rows.join(", "))
     };
-    // SQLite's pending `BEGIN` goes first and `finish` last: one request for the whole transaction
-    // when the events are its only statements.
-    let mut sql = tx.with_begin(&sql).unwrap_or(sql);
+    // SQLite's pending `BEGIN` and batched writes go first and `finish` last: one request for the
+    // whole transaction.
+    let mut sql = sql;
     if let Some(finish) = finish {
         sql.push_str("; ");
         sql.push_str(finish);
@@ -183,10 +183,10 @@ async fn insert(
     if let Some((seq, hash)) = after {
         q = q.bind(seq).bind(hash.to_owned());
     }
-    match q.execute(tx.conn().await?).await {
-        // On SQLite a plain `VALUES` insert writes every row or fails (and `rows_affected` would
-        // not be its count with a `BEGIN` or `COMMIT` around it: SQLite reports the last change count).
-        Ok(done) => Ok(tx.backend() == Backend::Sqlite || done.rows_affected() == events.len() as u64),
+    match tx.run(Some(q)).await? {
+        // On SQLite a plain `VALUES` insert writes every row or fails (and the count is the
+        // `COMMIT`'s when it travels with it).
+        Ok((count, _)) => Ok(tx.backend() == Backend::Sqlite || count == events.len() as u64),
         // Another head: the guarded `prev_hash` was NULL, or this `seq` is taken.
         Err(sqlx::Error::Database(e))
             if guard_in_row

@@ -32,6 +32,7 @@ use time::OffsetDateTime;
 use crate::conn::{Conn, LocalPool, SQLITE_CONNECTIONS, sqlite_pragmas};
 
 use crate::error::{Result, StoreError};
+use crate::write::Write;
 
 /// One set of migrations for both backends: the schema uses only types both understand alike,
 /// so two copies could only drift apart.
@@ -76,6 +77,11 @@ pub struct Tx {
     backend: Backend,
     /// The store's head hint, updated when this transaction commits.
     pub(crate) audit_head: AuditHead,
+    /// Batched transactions on SQLite: writes are kept until the next statement that must run at
+    /// once (see [`crate::write`]).
+    batched: bool,
+    /// The writes kept so far.
+    pub(crate) deferred: Vec<Write>,
     /// Audit events appended in this transaction, written by [`Tx::commit`].
     pub(crate) pending_audit: Vec<keyward_core::AuditDraft>,
     /// The chain's head once this transaction's events are written.
@@ -86,13 +92,12 @@ pub struct Tx {
 pub type TxQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
 impl Tx {
-    /// The connection, inside the transaction: a pending `BEGIN` is sent first. Statements whose
-    /// result is a change count or one row go through [`Tx::execute`] / [`Tx::fetch_optional`]
-    /// instead, which send the `BEGIN` with them.
+    /// The connection, inside the transaction: a pending `BEGIN` and the batched writes are sent
+    /// first. Statements whose result is a change count or one row go through [`Tx::execute`] /
+    /// [`Tx::fetch_optional`] instead, which send those with them.
     pub async fn conn(&mut self) -> Result<&mut AnyConnection> {
-        if self.begin_pending {
-            self.mark_begun();
-            self.raw().execute("BEGIN IMMEDIATE").await?;
+        if self.begin_pending || !self.deferred.is_empty() {
+            self.run(None).await??;
         }
         Ok(self.raw())
     }
@@ -112,60 +117,119 @@ impl Tx {
         }
     }
 
-    /// `sql`, preceded by the pending `BEGIN` if this is the transaction's first statement.
-    pub(crate) fn with_begin(&mut self, sql: &str) -> Option<String> {
-        if !self.begin_pending {
-            return None;
-        }
-        self.mark_begun();
-        Some(format!("BEGIN IMMEDIATE; {sql}"))
-    }
-
     /// Runs one statement in the transaction; returns the number of rows it changed.
-    pub async fn execute(&mut self, query: TxQuery<'_>) -> std::result::Result<u64, sqlx::Error> {
-        match self.with_begin(query.sql()) {
-            None => Ok(query.execute(self.raw()).await?.rows_affected()),
-            Some(sql) => Ok(self.run_batch(&sql, query).await?.0),
+    pub async fn execute(&mut self, query: TxQuery<'_>) -> Result<u64> {
+        if !self.begin_pending && self.deferred.is_empty() {
+            return Ok(query.execute(self.raw()).await?.rows_affected());
         }
+        Ok(self.run(Some(query)).await??.0)
     }
 
     /// Runs one statement in the transaction and returns its first row, if any (e.g. `RETURNING`).
-    pub async fn fetch_optional(
-        &mut self,
-        query: TxQuery<'_>,
-    ) -> std::result::Result<Option<AnyRow>, sqlx::Error> {
-        match self.with_begin(query.sql()) {
-            None => query.fetch_optional(self.raw()).await,
-            Some(sql) => Ok(self.run_batch(&sql, query).await?.1),
+    pub async fn fetch_optional(&mut self, query: TxQuery<'_>) -> Result<Option<AnyRow>> {
+        if !self.begin_pending && self.deferred.is_empty() {
+            return Ok(query.fetch_optional(self.raw()).await?);
+        }
+        Ok(self.run(Some(query)).await??.1)
+    }
+
+    /// Runs a write: at once, or — in a batched transaction on SQLite — with the next statement
+    /// that must run at once (see [`crate::write`]), in which case its error is reported there.
+    pub(crate) async fn write(&mut self, w: Write) -> Result<()> {
+        if self.batched && self.backend == Backend::Sqlite {
+            self.deferred.push(w);
+            return Ok(());
+        }
+        let Write { sql, bind, on_error, unchanged } = w;
+        let changed = self.execute(bind(sqlx::query(&sql))).await.map_err(on_error)?;
+        match unchanged {
+            Some(explain) if changed == 0 => Err(explain(self).await),
+            _ => Ok(()),
         }
     }
 
-    /// Runs `sql` (`BEGIN` and `query`'s statement) with `query`'s arguments as one request;
-    /// returns the statement's change count and first row.
+    /// Sends, as one request, the pending `BEGIN`, the batched writes (each followed by its guard)
+    /// and `tail`; returns the tail's change count (its last statement's) and first row, or the
+    /// tail's own error inside `Ok`. A failed `BEGIN` or batched write is the outer error.
     ///
-    /// SQLite reports each statement's change count as the connection's last one, which for the
-    /// `BEGIN` is a previous transaction's, so the statement's own is the *last* result; and the
-    /// `Any` driver's `fetch_optional` looks only at the first result (the `BEGIN`'s), so the rows
-    /// are read from the stream here.
-    async fn run_batch(
+    /// SQLite reports each statement's change count as the connection's last one, and the `Any`
+    /// driver's `fetch_optional` looks only at the first result, so the results are read from
+    /// the stream here, one summary per finished statement, which is also how a failure is placed.
+    pub(crate) async fn run(
         &mut self,
-        sql: &str,
-        mut query: TxQuery<'_>,
-    ) -> std::result::Result<(u64, Option<AnyRow>), sqlx::Error> {
-        let batch = match query.take_arguments().map_err(sqlx::Error::Encode)? {
-            Some(args) => sqlx::query_with(sql, args),
-            None => sqlx::query(sql),
+        tail: Option<TxQuery<'_>>,
+    ) -> Result<std::result::Result<(u64, Option<AnyRow>), sqlx::Error>> {
+        /// What a statement before the tail is.
+        enum Part {
+            Begin,
+            Write(usize),
+            Guard(usize),
+        }
+        let mut parts = Vec::new();
+        let mut sql = String::new();
+        if self.begin_pending {
+            self.mark_begun();
+            sql.push_str("BEGIN IMMEDIATE; ");
+            parts.push(Part::Begin);
+        }
+        let (tail_sql, tail_args) = match tail {
+            Some(mut q) => (q.sql().to_owned(), q.take_arguments().map_err(sqlx::Error::Encode)?),
+            None => (String::new(), None),
         };
-        let (mut last, mut first) = (0, None);
+        // The tail keeps its `$1`…`$m`; the writes' placeholders follow.
+        let mut bound = tail_args.as_ref().map_or(0, sqlx::Arguments::len);
+        let mut binders = Vec::new();
+        let mut handlers = Vec::new();
+        for (i, w) in std::mem::take(&mut self.deferred).into_iter().enumerate() {
+            bound += crate::write::renumber(&w.sql, bound, &mut sql);
+            sql.push_str("; ");
+            parts.push(Part::Write(i));
+            if w.unchanged.is_some() {
+                sql.push_str(crate::write::GUARD);
+                sql.push_str("; ");
+                parts.push(Part::Guard(i));
+            }
+            binders.push(w.bind);
+            handlers.push(Some((w.on_error, w.unchanged)));
+        }
+        sql.push_str(&tail_sql);
+        let mut batch = match tail_args {
+            Some(args) => sqlx::query_with(&sql, args),
+            None => sqlx::query(&sql),
+        };
+        for bind in binders {
+            batch = bind(batch);
+        }
+        let (mut done, mut last, mut first) = (0, 0, None);
         let mut results = self.raw().fetch_many(batch);
-        while let Some(item) = results.try_next().await? {
-            match item {
-                sqlx::Either::Left(done) => last = done.rows_affected(),
-                sqlx::Either::Right(row) if first.is_none() => first = Some(row),
-                sqlx::Either::Right(_) => {}
+        let failed = loop {
+            match results.try_next().await {
+                Ok(Some(sqlx::Either::Left(summary))) => {
+                    done += 1;
+                    last = summary.rows_affected();
+                }
+                Ok(Some(sqlx::Either::Right(row))) if done >= parts.len() && first.is_none() => {
+                    first = Some(row)
+                }
+                Ok(Some(sqlx::Either::Right(_))) => {}
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        drop(results);
+        let Some(e) = failed else { return Ok(Ok((last, first))) };
+        match parts.get(done) {
+            None => Ok(Err(e)),
+            Some(Part::Begin) => Err(e.into()),
+            Some(Part::Write(i)) => {
+                let (on_error, _) = handlers[*i].take().expect("each write fails once");
+                Err(on_error(e.into()))
+            }
+            Some(Part::Guard(i)) => {
+                let (_, explain) = handlers[*i].take().expect("each write fails once");
+                Err(explain.expect("a guard follows a write that must change a row")(self).await)
             }
         }
-        Ok((last, first))
     }
 
     /// Which backend this transaction runs on.
@@ -193,7 +257,7 @@ impl Tx {
     pub async fn rollback(mut self) -> Result<()> {
         match self.backend {
             // Nothing was sent: nothing to undo.
-            Backend::Sqlite if self.begin_pending => {}
+            Backend::Sqlite if self.begin_pending => self.deferred.clear(),
             Backend::Sqlite => {
                 self.raw().execute("ROLLBACK").await?;
             }
@@ -299,6 +363,17 @@ impl Store {
     /// Begins a write transaction. On SQLite that is `BEGIN IMMEDIATE`, sent with the
     /// transaction's first statement (see the module docs).
     pub async fn begin(&self) -> Result<Tx> {
+        self.begin_tx(false).await
+    }
+
+    /// Begins a write transaction whose writes, on SQLite, are sent together with its next
+    /// statement that must run at once — usually its commit — so a write's error (a duplicate, a
+    /// stale state) is reported there rather than by the write's own call (see [`crate::write`]).
+    pub async fn begin_batched(&self) -> Result<Tx> {
+        self.begin_tx(true).await
+    }
+
+    async fn begin_tx(&self, batched: bool) -> Result<Tx> {
         let mut conn = self.conn().await?;
         if self.backend == Backend::Postgres {
             Manager::begin(&mut conn, None).await?;
@@ -309,6 +384,8 @@ impl Store {
             open: self.backend == Backend::Postgres,
             backend: self.backend,
             audit_head: self.audit_head.clone(),
+            batched,
+            deferred: Vec::new(),
             pending_audit: Vec::new(),
             committed_head: None,
         })

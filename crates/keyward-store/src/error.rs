@@ -69,10 +69,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
     /// Maps a unique-constraint violation to [`StoreError::Duplicate`] naming `what`.
-    pub(crate) fn unique(e: sqlx::Error, what: impl FnOnce() -> String) -> Self {
-        match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate(what()),
-            _ => StoreError::Database(e),
+    pub(crate) fn unique(e: impl Into<StoreError>, what: impl FnOnce() -> String) -> Self {
+        match e.into() {
+            StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                StoreError::Duplicate(what())
+            }
+            e => e,
         }
     }
 }

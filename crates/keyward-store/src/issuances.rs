@@ -15,6 +15,7 @@ use crate::db::{
     Store, Tx, flag, from_micros, int, now_micros, opt_int, opt_parsed, opt_text, parsed, text, to_micros,
 };
 use crate::error::{Result, StoreError};
+use crate::write::Write;
 use crate::{audit, people};
 
 const COLUMNS: &str = "id, person_id, requester, channel, approval_required, approved_by, security_key_id, \
@@ -46,27 +47,29 @@ pub fn subject(id: IssuanceId) -> String {
 
 /// Records a new issuance request.
 pub async fn create(tx: &mut Tx, actor: &str, i: &Issuance) -> Result<()> {
-    tx.execute(
-        sqlx::query(&format!(
-            "INSERT INTO issuance ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
-        ))
-        .bind(i.id.to_string())
-        .bind(i.person_id.to_string())
-        .bind(i.requester.clone())
-        .bind(i.channel.as_str())
-        .bind(i.approval_required as i64)
-        .bind(i.approved_by.clone())
-        .bind(i.security_key_id.map(|k| k.to_string()))
-        .bind(i.collection_code_hash.clone())
-        .bind(i.challenge.clone())
-        .bind(i.challenge_expires_at.map(to_micros))
-        .bind(i.state.as_str())
-        .bind(i.failure_reason.clone())
-        .bind(to_micros(i.created_at))
-        .bind(to_micros(i.updated_at)),
+    let i2 = i.clone();
+    let insert = Write::new(
+        format!("INSERT INTO issuance ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"),
+        move |q| {
+            let i = i2;
+            q.bind(i.id.to_string())
+                .bind(i.person_id.to_string())
+                .bind(i.requester)
+                .bind(i.channel.as_str())
+                .bind(i.approval_required as i64)
+                .bind(i.approved_by)
+                .bind(i.security_key_id.map(|k| k.to_string()))
+                .bind(i.collection_code_hash)
+                .bind(i.challenge)
+                .bind(i.challenge_expires_at.map(to_micros))
+                .bind(i.state.as_str())
+                .bind(i.failure_reason)
+                .bind(to_micros(i.created_at))
+                .bind(to_micros(i.updated_at))
+        },
     )
-    .await
-    .map_err(|e| StoreError::unique(e, || "an issuance with this collection code".into()))?;
+    .on_error(|e| StoreError::unique(e, || "an issuance with this collection code".into()));
+    tx.write(insert).await?;
     let detail = json!({"person": i.person_id, "channel": i.channel.as_str(), "approval_required": i.approval_required});
     audit::append(tx, AuditDraft::new(actor, "issuance.create", subject(i.id)).detail(&detail));
     Ok(())
@@ -91,24 +94,41 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
     if expected != next.state {
         expected.transition(next.state, next.approval_required)?;
     }
-    let update = sqlx::query(
+    let (id, state, approved_by) = (next.id, next.state.as_str(), next.approved_by.clone());
+    let (key, expires) =
+        (next.security_key_id.map(|k| k.to_string()), next.challenge_expires_at.map(to_micros));
+    let (failure, challenge, now) = (next.failure_reason.clone(), next.challenge.clone(), now_micros());
+    let update = Write::new(
         "UPDATE issuance SET state = $2, approved_by = $3, security_key_id = $4, challenge_expires_at = $5,
          failure_reason = $6, updated_at = $7, challenge = $9 WHERE id = $1 AND state = $8",
+        move |q| {
+            q.bind(id.to_string())
+                .bind(state)
+                .bind(approved_by)
+                .bind(key)
+                .bind(expires)
+                .bind(failure)
+                .bind(now)
+                .bind(expected.as_str())
+                .bind(challenge)
+        },
     )
-    .bind(next.id.to_string())
-    .bind(next.state.as_str())
-    .bind(next.approved_by.clone())
-    .bind(next.security_key_id.map(|k| k.to_string()))
-    .bind(next.challenge_expires_at.map(to_micros))
-    .bind(next.failure_reason.clone())
-    .bind(now_micros())
-    .bind(expected.as_str())
-    .bind(next.challenge.clone());
-    if tx.execute(update).await? == 0 {
-        let conn = tx.conn().await?;
-        let actual = get_in(conn, next.id).await?.ok_or_else(|| StoreError::NotFound(subject(next.id)))?;
-        return Err(StoreError::StaleIssuance { id: next.id.to_string(), expected, actual: actual.state });
-    }
+    .or_else(move |tx| {
+        Box::pin(async move {
+            let found = match tx.conn().await {
+                Ok(conn) => get_in(conn, id).await,
+                Err(e) => Err(e),
+            };
+            match found {
+                Ok(Some(actual)) => {
+                    StoreError::StaleIssuance { id: id.to_string(), expected, actual: actual.state }
+                }
+                Ok(None) => StoreError::NotFound(subject(id)),
+                Err(e) => e,
+            }
+        })
+    });
+    tx.write(update).await?;
     let detail =
         json!({"from": expected.as_str(), "to": next.state.as_str(), "failure_reason": next.failure_reason});
     audit::append(

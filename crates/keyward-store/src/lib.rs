@@ -20,6 +20,7 @@ pub mod people;
 pub mod policies;
 pub mod secret;
 pub mod tokens;
+pub mod write;
 
 pub use conn::Conn;
 pub use db::{Backend, Store, Tx};

@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use crate::audit;
 use crate::db::{Store, Tx, from_micros, int, now_micros, opt_parsed, opt_text, parsed, text, to_micros};
 use crate::error::{Result, StoreError};
+use crate::write::Write;
 
 const COLUMNS: &str = "id, entra_method_id, credential_id, person_id, security_key_id, aaguid, model, display_name, state, origin, created_at";
 
@@ -36,25 +37,33 @@ pub fn subject(id: PasskeyId) -> String {
 /// Records a passkey (normally `pending` and managed, before the Graph POST; or `registered` and
 /// discovered, from reconcile).
 pub async fn insert(tx: &mut Tx, actor: &str, p: &Passkey) -> Result<()> {
-    tx.execute(
-        sqlx::query(&format!(
+    let row = (p.id.to_string(), p.entra_method_id.clone(), p.credential_id.clone(), p.person_id.to_string());
+    let (key, aaguid, model) =
+        (p.security_key_id.map(|k| k.to_string()), p.aaguid.to_string(), p.model.clone());
+    let (name, state, origin) = (p.display_name.clone(), p.state.as_str(), p.origin.as_str());
+    let (created, now, credential_id) = (to_micros(p.created_at), now_micros(), p.credential_id.clone());
+    let insert = Write::new(
+        format!(
             "INSERT INTO passkey ({COLUMNS}, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
-        ))
-        .bind(p.id.to_string())
-        .bind(p.entra_method_id.clone())
-        .bind(p.credential_id.clone())
-        .bind(p.person_id.to_string())
-        .bind(p.security_key_id.map(|k| k.to_string()))
-        .bind(p.aaguid.to_string())
-        .bind(p.model.clone())
-        .bind(p.display_name.clone())
-        .bind(p.state.as_str())
-        .bind(p.origin.as_str())
-        .bind(to_micros(p.created_at))
-        .bind(now_micros()),
+        ),
+        move |q| {
+            let (id, method, credential, person) = row;
+            q.bind(id)
+                .bind(method)
+                .bind(credential)
+                .bind(person)
+                .bind(key)
+                .bind(aaguid)
+                .bind(model)
+                .bind(name)
+                .bind(state)
+                .bind(origin)
+                .bind(created)
+                .bind(now)
+        },
     )
-    .await
-    .map_err(|e| StoreError::unique(e, || format!("a passkey with credential id {}", p.credential_id)))?;
+    .on_error(move |e| StoreError::unique(e, || format!("a passkey with credential id {credential_id}")));
+    tx.write(insert).await?;
     let detail = json!({"person": p.person_id, "key": p.security_key_id, "aaguid": p.aaguid,
                         "state": p.state.as_str(), "origin": p.origin.as_str()});
     audit::append(tx, AuditDraft::new(actor, "passkey.record", subject(p.id)).detail(&detail));
@@ -72,12 +81,13 @@ async fn get_in(
     row.as_ref().map(from_row).transpose()
 }
 
-/// Moves a passkey to `to` in one statement, if its stored state is one of `from` (each a legal move
-/// to `to`); `method_id` and `model` are recorded when given. The row comes back with `RETURNING`,
-/// so a move costs one round trip; only a refused move reads the row to say why.
+/// Moves passkey `p` to `to` in one statement, if its stored state is one of `from` (each a legal
+/// move to `to`); `method_id` and `model` are recorded when given. Returns `p` as stored now: the
+/// statement changes only the state, method id and model, so the row need not be read back (and in
+/// a batched transaction it is sent with the commit); only a refused move reads the row to say why.
 async fn move_to(
     tx: &mut Tx,
-    id: PasskeyId,
+    p: &Passkey,
     from: &[PasskeyState],
     to: PasskeyState,
     method_id: Option<&str>,
@@ -86,29 +96,38 @@ async fn move_to(
     debug_assert!(from.iter().all(|f| f.transition(to).is_ok()), "illegal move listed");
     // The states are the enum's fixed names, not input, so they are written into the SQL.
     let states: Vec<String> = from.iter().map(|f| format!("'{}'", f.as_str())).collect();
-    let row = tx
-        .fetch_optional(
-            sqlx::query(&format!(
-                "UPDATE passkey SET state = $2, entra_method_id = COALESCE($3, entra_method_id),
-         model = COALESCE($4, model), updated_at = $5 WHERE id = $1 AND state IN ({})
-         RETURNING {COLUMNS}",
-                states.join(", ")
-            ))
-            .bind(id.to_string())
-            .bind(to.as_str())
-            .bind(method_id.map(str::to_owned))
-            .bind(model.map(str::to_owned))
-            .bind(now_micros()),
-        )
-        .await?;
-    match row {
-        Some(r) => from_row(&r),
-        None => {
-            let current =
-                get_in(tx.conn().await?, id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
-            Err(keyward_core::PasskeyError::IllegalTransition { from: current.state, to }.into())
-        }
-    }
+    let (id, method, new_model, now) =
+        (p.id, method_id.map(str::to_owned), model.map(str::to_owned), now_micros());
+    let mut moved = p.clone();
+    moved.state = to;
+    moved.created_at = from_micros(to_micros(p.created_at)); // as stored
+    moved.entra_method_id = method.clone().or(moved.entra_method_id);
+    moved.model = new_model.clone().or(moved.model);
+    let update = Write::new(
+        format!(
+            "UPDATE passkey SET state = $2, entra_method_id = COALESCE($3, entra_method_id),
+             model = COALESCE($4, model), updated_at = $5 WHERE id = $1 AND state IN ({})",
+            states.join(", ")
+        ),
+        move |q| q.bind(id.to_string()).bind(to.as_str()).bind(method).bind(new_model).bind(now),
+    )
+    .or_else(move |tx| {
+        Box::pin(async move {
+            let found = match tx.conn().await {
+                Ok(conn) => get_in(conn, id).await,
+                Err(e) => Err(e),
+            };
+            match found {
+                Ok(Some(current)) => {
+                    keyward_core::PasskeyError::IllegalTransition { from: current.state, to }.into()
+                }
+                Ok(None) => StoreError::NotFound(subject(id)),
+                Err(e) => e,
+            }
+        })
+    });
+    tx.write(update).await?;
+    Ok(moved)
 }
 
 /// Marks a pending passkey registered with Entra's method id, and the model name Entra reported
@@ -117,33 +136,33 @@ async fn move_to(
 pub async fn mark_registered(
     tx: &mut Tx,
     actor: &str,
-    id: PasskeyId,
+    p: &Passkey,
     entra_method_id: &str,
     model: Option<&str>,
 ) -> Result<Passkey> {
-    let p = move_to(tx, id, &[PasskeyState::Pending], PasskeyState::Registered, Some(entra_method_id), model)
+    let p = move_to(tx, p, &[PasskeyState::Pending], PasskeyState::Registered, Some(entra_method_id), model)
         .await?;
     let detail = json!({"entra_method_id": entra_method_id, "person": p.person_id});
-    audit::append(tx, AuditDraft::new(actor, "passkey.registered", subject(id)).detail(&detail));
+    audit::append(tx, AuditDraft::new(actor, "passkey.registered", subject(p.id)).detail(&detail));
     Ok(p)
 }
 
 /// Revokes a passkey (after deleting it in Entra, or abandoning a pending one).
-pub async fn revoke(tx: &mut Tx, actor: &str, id: PasskeyId, reason: &str) -> Result<Passkey> {
+pub async fn revoke(tx: &mut Tx, actor: &str, p: &Passkey, reason: &str) -> Result<Passkey> {
     let from = [PasskeyState::Pending, PasskeyState::Registered];
-    let p = move_to(tx, id, &from, PasskeyState::Revoked, None, None).await?;
+    let p = move_to(tx, p, &from, PasskeyState::Revoked, None, None).await?;
     let detail = json!({"reason": reason, "person": p.person_id, "entra_method_id": p.entra_method_id});
-    audit::append(tx, AuditDraft::new(actor, "passkey.revoke", subject(id)).detail(&detail));
+    audit::append(tx, AuditDraft::new(actor, "passkey.revoke", subject(p.id)).detail(&detail));
     Ok(p)
 }
 
 /// Abandons a pending passkey whose registration never reached Entra (or was refused): it becomes
 /// revoked with the audit action `passkey.discard`. Registered passkeys are refused — revoke those
 /// in Entra first.
-pub async fn discard_pending(tx: &mut Tx, actor: &str, id: PasskeyId, reason: &str) -> Result<Passkey> {
-    let p = move_to(tx, id, &[PasskeyState::Pending], PasskeyState::Revoked, None, None).await?;
+pub async fn discard_pending(tx: &mut Tx, actor: &str, p: &Passkey, reason: &str) -> Result<Passkey> {
+    let p = move_to(tx, p, &[PasskeyState::Pending], PasskeyState::Revoked, None, None).await?;
     let detail = json!({"reason": reason, "person": p.person_id});
-    audit::append(tx, AuditDraft::new(actor, "passkey.discard", subject(id)).detail(&detail));
+    audit::append(tx, AuditDraft::new(actor, "passkey.discard", subject(p.id)).detail(&detail));
     Ok(p)
 }
 

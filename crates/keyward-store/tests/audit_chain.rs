@@ -155,19 +155,6 @@ async fn a_transaction_with_thousands_of_events_commits_them_all(store: Store) {
     assert_eq!((last[0].seq, last[0].subject.as_str()), (1_235, "person:1233"));
 }
 
-/// Adds the key `serial` in a transaction of its own, failing if that takes 3 s — far below
-/// SQLite's 5 s busy timeout, so a write lock left behind by an earlier transaction fails it.
-async fn commit_key_promptly(store: &Store, serial: &str, waited_for: &str) {
-    let next_writer = async {
-        let mut tx = store.begin().await.unwrap();
-        keys::insert(&mut tx, "token:t", &SecurityKey::new(Some(serial.into()), Uuid::nil())).await.unwrap();
-        tx.commit().await.unwrap();
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(3), next_writer)
-        .await
-        .unwrap_or_else(|_| panic!("the next writer waited for {waited_for}"));
-}
-
 /// A transaction dropped without commit or rollback (a request cancelled half-way, an error
 /// returned with `?`) leaves neither its change nor its event, and does not keep the write lock
 /// from the next writer — however many are dropped in a row.
@@ -179,7 +166,7 @@ async fn a_dropped_transaction_rolls_back_and_frees_the_write_lock(store: Store)
             .unwrap();
         drop(tx);
     }
-    commit_key_promptly(&store, "SN-KEPT", "a dropped transaction's lock").await;
+    common::commit_key_promptly(&store, "SN-KEPT", "a dropped transaction's lock").await;
     for i in 0..12 {
         assert!(keys::get_by_serial(&store, &format!("SN-D{i}")).await.unwrap().is_none());
     }
@@ -218,7 +205,7 @@ async fn a_first_statements_change_count_is_its_own(store: Store) {
 /// used does not hold up another writer, and then commits its own change normally.
 async fn a_transaction_that_sent_nothing_holds_no_lock(store: Store) {
     let mut idle = store.begin().await.unwrap();
-    commit_key_promptly(&store, "SN-OTHER", "a transaction that had sent nothing").await;
+    common::commit_key_promptly(&store, "SN-OTHER", "a transaction that had sent nothing").await;
     keys::insert(&mut idle, "token:t", &SecurityKey::new(Some("SN-IDLE".into()), Uuid::nil())).await.unwrap();
     idle.commit().await.unwrap();
     // Begun and committed (or rolled back) with nothing in it: no error, nothing written.
@@ -240,7 +227,7 @@ async fn a_failed_first_statement_rolls_back_cleanly(store: Store) {
         assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
         tx.rollback().await.unwrap();
     }
-    commit_key_promptly(&store, "SN-AFTER", "a rolled-back transaction's lock").await;
+    common::commit_key_promptly(&store, "SN-AFTER", "a rolled-back transaction's lock").await;
     assert_eq!(audit::verify(&store).await.unwrap(), 2);
 }
 

@@ -168,15 +168,18 @@ async fn keys_and_passkeys_lifecycle(store: Store) {
     })
     .await;
     let reg = commit(&store, async |tx| {
-        passkeys::mark_registered(tx, "op", pk.id, "method-123", Some("Entra's model name")).await
+        passkeys::mark_registered(tx, "op", &pk, "method-123", Some("Entra's model name")).await
     })
     .await
     .unwrap();
     assert_eq!((reg.state, reg.entra_method_id.as_deref()), (PasskeyState::Registered, Some("method-123")));
     assert_eq!(reg.model.as_deref(), Some("Entra's model name"), "Entra's model name is recorded");
+    // What the move returns is what is stored (it is built, not read back).
+    assert_eq!(passkeys::get(&store, pk.id).await.unwrap().unwrap(), reg);
     let mut tx = store.begin().await.unwrap();
     assert!(matches!(
-        passkeys::mark_registered(&mut tx, "op", PasskeyId::new(), "m", None).await,
+        passkeys::mark_registered(&mut tx, "op", &Passkey { id: PasskeyId::new(), ..pk.clone() }, "m", None)
+            .await,
         Err(StoreError::NotFound(_))
     ));
     drop(tx);
@@ -190,7 +193,7 @@ async fn keys_and_passkeys_lifecycle(store: Store) {
     // Key reported lost → passkey revoked; neither can go back.
     commit(&store, async |tx| {
         keys::set_state(tx, "helpdesk", key.id, KeyState::Lost).await.unwrap();
-        passkeys::revoke(tx, "helpdesk", pk.id, "key lost").await.unwrap();
+        passkeys::revoke(tx, "helpdesk", &reg, "key lost").await.unwrap();
     })
     .await;
     let mut tx = store.begin().await.unwrap();
@@ -198,7 +201,7 @@ async fn keys_and_passkeys_lifecycle(store: Store) {
         keys::set_state(&mut tx, "op", key.id, KeyState::Issued).await,
         Err(StoreError::Key(_))
     ));
-    assert!(matches!(passkeys::revoke(&mut tx, "op", pk.id, "again").await, Err(StoreError::Passkey(_))));
+    assert!(matches!(passkeys::revoke(&mut tx, "op", &reg, "again").await, Err(StoreError::Passkey(_))));
     drop(tx);
     let stored = keys::get(&store, key.id).await.unwrap().unwrap();
     assert_eq!(stored.state, KeyState::Lost);
@@ -210,15 +213,12 @@ async fn keys_and_passkeys_lifecycle(store: Store) {
     pending.security_key_id = None;
     commit(&store, async |tx| passkeys::insert(tx, "op", &pending).await.unwrap()).await;
     let gone =
-        commit(&store, async |tx| passkeys::discard_pending(tx, "op", pending.id, "challenge expired").await)
+        commit(&store, async |tx| passkeys::discard_pending(tx, "op", &pending, "challenge expired").await)
             .await
             .unwrap();
     assert_eq!(gone.state, PasskeyState::Revoked);
     let mut tx = store.begin().await.unwrap();
-    assert!(matches!(
-        passkeys::discard_pending(&mut tx, "op", pk.id, "x").await,
-        Err(StoreError::Passkey(_))
-    ));
+    assert!(matches!(passkeys::discard_pending(&mut tx, "op", &reg, "x").await, Err(StoreError::Passkey(_))));
     drop(tx);
     assert_eq!(passkeys::list(&store).await.unwrap().len(), 2);
     assert!(stored.ensure_issuable().is_err());

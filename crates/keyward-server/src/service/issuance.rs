@@ -188,7 +188,7 @@ impl Service {
         self.check_issuable(&person, key.as_ref()).await?;
         let mut issuance = Issuance::new(person.id, actor, req.channel, self.config.approval_required);
         issuance.security_key_id = key.map(|k| k.id);
-        let mut tx = self.store.begin().await.map_err(store_error)?;
+        let mut tx = self.store.begin_batched().await.map_err(store_error)?;
         issuances::create(&mut tx, actor, &issuance).await.map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         Ok(issuance)
@@ -210,14 +210,15 @@ impl Service {
             .ok_or_else(|| ApiError::NotFound(format!("issuance {id}")))
     }
 
-    /// Saves a transition of `issuance` from `from` in its own transaction.
+    /// Saves a transition of `issuance` from `from` in its own transaction (batched: the update
+    /// and its audit event are one request to the database).
     async fn save_transition(
         &self,
         actor: &str,
         issuance: &Issuance,
         from: IssuanceState,
     ) -> Result<(), ApiError> {
-        let mut tx = self.store.begin().await.map_err(store_error)?;
+        let mut tx = self.store.begin_batched().await.map_err(store_error)?;
         issuances::transition(&mut tx, actor, from, issuance).await.map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         if matches!(issuance.state, IssuanceState::Failed | IssuanceState::Cancelled | IssuanceState::Expired)
@@ -304,9 +305,7 @@ impl Service {
         }
         issuance.challenge_expires_at = expires;
         issuance.challenge = Some(options.public_key.challenge.clone());
-        let mut tx = self.store.begin().await.map_err(store_error)?;
-        issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
+        self.save_transition(actor, &issuance, from).await?;
         let pin = self.effective_policy(&person).await?.map(|p| p.pin).unwrap_or_default();
         Ok(IssuanceOptions { issuance, creation_options: options, pin, upn: person.upn })
     }
@@ -391,7 +390,9 @@ impl Service {
             state: PasskeyState::Pending,
             origin: PasskeyOrigin::Managed,
         };
-        let mut tx = self.store.begin().await.map_err(store_error)?;
+        // A batched transaction (see `keyward_store::write`): the passkey, the issuance's key and
+        // the audit events go to the database as one request, and a duplicate shows at commit.
+        let mut tx = self.store.begin_batched().await.map_err(store_error)?;
         let mut new_key = None;
         if key.is_none() && c.serial.is_some() {
             let mut k = SecurityKey::new(c.serial.clone(), checked.aaguid);
@@ -401,21 +402,31 @@ impl Service {
             new_key = Some(k);
         }
         passkey.security_key_id = key.as_ref().or(new_key.as_ref()).map(|k| k.id);
-        let retry = match passkeys::insert(&mut tx, actor, &passkey).await {
+        let key_learned = issuance.security_key_id.is_none() && passkey.security_key_id.is_some();
+        let from = issuance.state;
+        if key_learned {
+            issuance.security_key_id = passkey.security_key_id;
+        }
+        let recorded = async {
+            passkeys::insert(&mut tx, actor, &passkey).await?;
+            if key_learned {
+                issuances::transition(&mut tx, actor, from, &issuance).await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        let retry = match recorded {
             Ok(()) => {
-                if issuance.security_key_id.is_none() && passkey.security_key_id.is_some() {
-                    let from = issuance.state;
-                    issuance.security_key_id = passkey.security_key_id;
-                    issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
-                }
-                tx.commit().await.map_err(store_error)?;
                 if new_key.is_some() {
                     key = new_key;
                 }
                 false
             }
+            // The failed transaction was rolled back when it was dropped.
             Err(StoreError::Duplicate(_)) => {
-                tx.rollback().await.map_err(store_error)?;
+                if key_learned {
+                    issuance.security_key_id = None;
+                }
                 let existing = passkeys::find_by_credential_id(&self.store, &credential_id)
                     .await
                     .map_err(store_error)?
@@ -456,9 +467,9 @@ impl Service {
         };
         match outcome {
             Ok(registered) => {
-                let mut tx = self.store.begin().await.map_err(store_error)?;
+                let mut tx = self.store.begin_batched().await.map_err(store_error)?;
                 let model = registered.method.model.as_deref();
-                passkey = passkeys::mark_registered(&mut tx, actor, passkey.id, &registered.method.id, model)
+                passkey = passkeys::mark_registered(&mut tx, actor, &passkey, &registered.method.id, model)
                     .await
                     .map_err(store_error)?;
                 let from = issuance.state;
@@ -478,8 +489,8 @@ impl Service {
             ))),
             Err(e) => {
                 let reason = e.to_string();
-                let mut tx = self.store.begin().await.map_err(store_error)?;
-                passkeys::discard_pending(&mut tx, actor, passkey.id, &reason).await.map_err(store_error)?;
+                let mut tx = self.store.begin_batched().await.map_err(store_error)?;
+                passkeys::discard_pending(&mut tx, actor, &passkey, &reason).await.map_err(store_error)?;
                 let from = issuance.state;
                 issuance.fail(reason.clone()).map_err(|e| ApiError::Conflict(e.to_string()))?;
                 issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;

@@ -233,7 +233,7 @@ impl Service {
         let mut done = Vec::new();
         let mut tx = self.store.begin().await.map_err(store_error)?;
         for p in list.into_iter().filter(|p| !failed.contains(&p.id)) {
-            done.push(passkeys::revoke(&mut tx, actor, p.id, reason).await.map_err(store_error)?);
+            done.push(passkeys::revoke(&mut tx, actor, &p, reason).await.map_err(store_error)?);
             Metrics::count(&self.metrics.revocations, "revoked");
         }
         tx.commit().await.map_err(store_error)?;

@@ -100,7 +100,7 @@ impl Service {
                 }
                 (PasskeyState::Registered, None) => {
                     let mut tx = self.store.begin().await.map_err(store_error)?;
-                    passkeys::revoke(&mut tx, actor, p.id, "deleted in Entra").await.map_err(store_error)?;
+                    passkeys::revoke(&mut tx, actor, p, "deleted in Entra").await.map_err(store_error)?;
                     tx.commit().await.map_err(store_error)?;
                     report.revoked += 1;
                 }
@@ -154,7 +154,7 @@ impl Service {
     async fn finish_pending(&self, actor: &str, p: &Passkey, method_id: &str) -> Result<(), ApiError> {
         let issuance = self.issuance_of(p).await?;
         let mut tx = self.store.begin().await.map_err(store_error)?;
-        passkeys::mark_registered(&mut tx, actor, p.id, method_id, None).await.map_err(store_error)?;
+        passkeys::mark_registered(&mut tx, actor, p, method_id, None).await.map_err(store_error)?;
         if let Some(mut i) = issuance {
             let from = i.state;
             i.transition(IssuanceState::Registered).map_err(|e| ApiError::Conflict(e.to_string()))?;
@@ -174,7 +174,7 @@ impl Service {
         let issuance = self.issuance_of(p).await?;
         let reason = "the registration never reached Entra and its challenge expired";
         let mut tx = self.store.begin().await.map_err(store_error)?;
-        passkeys::discard_pending(&mut tx, actor, p.id, reason).await.map_err(store_error)?;
+        passkeys::discard_pending(&mut tx, actor, p, reason).await.map_err(store_error)?;
         if let Some(mut i) = issuance {
             let from = i.state;
             i.fail(reason).map_err(|e| ApiError::Conflict(e.to_string()))?;

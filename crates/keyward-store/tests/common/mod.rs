@@ -82,6 +82,25 @@ where
     }
 }
 
+/// Adds the key `serial` in a transaction of its own, failing if that takes 3 s — far below
+/// SQLite's 5 s busy timeout, so a write lock left behind by an earlier transaction fails it.
+pub async fn commit_key_promptly(store: &Store, serial: &str, waited_for: &str) {
+    let next_writer = async {
+        let mut tx = store.begin().await.unwrap();
+        keyward_store::keys::insert(
+            &mut tx,
+            "token:t",
+            &keyward_core::SecurityKey::new(Some(serial.into()), uuid::Uuid::nil()),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(3), next_writer)
+        .await
+        .unwrap_or_else(|_| panic!("the next writer waited for {waited_for}"));
+}
+
 /// Declares `NAME_sqlite` and `NAME_postgres` tests running the async fn `NAME(store)`.
 #[macro_export]
 macro_rules! on_both {

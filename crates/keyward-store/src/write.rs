@@ -1,0 +1,124 @@
+//! Writes a transaction may send later: [`Write`], and what a batched transaction does with them.
+//!
+//! **Why.** On SQLite every request to a connection costs two thread wake-ups on each side (sqlx
+//! runs each connection on its own thread); on this project's 2-core machine that is more CPU than
+//! the statement itself, and an issuance step is a handful of small writes. A transaction opened
+//! with [`crate::Store::begin_batched`] therefore keeps its writes and sends them with the next
+//! statement that must run at once — normally the audit `INSERT` and `COMMIT` — so a step is one
+//! request. On PostgreSQL, and in transactions from [`crate::Store::begin`], a write runs at once.
+//!
+//! **How errors stay exact.** A write that must change a row is followed in the batch by a guard,
+//! a `SELECT` that fails when `changes()` is 0, so SQLite stops the batch before anything after it
+//! — in particular before `COMMIT`. The results of a batch arrive in statement order, one summary
+//! per finished statement, so the statement that failed is known by counting them; the error is
+//! then the write's own (its `on_error` mapping, or its `unchanged` explanation read inside the
+//! still-open transaction), exactly as if it had run alone. What changes is only *when* a
+//! batched transaction reports it: at the next statement that runs at once, or at commit.
+//!
+//! No crate does this: sqlx has no pipelining for SQLite (rejected: sqlx's own transaction
+//! manager, which sends `BEGIN` and `COMMIT` as requests of their own), and a driver without a
+//! connection thread (rusqlite) would have meant a second implementation of every repository.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::db::{Tx, TxQuery};
+use crate::error::StoreError;
+
+/// Binds a write's arguments, in the order of its `$1`, `$2`, … placeholders.
+pub(crate) type Binder = Box<dyn for<'q> FnOnce(TxQuery<'q>) -> TxQuery<'q> + Send>;
+
+/// Explains, inside the transaction, why a write changed no row (e.g. reads the current state).
+pub(crate) type Explain =
+    Box<dyn for<'a> FnOnce(&'a mut Tx) -> Pin<Box<dyn Future<Output = StoreError> + Send + 'a>> + Send>;
+
+/// One write statement with its arguments and how its failures read.
+pub struct Write {
+    /// The statement, with dense `$1`…`$n` placeholders.
+    pub(crate) sql: String,
+    pub(crate) bind: Binder,
+    /// Maps the statement's own error (e.g. a unique violation to [`StoreError::Duplicate`]).
+    pub(crate) on_error: Box<dyn FnOnce(StoreError) -> StoreError + Send>,
+    /// Present when the write must change at least one row: the error when it changed none.
+    pub(crate) unchanged: Option<Explain>,
+}
+
+impl Write {
+    /// A write of `sql`, whose `$1`…`$n` placeholders `bind` fills in order.
+    pub(crate) fn new(
+        sql: impl Into<String>,
+        bind: impl for<'q> FnOnce(TxQuery<'q>) -> TxQuery<'q> + Send + 'static,
+    ) -> Self {
+        Write { sql: sql.into(), bind: Box::new(bind), on_error: Box::new(|e| e), unchanged: None }
+    }
+
+    /// Maps the statement's own error.
+    pub(crate) fn on_error(mut self, map: impl FnOnce(StoreError) -> StoreError + Send + 'static) -> Self {
+        self.on_error = Box::new(map);
+        self
+    }
+
+    /// Requires the write to change a row; `explain` gives the error when it changed none.
+    pub(crate) fn or_else(
+        mut self,
+        explain: impl for<'a> FnOnce(&'a mut Tx) -> Pin<Box<dyn Future<Output = StoreError> + Send + 'a>>
+        + Send
+        + 'static,
+    ) -> Self {
+        self.unchanged = Some(Box::new(explain));
+        self
+    }
+}
+
+/// The statement that stops a batch when the write before it changed no row: `json()` of a text
+/// that is not JSON fails, and `changes()` is not constant, so SQLite cannot evaluate it early.
+pub(crate) const GUARD: &str =
+    "SELECT json(CASE WHEN changes() > 0 THEN '0' ELSE 'the write before changed no row' END)";
+
+/// Appends `sql` to `out` with every `$N` placeholder outside quotes moved up by `offset`; returns
+/// the highest `N` it had (0 when it has none).
+pub(crate) fn renumber(sql: &str, offset: usize, out: &mut String) -> usize {
+    let mut max = 0;
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '$') if chars.peek().is_some_and(char::is_ascii_digit) => {
+                let mut n = 0usize;
+                while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                    n = n * 10 + d as usize;
+                    chars.next();
+                }
+                max = max.max(n);
+                out.push('$');
+                out.push_str(&(n + offset).to_string());
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_move_up_outside_quotes_only() {
+        for (sql, offset, want, max) in [
+            ("UPDATE t SET a = $2 WHERE id = $1", 3, "UPDATE t SET a = $5 WHERE id = $4", 2),
+            ("INSERT INTO t VALUES ($1,$10,$9)", 10, "INSERT INTO t VALUES ($11,$20,$19)", 10),
+            ("SELECT '$7', \"$8\", $3", 1, "SELECT '$7', \"$8\", $4", 3),
+            ("SELECT 1", 5, "SELECT 1", 0),
+            ("SELECT $ || $1", 1, "SELECT $ || $2", 1),
+        ] {
+            let mut out = String::new();
+            assert_eq!(renumber(sql, offset, &mut out), max, "{sql}");
+            assert_eq!(out, want, "{sql}");
+        }
+    }
+}
