@@ -14,7 +14,8 @@
 //! deferred transaction that reads and then writes can fail with "database is locked" when two
 //! writers race, and WAL mode cannot upgrade a stale read snapshot. Holding the lock from the start
 //! also keeps the audit chain linear. The `BEGIN` is not sent on its own: it travels with the
-//! transaction's first statement (and the `COMMIT` with its last, see [`crate::audit`]), because
+//! transaction's first statement (and the `COMMIT` with its last, see [`crate::audit`]; a batched
+//! transaction's writes go with the `COMMIT` too, see [`crate::write`]), because
 //! every request to a SQLite connection's thread costs two thread wake-ups — on this project's
 //! 2-core machine more CPU than the statement itself. PostgreSQL uses ordinary transactions and an advisory lock for
 //! the audit chain (see [`crate::audit`]).
