@@ -113,21 +113,11 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
                 .bind(challenge)
         },
     )
-    .or_else(move |tx| {
-        Box::pin(async move {
-            let found = match tx.conn().await {
-                Ok(conn) => get_in(conn, id).await,
-                Err(e) => Err(e),
-            };
-            match found {
-                Ok(Some(actual)) => {
-                    StoreError::StaleIssuance { id: id.to_string(), expected, actual: actual.state }
-                }
-                Ok(None) => StoreError::NotFound(subject(id)),
-                Err(e) => e,
-            }
-        })
-    });
+    .or_refuse(
+        subject(id),
+        move |conn| Box::pin(get_in(conn, id)),
+        move |actual| StoreError::StaleIssuance { id: id.to_string(), expected, actual: actual.state },
+    );
     tx.write(update).await?;
     let detail =
         json!({"from": expected.as_str(), "to": next.state.as_str(), "failure_reason": next.failure_reason});

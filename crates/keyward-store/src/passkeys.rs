@@ -111,21 +111,13 @@ async fn move_to(
         ),
         move |q| q.bind(id.to_string()).bind(to.as_str()).bind(method).bind(new_model).bind(now),
     )
-    .or_else(move |tx| {
-        Box::pin(async move {
-            let found = match tx.conn().await {
-                Ok(conn) => get_in(conn, id).await,
-                Err(e) => Err(e),
-            };
-            match found {
-                Ok(Some(current)) => {
-                    keyward_core::PasskeyError::IllegalTransition { from: current.state, to }.into()
-                }
-                Ok(None) => StoreError::NotFound(subject(id)),
-                Err(e) => e,
-            }
-        })
-    });
+    .or_refuse(
+        subject(id),
+        move |conn| Box::pin(get_in(conn, id)),
+        move |current: Passkey| {
+            keyward_core::PasskeyError::IllegalTransition { from: current.state, to }.into()
+        },
+    );
     tx.write(update).await?;
     Ok(moved)
 }

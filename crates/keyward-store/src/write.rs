@@ -22,8 +22,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use sqlx::AnyConnection;
+
 use crate::db::{Tx, TxQuery};
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 
 /// Binds a write's arguments, in the order of its `$1`, `$2`, … placeholders.
 pub(crate) type Binder = Box<dyn for<'q> FnOnce(TxQuery<'q>) -> TxQuery<'q> + Send>;
@@ -59,7 +61,7 @@ impl Write {
     }
 
     /// Requires the write to change a row; `explain` gives the error when it changed none.
-    pub(crate) fn or_else(
+    fn or_else(
         mut self,
         explain: impl for<'a> FnOnce(&'a mut Tx) -> Pin<Box<dyn Future<Output = StoreError> + Send + 'a>>
         + Send
@@ -67,6 +69,34 @@ impl Write {
     ) -> Self {
         self.unchanged = Some(Box::new(explain));
         self
+    }
+
+    /// Requires the write to change a row; when it changed none, `read` reads the row as it is
+    /// now (inside the transaction) and `refuse` names the error from it, or
+    /// [`StoreError::NotFound`] names `subject` when there is no row.
+    pub(crate) fn or_refuse<T: Send + 'static>(
+        self,
+        subject: String,
+        read: impl for<'a> FnOnce(
+            &'a mut AnyConnection,
+        ) -> Pin<Box<dyn Future<Output = Result<Option<T>>> + Send + 'a>>
+        + Send
+        + 'static,
+        refuse: impl FnOnce(T) -> StoreError + Send + 'static,
+    ) -> Self {
+        self.or_else(move |tx| {
+            Box::pin(async move {
+                let found = match tx.conn().await {
+                    Ok(conn) => read(conn).await,
+                    Err(e) => Err(e),
+                };
+                match found {
+                    Ok(Some(current)) => refuse(current),
+                    Ok(None) => StoreError::NotFound(subject),
+                    Err(e) => e,
+                }
+            })
+        })
     }
 }
 
