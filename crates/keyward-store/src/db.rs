@@ -24,10 +24,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use futures_util::TryStreamExt;
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Execute, Executor, Row, TransactionManager};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, Row, TransactionManager};
 use time::OffsetDateTime;
 
 use crate::conn::{Conn, LocalPool, SQLITE_CONNECTIONS, sqlite_pragmas};
@@ -104,13 +103,13 @@ impl Tx {
     }
 
     /// The connection, whether or not the transaction has begun.
-    fn raw(&mut self) -> &mut AnyConnection {
+    pub(crate) fn raw(&mut self) -> &mut AnyConnection {
         self.conn.as_mut().expect("a transaction holds its connection until it is dropped")
     }
 
     /// Notes that `BEGIN` is being sent: from here until `COMMIT` or `ROLLBACK` succeeds the
     /// connection must not go back to the pool as it is (a request cancelled half-way may have begun).
-    fn mark_begun(&mut self) {
+    pub(crate) fn mark_begun(&mut self) {
         self.begin_pending = false;
         self.open = true;
         if let Some(conn) = self.conn.as_mut() {
@@ -146,90 +145,6 @@ impl Tx {
         match unchanged {
             Some(explain) if changed == 0 => Err(explain(self).await),
             _ => Ok(()),
-        }
-    }
-
-    /// Sends, as one request, the pending `BEGIN`, the batched writes (each followed by its guard)
-    /// and `tail`; returns the tail's change count (its last statement's) and first row, or the
-    /// tail's own error inside `Ok`. A failed `BEGIN` or batched write is the outer error.
-    ///
-    /// SQLite reports each statement's change count as the connection's last one, and the `Any`
-    /// driver's `fetch_optional` looks only at the first result, so the results are read from
-    /// the stream here, one summary per finished statement, which is also how a failure is placed.
-    pub(crate) async fn run(
-        &mut self,
-        tail: Option<TxQuery<'_>>,
-    ) -> Result<std::result::Result<(u64, Option<AnyRow>), sqlx::Error>> {
-        /// What a statement before the tail is.
-        enum Part {
-            Begin,
-            Write(usize),
-            Guard(usize),
-        }
-        let mut parts = Vec::new();
-        let mut sql = String::new();
-        if self.begin_pending {
-            self.mark_begun();
-            sql.push_str("BEGIN IMMEDIATE; ");
-            parts.push(Part::Begin);
-        }
-        let (tail_sql, tail_args) = match tail {
-            Some(mut q) => (q.sql().to_owned(), q.take_arguments().map_err(sqlx::Error::Encode)?),
-            None => (String::new(), None),
-        };
-        // The tail keeps its `$1`…`$m`; the writes' placeholders follow.
-        let mut bound = tail_args.as_ref().map_or(0, sqlx::Arguments::len);
-        let mut binders = Vec::new();
-        let mut handlers = Vec::new();
-        for (i, w) in std::mem::take(&mut self.deferred).into_iter().enumerate() {
-            bound += crate::write::renumber(&w.sql, bound, &mut sql);
-            sql.push_str("; ");
-            parts.push(Part::Write(i));
-            if w.unchanged.is_some() {
-                sql.push_str(crate::write::GUARD);
-                sql.push_str("; ");
-                parts.push(Part::Guard(i));
-            }
-            binders.push(w.bind);
-            handlers.push(Some((w.on_error, w.unchanged)));
-        }
-        sql.push_str(&tail_sql);
-        let mut batch = match tail_args {
-            Some(args) => sqlx::query_with(&sql, args),
-            None => sqlx::query(&sql),
-        };
-        for bind in binders {
-            batch = bind(batch);
-        }
-        let (mut done, mut last, mut first) = (0, 0, None);
-        let mut results = self.raw().fetch_many(batch);
-        let failed = loop {
-            match results.try_next().await {
-                Ok(Some(sqlx::Either::Left(summary))) => {
-                    done += 1;
-                    last = summary.rows_affected();
-                }
-                Ok(Some(sqlx::Either::Right(row))) if done >= parts.len() && first.is_none() => {
-                    first = Some(row)
-                }
-                Ok(Some(sqlx::Either::Right(_))) => {}
-                Ok(None) => break None,
-                Err(e) => break Some(e),
-            }
-        };
-        drop(results);
-        let Some(e) = failed else { return Ok(Ok((last, first))) };
-        match parts.get(done) {
-            None => Ok(Err(e)),
-            Some(Part::Begin) => Err(e.into()),
-            Some(Part::Write(i)) => {
-                let (on_error, _) = handlers[*i].take().expect("each write fails once");
-                Err(on_error(e.into()))
-            }
-            Some(Part::Guard(i)) => {
-                let (_, explain) = handlers[*i].take().expect("each write fails once");
-                Err(explain.expect("a guard follows a write that must change a row")(self).await)
-            }
         }
     }
 
