@@ -52,7 +52,7 @@ pub(crate) async fn flush(tx: &mut Tx, finish: Option<&str>) -> Result<()> {
         if let Some(sql) = finish
             && !(tx.begin_pending && tx.deferred.is_empty())
         {
-            tx.run(Some(sqlx::query(sql))).await??;
+            tx.flush_and_run(Some(sqlx::query(sql))).await??;
         }
         return Ok(());
     }
@@ -183,7 +183,7 @@ async fn insert(
     if let Some((seq, hash)) = after {
         q = q.bind(seq).bind(hash.to_owned());
     }
-    match tx.run(Some(q)).await? {
+    match tx.flush_and_run(Some(q)).await? {
         // On SQLite a plain `VALUES` insert writes every row or fails (and the count is the
         // `COMMIT`'s when it travels with it).
         Ok((count, _)) => Ok(tx.backend() == Backend::Sqlite || count == events.len() as u64),

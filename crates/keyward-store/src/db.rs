@@ -97,7 +97,7 @@ impl Tx {
     /// [`Tx::fetch_optional`] instead, which send those with them.
     pub async fn conn(&mut self) -> Result<&mut AnyConnection> {
         if self.begin_pending || !self.deferred.is_empty() {
-            self.run(None).await??;
+            self.flush_and_run(None).await??;
         }
         Ok(self.raw())
     }
@@ -122,7 +122,7 @@ impl Tx {
         if !self.begin_pending && self.deferred.is_empty() {
             return Ok(query.execute(self.raw()).await?.rows_affected());
         }
-        Ok(self.run(Some(query)).await??.0)
+        Ok(self.flush_and_run(Some(query)).await??.0)
     }
 
     /// Runs one statement in the transaction and returns its first row, if any (e.g. `RETURNING`).
@@ -130,7 +130,7 @@ impl Tx {
         if !self.begin_pending && self.deferred.is_empty() {
             return Ok(query.fetch_optional(self.raw()).await?);
         }
-        Ok(self.run(Some(query)).await??.1)
+        Ok(self.flush_and_run(Some(query)).await??.1)
     }
 
     /// Runs a write: at once, or — in a batched transaction on SQLite — with the next statement

@@ -19,6 +19,7 @@
 //! manager, which sends `BEGIN` and `COMMIT` as requests of their own), and a driver without a
 //! connection thread (rusqlite) would have meant a second implementation of every repository.
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -62,22 +63,11 @@ impl Write {
         self
     }
 
-    /// Requires the write to change a row; `explain` gives the error when it changed none.
-    fn or_else(
-        mut self,
-        explain: impl for<'a> FnOnce(&'a mut Tx) -> Pin<Box<dyn Future<Output = StoreError> + Send + 'a>>
-        + Send
-        + 'static,
-    ) -> Self {
-        self.unchanged = Some(Box::new(explain));
-        self
-    }
-
     /// Requires the write to change a row; when it changed none, `read` reads the row as it is
     /// now (inside the transaction) and `refuse` names the error from it, or
     /// [`StoreError::NotFound`] names `subject` when there is no row.
     pub(crate) fn or_refuse<T: Send + 'static>(
-        self,
+        mut self,
         subject: String,
         read: impl for<'a> FnOnce(
             &'a mut AnyConnection,
@@ -86,7 +76,7 @@ impl Write {
         + 'static,
         refuse: impl FnOnce(T) -> StoreError + Send + 'static,
     ) -> Self {
-        self.or_else(move |tx| {
+        self.unchanged = Some(Box::new(move |tx: &mut Tx| {
             Box::pin(async move {
                 let found = match tx.conn().await {
                     Ok(conn) => read(conn).await,
@@ -98,7 +88,8 @@ impl Write {
                     Err(e) => e,
                 }
             })
-        })
+        }));
+        self
     }
 }
 
@@ -110,7 +101,7 @@ impl Tx {
     /// SQLite reports each statement's change count as the connection's last one, and the `Any`
     /// driver's `fetch_optional` looks only at the first result, so the results are read from
     /// the stream here, one summary per finished statement, which is also how a failure is placed.
-    pub(crate) async fn run(
+    pub(crate) async fn flush_and_run(
         &mut self,
         tail: Option<TxQuery<'_>>,
     ) -> Result<std::result::Result<(u64, Option<AnyRow>), sqlx::Error>> {
@@ -145,7 +136,7 @@ impl Tx {
                 parts.push(Part::Guard(i));
             }
             binders.push(w.bind);
-            handlers.push(Some((w.on_error, w.unchanged)));
+            handlers.push((w.on_error, w.unchanged));
         }
         sql.push_str(&tail_sql);
         let mut batch = match tail_args {
@@ -176,12 +167,9 @@ impl Tx {
         match parts.get(done) {
             None => Ok(Err(e)),
             Some(Part::Begin) => Err(e.into()),
-            Some(Part::Write(i)) => {
-                let (on_error, _) = handlers[*i].take().expect("each write fails once");
-                Err(on_error(e.into()))
-            }
-            Some(Part::Guard(i)) => {
-                let (_, explain) = handlers[*i].take().expect("each write fails once");
+            Some(&Part::Write(i)) => Err((handlers.swap_remove(i).0)(e.into())),
+            Some(&Part::Guard(i)) => {
+                let explain = handlers.swap_remove(i).1;
                 Err(explain.expect("a guard follows a write that must change a row")(self).await)
             }
         }
@@ -210,8 +198,7 @@ pub(crate) fn renumber(sql: &str, offset: usize, out: &mut String) -> usize {
                     chars.next();
                 }
                 max = max.max(n);
-                out.push('$');
-                out.push_str(&(n + offset).to_string());
+                let _ = write!(out, "${}", n + offset); // writing to a String cannot fail
                 continue;
             }
             _ => {}
