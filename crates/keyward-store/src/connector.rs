@@ -7,9 +7,10 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::audit;
-use crate::db::{Store, Tx, flag, int, now_micros, opt_text, text};
+use crate::db::{Store, Tx, now_micros};
 use crate::error::{Result, StoreError};
 use crate::secret::SecretKey;
+use crate::stmt::{Stmt, flag, int, opt_text, text};
 
 /// Connector configuration as stored (secrets decrypted into [`SecretString`], which never prints).
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ const KEY_COL: &str = "private_key_enc";
 
 /// Saves the settings, encrypting the secrets with `key`.
 pub async fn save(tx: &mut Tx, actor: &str, key: &SecretKey, s: &ConnectorSettings) -> Result<()> {
-    tx.execute(sqlx::query(
+    tx.execute(Stmt::new(
         "INSERT INTO connector_settings (id, enabled, http_debug, tenant_id, client_id, client_secret_enc,
             certificate_pem, private_key_enc, challenge_timeout_min, graph_version, authority_url, graph_url,
             external_ref_slot, updated_at)
@@ -84,9 +85,7 @@ pub async fn save(tx: &mut Tx, actor: &str, key: &SecretKey, s: &ConnectorSettin
 
 /// Loads the settings, decrypting the secrets with `key`; `None` before the first save.
 pub async fn load(store: &Store, key: &SecretKey) -> Result<Option<ConnectorSettings>> {
-    let Some(r) = sqlx::query("SELECT * FROM connector_settings WHERE id = 1")
-        .fetch_optional(&mut *store.conn().await?)
-        .await?
+    let Some(r) = Stmt::new("SELECT * FROM connector_settings WHERE id = 1").fetch_optional(store).await?
     else {
         return Ok(None);
     };

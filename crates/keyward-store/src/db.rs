@@ -1,37 +1,34 @@
-//! Opening the database, the transaction type, and row conversions shared by the repositories.
+//! Opening the database and the transaction type, over either backend.
 //!
-//! **Why the sqlx `Any` driver.** Keyward runs on SQLite by default and on PostgreSQL when the URL
-//! says `postgres://`. The alternatives were (a) an enum over a `SqlitePool` and a `PgPool` with a
-//! macro expanding every query twice, or (b) `Any`. `Any` gives one compiled code path per query:
-//! the SQL is written once with `$1` placeholders (SQLite accepts `$NNN` too), every column is a
-//! portable type (`TEXT`, `BIGINT`, booleans as 0/1 `BIGINT`, times as Unix microseconds), and the
-//! few statements that must differ (the claim's `FOR UPDATE SKIP LOCKED`, PostgreSQL's advisory
-//! lock) branch on [`Backend`]. The price — no compile-time checked queries and no native
-//! UUID/timestamp types — is paid once in the small row helpers below, and the same integration
-//! tests run on both backends to catch any divergence.
+//! **One set of repository functions.** Keyward runs on SQLite by default and on PostgreSQL when
+//! the URL says `postgres://`. Each repository function writes its SQL once, with `$1`
+//! placeholders, as a [`Stmt`] over portable column types (see [`crate::stmt`]); the store runs it
+//! on PostgreSQL through sqlx's `Any` driver and on SQLite through rusqlite in the caller's thread
+//! (see [`crate::lite`] for why not sqlx there). The few statements that must differ (the claim's
+//! `FOR UPDATE SKIP LOCKED`, PostgreSQL's advisory lock) branch on [`Backend`]. The price — no
+//! compile-time checked queries, no native UUID/timestamp types — is paid once in the row
+//! helpers of [`crate::stmt`], and the same integration tests run on both backends to catch any
+//! divergence. Migrations are sqlx's on both.
 //!
 //! SQLite transactions are opened with `BEGIN IMMEDIATE`, taking the write lock at the start: a
 //! deferred transaction that reads and then writes can fail with "database is locked" when two
 //! writers race, and WAL mode cannot upgrade a stale read snapshot. Holding the lock from the start
-//! also keeps the audit chain linear. The `BEGIN` is not sent on its own: it travels with the
-//! transaction's first statement (and the `COMMIT` with its last, see [`crate::audit`]; a batched
-//! transaction's writes go with the `COMMIT` too, see [`crate::write`]), because
-//! every request to a SQLite connection's thread costs two thread wake-ups — on this project's
-//! 2-core machine more CPU than the statement itself. PostgreSQL uses ordinary transactions and an advisory lock for
-//! the audit chain (see [`crate::audit`]).
+//! also keeps the audit chain linear. PostgreSQL uses ordinary transactions and an advisory lock
+//! for the audit chain (see [`crate::audit`]).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, Row, TransactionManager};
+use futures_util::TryStreamExt;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow, AnyTypeInfoKind};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Column, ConnectOptions, Executor, Row as _, TransactionManager};
 use time::OffsetDateTime;
 
-use crate::conn::{Conn, LocalPool, SQLITE_CONNECTIONS, sqlite_pragmas};
-
 use crate::error::{Result, StoreError};
+use crate::lite::{self, Lite, WriterGuard};
+use crate::stmt::{Reader, Row, Stmt, Value};
 use crate::write::Write;
 
 /// One set of migrations for both backends: the schema uses only types both understand alike,
@@ -50,9 +47,11 @@ pub enum Backend {
 /// The database: a connection pool and which backend it is.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// sqlx's pool: the repositories' connections on PostgreSQL; on SQLite only migrations and
+    /// [`Store::pool`].
     pool: AnyPool,
-    /// SQLite only: the connections the repositories use (see [`crate::conn`]).
-    local: Option<Arc<LocalPool>>,
+    /// SQLite only: the connections the repositories use (see [`crate::lite`]).
+    lite: Option<Arc<Lite>>,
     backend: Backend,
     /// The last audit event this process committed (`seq`, `hash`): a hint that saves a read per
     /// append, checked by the append itself (see [`crate::audit`]).
@@ -62,86 +61,64 @@ pub struct Store {
 /// A shared, possibly stale hint of the audit chain's head.
 pub(crate) type AuditHead = std::sync::Arc<std::sync::Mutex<Option<(i64, String)>>>;
 
+/// A transaction's connection.
+enum Link {
+    /// From sqlx's pool (PostgreSQL).
+    Pg(PoolConnection<Any>),
+    /// SQLite's writer connection, taken with the first statement (so a transaction begun
+    /// ahead of a slow step holds up no other writer) and held until the transaction ends.
+    Lite { lite: Arc<Lite>, writer: Option<WriterGuard> },
+}
+
 /// A database transaction; every mutation takes one so that it and its audit event commit together.
 ///
-/// On SQLite the transaction is Keyward's own (`BEGIN IMMEDIATE` … `COMMIT`, without sqlx's
-/// transaction manager) so that the commit can travel with the audit events' `INSERT` as one
-/// request to the connection's thread (see [`crate::audit`]); on PostgreSQL it is sqlx's.
+/// On SQLite it holds the store's writer connection from `BEGIN IMMEDIATE`, sent with its first
+/// statement, to `COMMIT` (see [`crate::lite`]); on PostgreSQL it is sqlx's transaction on a
+/// pooled connection.
 pub struct Tx {
-    /// The connection; `None` only once a dropped transaction has handed it to its rollback.
-    conn: Option<Conn>,
-    /// SQLite: `BEGIN IMMEDIATE` is still to be sent, with the first statement.
-    pub(crate) begin_pending: bool,
-    /// Whether `BEGIN` was sent and neither `COMMIT` nor `ROLLBACK` succeeded yet.
+    link: Link,
+    /// Whether `BEGIN` succeeded and neither `COMMIT` nor `ROLLBACK` did yet.
     open: bool,
-    backend: Backend,
     /// The store's head hint, updated when this transaction commits.
     pub(crate) audit_head: AuditHead,
-    /// Batched transactions on SQLite: writes are kept until the next statement that must run at
-    /// once (see [`crate::write`]).
-    batched: bool,
-    /// The writes kept so far.
-    pub(crate) deferred: Vec<Write>,
     /// Audit events appended in this transaction, written by [`Tx::commit`].
     pub(crate) pending_audit: Vec<keyward_core::AuditDraft>,
     /// The chain's head once this transaction's events are written.
     pub(crate) committed_head: Option<(i64, String)>,
 }
 
-/// A statement for [`Tx::execute`] and [`Tx::fetch_optional`].
-pub type TxQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
-
 impl Tx {
-    /// The connection, inside the transaction: a pending `BEGIN` and the batched writes are sent
-    /// first. Statements whose result is a change count or one row go through [`Tx::execute`] /
-    /// [`Tx::fetch_optional`] instead, which send those with them.
-    pub async fn conn(&mut self) -> Result<&mut AnyConnection> {
-        if self.begin_pending || !self.deferred.is_empty() {
-            self.flush_and_run(None).await??;
-        }
-        Ok(self.raw())
-    }
-
-    /// The connection, whether or not the transaction has begun.
-    pub(crate) fn raw(&mut self) -> &mut AnyConnection {
-        self.conn.as_mut().expect("a transaction holds its connection until it is dropped")
-    }
-
-    /// Notes that `BEGIN` is being sent: from here until `COMMIT` or `ROLLBACK` succeeds the
-    /// connection must not go back to the pool as it is (a request cancelled half-way may have begun).
-    pub(crate) fn mark_begun(&mut self) {
-        self.begin_pending = false;
-        self.open = true;
-        if let Some(conn) = self.conn.as_mut() {
-            conn.set_reusable(false);
-        }
-    }
-
     /// Runs one statement in the transaction; returns the number of rows it changed.
-    pub async fn execute(&mut self, query: TxQuery<'_>) -> Result<u64> {
-        if !self.begin_pending && self.deferred.is_empty() {
-            return Ok(query.execute(self.raw()).await?.rows_affected());
-        }
-        Ok(self.flush_and_run(Some(query)).await??.0)
+    pub async fn execute(&mut self, stmt: Stmt) -> Result<u64> {
+        Ok(self.run(stmt, false).await?.0)
     }
 
-    /// Runs one statement in the transaction and returns its first row, if any (e.g. `RETURNING`).
-    pub async fn fetch_optional(&mut self, query: TxQuery<'_>) -> Result<Option<AnyRow>> {
-        if !self.begin_pending && self.deferred.is_empty() {
-            return Ok(query.fetch_optional(self.raw()).await?);
-        }
-        Ok(self.flush_and_run(Some(query)).await??.1)
+    /// Runs one statement in the transaction and returns its first row, if any.
+    pub async fn fetch_optional(&mut self, stmt: Stmt) -> Result<Option<Row>> {
+        Ok(self.run(stmt, true).await?.1.into_iter().next())
     }
 
-    /// Runs a write: at once, or — in a batched transaction on SQLite — with the next statement
-    /// that must run at once (see [`crate::write`]), in which case its error is reported there.
+    async fn run(&mut self, stmt: Stmt, first_only: bool) -> Result<(u64, Vec<Row>)> {
+        match &mut self.link {
+            Link::Lite { lite, writer } => {
+                if writer.is_none() {
+                    let w = lite.writer().await?;
+                    lite::command(lite::held(&w), "BEGIN IMMEDIATE")?;
+                    *writer = Some(w);
+                    self.open = true;
+                }
+                let w = writer.as_ref().expect("taken above");
+                lite::run(lite::held(w), &stmt, first_only)
+            }
+            Link::Pg(conn) => pg_run(conn, &stmt, first_only).await,
+        }
+    }
+
+    /// Runs a write; when it fails, or changed no row where it must change one, returns the error
+    /// the write names (see [`Write`]).
     pub(crate) async fn write(&mut self, w: Write) -> Result<()> {
-        if self.batched && self.backend == Backend::Sqlite {
-            self.deferred.push(w);
-            return Ok(());
-        }
-        let Write { sql, bind, on_error, unchanged } = w;
-        let changed = self.execute(bind(sqlx::query(&sql))).await.map_err(on_error)?;
+        let Write { stmt, on_error, unchanged } = w;
+        let changed = self.execute(stmt).await.map_err(on_error)?;
         match unchanged {
             Some(explain) if changed == 0 => Err(explain(self).await),
             _ => Ok(()),
@@ -150,19 +127,22 @@ impl Tx {
 
     /// Which backend this transaction runs on.
     pub fn backend(&self) -> Backend {
-        self.backend
+        match self.link {
+            Link::Lite { .. } => Backend::Sqlite,
+            Link::Pg(_) => Backend::Postgres,
+        }
     }
 
     /// Writes the transaction's audit events and commits.
     pub async fn commit(mut self) -> Result<()> {
-        match self.backend {
-            Backend::Sqlite => crate::audit::flush(&mut self, Some("COMMIT")).await?,
-            Backend::Postgres => {
-                crate::audit::flush(&mut self, None).await?;
-                Manager::commit(self.raw()).await?;
-            }
+        crate::audit::flush(&mut self).await?;
+        match &mut self.link {
+            // Nothing was sent: nothing to commit.
+            Link::Lite { writer: None, .. } => {}
+            Link::Lite { writer: Some(w), .. } => lite::command(lite::held(w), "COMMIT")?,
+            Link::Pg(conn) => Manager::commit(conn).await?,
         }
-        self.finished();
+        self.open = false;
         if let Some(head) = self.committed_head.take() {
             *self.audit_head.lock().unwrap_or_else(|p| p.into_inner()) = Some(head);
         }
@@ -171,55 +151,92 @@ impl Tx {
 
     /// Rolls the transaction back (dropping it does the same).
     pub async fn rollback(mut self) -> Result<()> {
-        match self.backend {
-            // Nothing was sent: nothing to undo.
-            Backend::Sqlite if self.begin_pending => self.deferred.clear(),
-            Backend::Sqlite => {
-                self.raw().execute("ROLLBACK").await?;
-            }
-            Backend::Postgres => Manager::rollback(self.raw()).await?,
+        match &mut self.link {
+            Link::Lite { writer: None, .. } => {}
+            Link::Lite { writer: Some(w), .. } => lite::command(lite::held(w), "ROLLBACK")?,
+            Link::Pg(conn) => Manager::rollback(conn).await?,
         }
-        self.finished();
+        self.open = false;
         Ok(())
     }
+}
 
-    /// The transaction is over and the connection may be reused.
-    fn finished(&mut self) {
-        self.open = false;
-        self.begin_pending = false;
-        if let Some(conn) = self.conn.as_mut() {
-            conn.set_reusable(true);
-        }
+impl Reader for &mut Tx {
+    async fn rows(self, stmt: Stmt, first_only: bool) -> Result<Vec<Row>> {
+        Ok(self.run(stmt, first_only).await?.1)
     }
 }
 
 impl Drop for Tx {
-    /// A transaction dropped without commit (an error, a cancelled request) is rolled back. On
-    /// PostgreSQL sqlx queues the rollback on the connection; on SQLite a task runs `ROLLBACK` and
-    /// then lets the connection be reused. Where no task can run, or the rollback fails, the
-    /// connection is closed instead, which rolls back too.
+    /// A transaction dropped without commit (an error, a cancelled request) is rolled back: on
+    /// PostgreSQL sqlx queues the rollback on the connection; on SQLite it runs here, and if it
+    /// fails the writer connection is closed, which rolls back too.
     fn drop(&mut self) {
         if !self.open {
             return;
         }
-        let Some(mut conn) = self.conn.take() else { return };
-        match self.backend {
-            Backend::Postgres => Manager::start_rollback(&mut conn),
-            Backend::Sqlite => {
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        if conn.execute("ROLLBACK").await.is_ok() {
-                            conn.set_reusable(true);
-                        }
-                    });
+        match &mut self.link {
+            Link::Pg(conn) => Manager::start_rollback(conn),
+            Link::Lite { writer: None, .. } => {}
+            Link::Lite { writer: Some(w), .. } => {
+                if lite::command(lite::held(w), "ROLLBACK").is_err() {
+                    w.take();
                 }
             }
         }
     }
 }
 
-/// The transaction manager behind [`Tx`] (sqlx's, for the `Any` driver).
+/// The transaction manager behind [`Tx`] on PostgreSQL (sqlx's, for the `Any` driver).
 type Manager = <Any as sqlx::Database>::TransactionManager;
+
+/// Runs `stmt` on a PostgreSQL connection: the number of rows it changed and its rows.
+async fn pg_run(conn: &mut AnyConnection, stmt: &Stmt, first_only: bool) -> Result<(u64, Vec<Row>)> {
+    let mut q = sqlx::query(&stmt.sql);
+    for arg in &stmt.args {
+        q = match arg {
+            Value::Null { text: true } => q.bind(None::<String>),
+            Value::Null { text: false } => q.bind(None::<i64>),
+            Value::Int(n) => q.bind(*n),
+            Value::Text(s) => q.bind(s.as_str()),
+            Value::Real(f) => q.bind(*f),
+            Value::Blob(b) => q.bind(b.as_slice()),
+        };
+    }
+    let (mut changed, mut rows, mut names) = (0, Vec::new(), None);
+    let mut results = conn.fetch_many(q);
+    while let Some(item) = results.try_next().await? {
+        match item {
+            sqlx::Either::Left(done) => changed += done.rows_affected(),
+            sqlx::Either::Right(_) if first_only && !rows.is_empty() => {}
+            sqlx::Either::Right(r) => rows.push(pg_row(&r, &mut names)?),
+        }
+    }
+    Ok((changed, rows))
+}
+
+/// A PostgreSQL row as a [`Row`] (column names shared by the statement's rows).
+fn pg_row(r: &AnyRow, names: &mut Option<Arc<[String]>>) -> Result<Row> {
+    let names =
+        names.get_or_insert_with(|| r.columns().iter().map(|c| c.name().to_owned()).collect()).clone();
+    let mut values = Vec::with_capacity(names.len());
+    for (i, c) in r.columns().iter().enumerate() {
+        let kind = c.type_info().kind();
+        let v = match kind {
+            AnyTypeInfoKind::Null => None,
+            AnyTypeInfoKind::Bool => r.try_get::<Option<bool>, _>(i)?.map(|b| Value::Int(b as i64)),
+            AnyTypeInfoKind::SmallInt => r.try_get::<Option<i16>, _>(i)?.map(|n| Value::Int(n.into())),
+            AnyTypeInfoKind::Integer => r.try_get::<Option<i32>, _>(i)?.map(|n| Value::Int(n.into())),
+            AnyTypeInfoKind::BigInt => r.try_get::<Option<i64>, _>(i)?.map(Value::Int),
+            AnyTypeInfoKind::Real => r.try_get::<Option<f32>, _>(i)?.map(|f| Value::Real(f.into())),
+            AnyTypeInfoKind::Double => r.try_get::<Option<f64>, _>(i)?.map(Value::Real),
+            AnyTypeInfoKind::Text => r.try_get::<Option<String>, _>(i)?.map(Value::Text),
+            AnyTypeInfoKind::Blob => r.try_get::<Option<Vec<u8>>, _>(i)?.map(Value::Blob),
+        };
+        values.push(v.unwrap_or(Value::Null { text: kind == AnyTypeInfoKind::Text }));
+    }
+    Ok(Row { names, values })
+}
 
 impl Store {
     /// Opens (and migrates) the database at `url`: `postgres://…`/`postgresql://…` for PostgreSQL,
@@ -235,7 +252,7 @@ impl Store {
                 pool,
                 backend: Backend::Postgres,
                 audit_head: AuditHead::default(),
-                local: None,
+                lite: None,
             });
         }
         let path = sqlite_path(url)?;
@@ -245,24 +262,16 @@ impl Store {
         }
         let any_url = format!("sqlite://{}?mode=rwc", path.display());
         let opts = AnyConnectOptions::from_str(&any_url)?.disable_statement_logging();
-        // The sqlx pool serves migrations and `pool()`; the repositories use the local pool below.
+        // sqlx's pool creates the file and migrates it, and serves `pool()`; the repositories use
+        // `lite` (see `crate::lite`).
         let pool = AnyPoolOptions::new()
             .max_connections(2)
             .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
-            .connect_with(opts.clone())
+            .connect_with(opts)
             .await?;
         MIGRATIONS.run(&pool).await?;
-        let local = Arc::new(LocalPool::new(opts, SQLITE_CONNECTIONS));
-        Ok(Store { pool, backend: Backend::Sqlite, audit_head: AuditHead::default(), local: Some(local) })
-    }
-
-    /// A connection for a few statements: from the local pool on SQLite, from sqlx's pool on
-    /// PostgreSQL. It goes back when dropped.
-    pub async fn conn(&self) -> Result<Conn> {
-        match &self.local {
-            None => Ok(Conn::Pooled(self.pool.acquire().await?)),
-            Some(local) => Ok(Conn::Local(local.acquire().await?)),
-        }
+        let lite = Arc::new(Lite::new(&path));
+        Ok(Store { pool, backend: Backend::Sqlite, audit_head: AuditHead::default(), lite: Some(lite) })
     }
 
     /// Which backend this store uses.
@@ -270,38 +279,36 @@ impl Store {
         self.backend
     }
 
-    /// sqlx's connection pool, for ad-hoc statements (tests, maintenance); the repositories use
-    /// [`Store::conn`].
+    /// sqlx's connection pool, for ad-hoc statements (tests, maintenance); the repositories run
+    /// their statements through [`Stmt`].
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// Begins a write transaction. On SQLite that is `BEGIN IMMEDIATE`, sent with the
-    /// transaction's first statement (see the module docs).
-    pub async fn begin(&self) -> Result<Tx> {
-        self.begin_tx(false).await
-    }
-
-    /// Begins a write transaction whose writes, on SQLite, are sent together with its next
-    /// statement that must run at once — usually its commit — so a write's error (a duplicate, a
-    /// stale state) is reported there rather than by the write's own call (see [`crate::write`]).
-    pub async fn begin_batched(&self) -> Result<Tx> {
-        self.begin_tx(true).await
-    }
-
-    async fn begin_tx(&self, batched: bool) -> Result<Tx> {
-        let mut conn = self.conn().await?;
-        if self.backend == Backend::Postgres {
-            Manager::begin(&mut conn, None).await?;
+    /// Runs one write outside any transaction (it commits on its own); returns the number of rows
+    /// it changed. On SQLite it waits for the writer connection like a transaction does.
+    pub async fn execute(&self, stmt: Stmt) -> Result<u64> {
+        match &self.lite {
+            Some(lite) => Ok(lite::run(lite::held(&lite.writer().await?), &stmt, false)?.0),
+            None => Ok(pg_run(&mut *self.pool.acquire().await?, &stmt, false).await?.0),
         }
+    }
+
+    /// Begins a write transaction. On SQLite that is `BEGIN IMMEDIATE` on the writer connection,
+    /// sent with the transaction's first statement (see [`crate::lite`]).
+    pub async fn begin(&self) -> Result<Tx> {
+        let link = match &self.lite {
+            Some(lite) => Link::Lite { lite: lite.clone(), writer: None },
+            None => {
+                let mut conn = self.pool.acquire().await?;
+                Manager::begin(&mut conn, None).await?;
+                Link::Pg(conn)
+            }
+        };
         Ok(Tx {
-            conn: Some(conn),
-            begin_pending: self.backend == Backend::Sqlite,
-            open: self.backend == Backend::Postgres,
-            backend: self.backend,
+            open: matches!(link, Link::Pg(_)),
+            link,
             audit_head: self.audit_head.clone(),
-            batched,
-            deferred: Vec::new(),
             pending_audit: Vec::new(),
             committed_head: None,
         })
@@ -309,11 +316,29 @@ impl Store {
 
     /// Closes all connections (waits for checked-out ones of sqlx's pool to return).
     pub async fn close(&self) {
-        if let Some(local) = &self.local {
-            local.close().await;
+        if let Some(lite) = &self.lite {
+            lite.close();
         }
         self.pool.close().await;
     }
+}
+
+impl Reader for &Store {
+    async fn rows(self, stmt: Stmt, first_only: bool) -> Result<Vec<Row>> {
+        match &self.lite {
+            Some(lite) => lite.read(&stmt, first_only),
+            None => Ok(pg_run(&mut *self.pool.acquire().await?, &stmt, first_only).await?.1),
+        }
+    }
+}
+
+/// Settings sqlx's SQLite connections get (the same as [`crate::lite`]'s).
+async fn sqlite_pragmas(conn: &mut AnyConnection) -> std::result::Result<(), sqlx::Error> {
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA busy_timeout = 5000").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    Ok(())
 }
 
 /// The file path in a SQLite URL (or a bare path).
@@ -347,59 +372,6 @@ pub(crate) fn to_micros(t: OffsetDateTime) -> i64 {
 /// A stored time back as UTC.
 pub(crate) fn from_micros(us: i64) -> OffsetDateTime {
     keyward_core::audit::from_micros(us)
-}
-
-/// Reads a text column.
-pub(crate) fn text(r: &AnyRow, col: &str) -> Result<String> {
-    Ok(r.try_get::<String, _>(col)?)
-}
-
-/// Reads a nullable text column.
-pub(crate) fn opt_text(r: &AnyRow, col: &str) -> Result<Option<String>> {
-    Ok(r.try_get::<Option<String>, _>(col)?)
-}
-
-/// Reads an integer column.
-pub(crate) fn int(r: &AnyRow, col: &str) -> Result<i64> {
-    Ok(r.try_get::<i64, _>(col)?)
-}
-
-/// Reads a nullable integer column.
-pub(crate) fn opt_int(r: &AnyRow, col: &str) -> Result<Option<i64>> {
-    Ok(r.try_get::<Option<i64>, _>(col)?)
-}
-
-/// Reads a 0/1 flag column.
-pub(crate) fn flag(r: &AnyRow, col: &str) -> Result<bool> {
-    Ok(int(r, col)? != 0)
-}
-
-/// Parses a text column into `T` (ids, enum names, UUIDs).
-pub(crate) fn parsed<T: FromStr>(r: &AnyRow, col: &str) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    let s = text(r, col)?;
-    s.parse().map_err(|e: T::Err| StoreError::Corrupt(format!("column {col} = {s:?}: {e}")))
-}
-
-/// Parses a nullable text column into `T`.
-pub(crate) fn opt_parsed<T: FromStr>(r: &AnyRow, col: &str) -> Result<Option<T>>
-where
-    T::Err: std::fmt::Display,
-{
-    match opt_text(r, col)? {
-        None => Ok(None),
-        Some(s) => {
-            s.parse().map(Some).map_err(|e: T::Err| StoreError::Corrupt(format!("column {col} = {s:?}: {e}")))
-        }
-    }
-}
-
-/// Reads a JSON text column.
-pub(crate) fn json<T: serde::de::DeserializeOwned>(r: &AnyRow, col: &str) -> Result<T> {
-    let s = text(r, col)?;
-    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.

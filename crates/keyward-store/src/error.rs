@@ -8,6 +8,14 @@ pub enum StoreError {
     /// The database refused or failed a statement.
     #[error("database error: {0}; check that the database is reachable and its disk is not full")]
     Database(#[from] sqlx::Error),
+    /// The SQLite database refused or failed a statement.
+    #[error("database error: {0}; check that the database file is writable and its disk is not full")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Another write held the database longer than a writer waits.
+    #[error(
+        "the database was busy with another change for {0:?}; retry, and if it persists look for a stuck job"
+    )]
+    Busy(std::time::Duration),
     /// Applying the schema migrations failed.
     #[error("database migration failed: {0}; restore the previous Keyward version or the database backup")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -72,6 +80,14 @@ impl StoreError {
     pub(crate) fn unique(e: impl Into<StoreError>, what: impl FnOnce() -> String) -> Self {
         match e.into() {
             StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                StoreError::Duplicate(what())
+            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+            {
                 StoreError::Duplicate(what())
             }
             e => e,

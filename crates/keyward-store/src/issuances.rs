@@ -9,19 +9,17 @@ use std::sync::LazyLock;
 
 use keyward_core::{AuditDraft, Issuance, IssuanceId, IssuanceState, Person, PersonId};
 use serde_json::json;
-use sqlx::any::AnyRow;
 
-use crate::db::{
-    Store, Tx, flag, from_micros, int, now_micros, opt_int, opt_parsed, opt_text, parsed, text, to_micros,
-};
+use crate::db::{Store, Tx, from_micros, now_micros, to_micros};
 use crate::error::{Result, StoreError};
+use crate::stmt::{Reader, Row, Stmt, flag, int, opt_int, opt_parsed, opt_text, parsed, text};
 use crate::write::Write;
 use crate::{audit, people};
 
 const COLUMNS: &str = "id, person_id, requester, channel, approval_required, approved_by, security_key_id, \
                        collection_code_hash, challenge, challenge_expires_at, state, failure_reason, created_at, updated_at";
 
-fn from_row(r: &AnyRow) -> Result<Issuance> {
+fn from_row(r: &Row) -> Result<Issuance> {
     Ok(Issuance {
         id: parsed(r, "id")?,
         person_id: parsed(r, "person_id")?,
@@ -47,26 +45,24 @@ pub fn subject(id: IssuanceId) -> String {
 
 /// Records a new issuance request.
 pub async fn create(tx: &mut Tx, actor: &str, i: &Issuance) -> Result<()> {
-    let i2 = i.clone();
     let insert = Write::new(
-        format!("INSERT INTO issuance ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"),
-        move |q| {
-            let i = i2;
-            q.bind(i.id.to_string())
-                .bind(i.person_id.to_string())
-                .bind(i.requester)
-                .bind(i.channel.as_str())
-                .bind(i.approval_required as i64)
-                .bind(i.approved_by)
-                .bind(i.security_key_id.map(|k| k.to_string()))
-                .bind(i.collection_code_hash)
-                .bind(i.challenge)
-                .bind(i.challenge_expires_at.map(to_micros))
-                .bind(i.state.as_str())
-                .bind(i.failure_reason)
-                .bind(to_micros(i.created_at))
-                .bind(to_micros(i.updated_at))
-        },
+        Stmt::new(format!(
+            "INSERT INTO issuance ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
+        ))
+        .bind(i.id.to_string())
+        .bind(i.person_id.to_string())
+        .bind(&i.requester)
+        .bind(i.channel.as_str())
+        .bind(i.approval_required as i64)
+        .bind(i.approved_by.clone())
+        .bind(i.security_key_id.map(|k| k.to_string()))
+        .bind(i.collection_code_hash.clone())
+        .bind(i.challenge.clone())
+        .bind(i.challenge_expires_at.map(to_micros))
+        .bind(i.state.as_str())
+        .bind(i.failure_reason.clone())
+        .bind(to_micros(i.created_at))
+        .bind(to_micros(i.updated_at)),
     )
     .on_error(|e| StoreError::unique(e, || "an issuance with this collection code".into()));
     tx.write(insert).await?;
@@ -75,13 +71,10 @@ pub async fn create(tx: &mut Tx, actor: &str, i: &Issuance) -> Result<()> {
     Ok(())
 }
 
-async fn get_in(
-    conn: impl sqlx::Executor<'_, Database = sqlx::Any>,
-    id: IssuanceId,
-) -> Result<Option<Issuance>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM issuance WHERE id = $1"))
+async fn get_in(on: impl Reader, id: IssuanceId) -> Result<Option<Issuance>> {
+    let row = Stmt::new(format!("SELECT {COLUMNS} FROM issuance WHERE id = $1"))
         .bind(id.to_string())
-        .fetch_optional(conn)
+        .fetch_optional(on)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -94,28 +87,25 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
     if expected != next.state {
         expected.transition(next.state, next.approval_required)?;
     }
-    let (id, state, approved_by) = (next.id, next.state.as_str(), next.approved_by.clone());
-    let (key, expires) =
-        (next.security_key_id.map(|k| k.to_string()), next.challenge_expires_at.map(to_micros));
-    let (failure, challenge, now) = (next.failure_reason.clone(), next.challenge.clone(), now_micros());
+    let id = next.id;
     let update = Write::new(
-        "UPDATE issuance SET state = $2, approved_by = $3, security_key_id = $4, challenge_expires_at = $5,
-         failure_reason = $6, updated_at = $7, challenge = $9 WHERE id = $1 AND state = $8",
-        move |q| {
-            q.bind(id.to_string())
-                .bind(state)
-                .bind(approved_by)
-                .bind(key)
-                .bind(expires)
-                .bind(failure)
-                .bind(now)
-                .bind(expected.as_str())
-                .bind(challenge)
-        },
+        Stmt::new(
+            "UPDATE issuance SET state = $2, approved_by = $3, security_key_id = $4, challenge_expires_at = $5,
+             failure_reason = $6, updated_at = $7, challenge = $9 WHERE id = $1 AND state = $8",
+        )
+        .bind(id.to_string())
+        .bind(next.state.as_str())
+        .bind(next.approved_by.clone())
+        .bind(next.security_key_id.map(|k| k.to_string()))
+        .bind(next.challenge_expires_at.map(to_micros))
+        .bind(next.failure_reason.clone())
+        .bind(now_micros())
+        .bind(expected.as_str())
+        .bind(next.challenge.clone()),
     )
     .or_refuse(
         subject(id),
-        move |conn| Box::pin(get_in(conn, id)),
+        move |tx| Box::pin(get_in(tx, id)),
         move |actual| StoreError::StaleIssuance { id: id.to_string(), expected, actual: actual.state },
     );
     tx.write(update).await?;
@@ -130,7 +120,7 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
 
 /// An issuance by id.
 pub async fn get(store: &Store, id: IssuanceId) -> Result<Option<Issuance>> {
-    get_in(&mut *store.conn().await?, id).await
+    get_in(store, id).await
 }
 
 /// An issuance and the person it is for, in one read (each issuance step needs both).
@@ -143,16 +133,15 @@ pub async fn get_with_person(store: &Store, id: IssuanceId) -> Result<Option<(Is
             people::JOINED_COLUMNS
         )
     });
-    let row =
-        sqlx::query(SQL.as_str()).bind(id.to_string()).fetch_optional(&mut *store.conn().await?).await?;
+    let row = Stmt::new(SQL.as_str()).bind(id.to_string()).fetch_optional(store).await?;
     row.map(|r| Ok((from_row(&r)?, people::from_row_as(&r, "p_")?))).transpose()
 }
 
 /// An issuance by the hash of its collection code (see [`keyward_core::issuance::hash_collection_code`]).
 pub async fn find_by_collection_code_hash(store: &Store, hash: &str) -> Result<Option<Issuance>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM issuance WHERE collection_code_hash = $1"))
+    let row = Stmt::new(&format!("SELECT {COLUMNS} FROM issuance WHERE collection_code_hash = $1"))
         .bind(hash.to_owned())
-        .fetch_optional(&mut *store.conn().await?)
+        .fetch_optional(store)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -164,14 +153,14 @@ pub async fn list(
     state: Option<IssuanceState>,
     limit: i64,
 ) -> Result<Vec<Issuance>> {
-    let rows = sqlx::query(&format!(
+    let rows = Stmt::new(&format!(
         "SELECT {COLUMNS} FROM issuance WHERE ($1 IS NULL OR person_id = $1) AND ($2 IS NULL OR state = $2)
          ORDER BY created_at DESC, id LIMIT $3"
     ))
     .bind(person.map(|p| p.to_string()))
     .bind(state.map(|s| s.as_str()))
     .bind(limit)
-    .fetch_all(&mut *store.conn().await?)
+    .fetch_all(store)
     .await?;
     rows.iter().map(from_row).collect()
 }

@@ -19,12 +19,12 @@ use std::time::Duration;
 use keyward_core::{AuditDraft, JobId};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::any::AnyRow;
 
 use crate::audit;
 use crate::db::Tx;
-use crate::db::{Backend, Store, int, now_micros, opt_text, parsed, text};
+use crate::db::{Backend, Store, now_micros};
 use crate::error::{Result, StoreError};
+use crate::stmt::{Row, Stmt, int, opt_text, parsed, text};
 
 /// A unit handed to a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +91,7 @@ pub async fn create(
     let id = JobId::new();
     let now = now_micros();
     tx.execute(
-        sqlx::query("INSERT INTO job (id, kind, created_by, params, created_at) VALUES ($1,$2,$3,$4,$5)")
+        Stmt::new("INSERT INTO job (id, kind, created_by, params, created_at) VALUES ($1,$2,$3,$4,$5)")
             .bind(id.to_string())
             .bind(kind.to_owned())
             .bind(actor.to_owned())
@@ -101,7 +101,7 @@ pub async fn create(
     .await?;
     for (seq, payload) in payloads.iter().enumerate() {
         tx.execute(
-            sqlx::query(
+            Stmt::new(
                 "INSERT INTO job_unit (id, job_id, seq, payload, state, attempts, updated_at)
              VALUES ($1,$2,$3,$4,'pending',0,$5)",
             )
@@ -118,7 +118,7 @@ pub async fn create(
     Ok(id)
 }
 
-fn claimed_from_row(r: &AnyRow, token: &str) -> Result<ClaimedUnit> {
+fn claimed_from_row(r: &Row, token: &str) -> Result<ClaimedUnit> {
     Ok(ClaimedUnit {
         id: text(r, "id")?,
         job_id: parsed(r, "job_id")?,
@@ -148,13 +148,13 @@ pub async fn claim(store: &Store, job: Option<JobId>, n: i64, lease: Duration) -
          RETURNING id, job_id, seq, payload, attempts"
     );
     let mut tx = store.begin().await?;
-    let rows = sqlx::query(&sql)
+    let rows = Stmt::new(&sql)
         .bind(token.clone())
         .bind(until)
         .bind(now)
         .bind(job.map(|j| j.to_string()))
         .bind(n)
-        .fetch_all(tx.conn().await?)
+        .fetch_all(&mut tx)
         .await?;
     tx.commit().await?;
     let mut units = rows.iter().map(|r| claimed_from_row(r, &token)).collect::<Result<Vec<_>>>()?;
@@ -165,7 +165,7 @@ pub async fn claim(store: &Store, job: Option<JobId>, n: i64, lease: Duration) -
 async fn finish(tx: &mut Tx, unit: &ClaimedUnit, state: &str, result: &str) -> Result<Completion> {
     let changed = tx
         .execute(
-            sqlx::query(
+            Stmt::new(
                 "UPDATE job_unit SET state = $3, result = $4, lease_until = NULL, updated_at = $5
          WHERE id = $1 AND lease_token = $2 AND state = 'running'",
             )
@@ -181,7 +181,7 @@ async fn finish(tx: &mut Tx, unit: &ClaimedUnit, state: &str, result: &str) -> R
     }
     let row = tx
         .fetch_optional(
-            sqlx::query("SELECT state, lease_token FROM job_unit WHERE id = $1").bind(unit.id.clone()),
+            Stmt::new("SELECT state, lease_token FROM job_unit WHERE id = $1").bind(unit.id.clone()),
         )
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("job unit {}", unit.id)))?;
@@ -204,7 +204,7 @@ pub async fn fail(tx: &mut Tx, unit: &ClaimedUnit, error: &str, retry: bool) -> 
     if !retry {
         return finish(tx, unit, "failed", error).await;
     }
-    let changed = tx.execute(sqlx::query(
+    let changed = tx.execute(Stmt::new(
         "UPDATE job_unit SET state = 'pending', result = $3, lease_token = NULL, lease_until = NULL, updated_at = $4
          WHERE id = $1 AND lease_token = $2 AND state = 'running'",
     )
@@ -219,9 +219,9 @@ pub async fn fail(tx: &mut Tx, unit: &ClaimedUnit, error: &str, retry: bool) -> 
 
 /// Unit counts of a job by state.
 pub async fn progress(store: &Store, job: JobId) -> Result<JobProgress> {
-    let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM job_unit WHERE job_id = $1 GROUP BY state")
+    let rows = Stmt::new("SELECT state, COUNT(*) AS n FROM job_unit WHERE job_id = $1 GROUP BY state")
         .bind(job.to_string())
-        .fetch_all(&mut *store.conn().await?)
+        .fetch_all(store)
         .await?;
     let mut p = JobProgress::default();
     for r in &rows {
@@ -239,11 +239,11 @@ pub async fn progress(store: &Store, job: JobId) -> Result<JobProgress> {
 
 /// Every unit of a job in order, for the report CSV.
 pub async fn report(store: &Store, job: JobId) -> Result<Vec<UnitReport>> {
-    let rows = sqlx::query(
+    let rows = Stmt::new(
         "SELECT seq, payload, state, result, attempts FROM job_unit WHERE job_id = $1 ORDER BY seq",
     )
     .bind(job.to_string())
-    .fetch_all(&mut *store.conn().await?)
+    .fetch_all(store)
     .await?;
     rows.iter()
         .map(|r| {

@@ -3,15 +3,15 @@
 
 use keyward_core::{AuditDraft, KeyState, SecurityKey, SecurityKeyId};
 use serde_json::json;
-use sqlx::any::AnyRow;
 
 use crate::audit;
-use crate::db::{Store, Tx, now_micros, opt_text, parsed};
+use crate::db::{Store, Tx, now_micros};
 use crate::error::{Result, StoreError};
+use crate::stmt::{Reader, Row, Stmt, opt_text, parsed};
 
 const COLUMNS: &str = "id, serial, aaguid, model, firmware, state";
 
-fn from_row(r: &AnyRow) -> Result<SecurityKey> {
+fn from_row(r: &Row) -> Result<SecurityKey> {
     Ok(SecurityKey {
         id: parsed(r, "id")?,
         serial: opt_text(r, "serial")?,
@@ -31,7 +31,7 @@ pub fn subject(id: SecurityKeyId) -> String {
 pub async fn insert(tx: &mut Tx, actor: &str, k: &SecurityKey) -> Result<()> {
     let now = now_micros();
     tx.execute(
-        sqlx::query(&format!(
+        Stmt::new(&format!(
             "INSERT INTO security_key ({COLUMNS}, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7)"
         ))
         .bind(k.id.to_string())
@@ -51,50 +51,47 @@ pub async fn insert(tx: &mut Tx, actor: &str, k: &SecurityKey) -> Result<()> {
     Ok(())
 }
 
-async fn get_in(
-    conn: impl sqlx::Executor<'_, Database = sqlx::Any>,
-    id: SecurityKeyId,
-) -> Result<Option<SecurityKey>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM security_key WHERE id = $1"))
+async fn get_in(on: impl Reader, id: SecurityKeyId) -> Result<Option<SecurityKey>> {
+    let row = Stmt::new(&format!("SELECT {COLUMNS} FROM security_key WHERE id = $1"))
         .bind(id.to_string())
-        .fetch_optional(conn)
+        .fetch_optional(on)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// A key by id.
 pub async fn get(store: &Store, id: SecurityKeyId) -> Result<Option<SecurityKey>> {
-    get_in(&mut *store.conn().await?, id).await
+    get_in(store, id).await
 }
 
 /// A key by serial number.
 pub async fn get_by_serial(store: &Store, serial: &str) -> Result<Option<SecurityKey>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM security_key WHERE serial = $1"))
+    let row = Stmt::new(&format!("SELECT {COLUMNS} FROM security_key WHERE serial = $1"))
         .bind(serial.to_owned())
-        .fetch_optional(&mut *store.conn().await?)
+        .fetch_optional(store)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Keys, optionally only those in `state`, ordered by serial.
 pub async fn list(store: &Store, state: Option<KeyState>) -> Result<Vec<SecurityKey>> {
-    let rows = sqlx::query(&format!(
+    let rows = Stmt::new(&format!(
         "SELECT {COLUMNS} FROM security_key WHERE ($1 IS NULL OR state = $1) ORDER BY serial, id"
     ))
     .bind(state.map(|s| s.as_str()))
-    .fetch_all(&mut *store.conn().await?)
+    .fetch_all(store)
     .await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Moves a key to `to` if the lifecycle allows it (e.g. reported lost), with an audit event.
 pub async fn set_state(tx: &mut Tx, actor: &str, id: SecurityKeyId, to: KeyState) -> Result<SecurityKey> {
-    let mut k = get_in(tx.conn().await?, id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
+    let mut k = get_in(&mut *tx, id).await?.ok_or_else(|| StoreError::NotFound(subject(id)))?;
     let from = k.state;
     k.transition(to)?;
     let changed = tx
         .execute(
-            sqlx::query("UPDATE security_key SET state = $2, updated_at = $3 WHERE id = $1 AND state = $4")
+            Stmt::new("UPDATE security_key SET state = $2, updated_at = $3 WHERE id = $1 AND state = $4")
                 .bind(id.to_string())
                 .bind(to.as_str())
                 .bind(now_micros())

@@ -4,25 +4,26 @@
 //!
 //! Shape of the API: read functions take `&Store`; every mutation takes a [`Tx`] and an `actor`
 //! and appends its audit event through [`audit::append`] in that same transaction, so a change
-//! and its audit record commit (or vanish) together. Open with [`Store::open`]; see [`db`] for why
-//! the sqlx `Any` driver was chosen.
+//! and its audit record commit (or vanish) together. Open with [`Store::open`]; see [`db`] for how one
+//! repository function runs on both backends.
 
 pub mod audit;
-pub mod conn;
 pub mod connector;
 pub mod db;
 pub mod error;
 pub mod issuances;
 pub mod jobs;
 pub mod keys;
+mod lite;
 pub mod passkeys;
 pub mod people;
 pub mod policies;
 pub mod secret;
+pub mod stmt;
 pub mod tokens;
 pub mod write;
 
-pub use conn::Conn;
 pub use db::{Backend, Store, Tx};
 pub use error::{Result, StoreError};
 pub use secret::{SecretError, SecretKey};
+pub use stmt::{Reader, Row, Stmt, Value};

@@ -6,13 +6,11 @@
 
 use keyward_core::{AuditDraft, ExternalRefSlot, ExternalRefs, LinkMethod, Person, PersonId, PersonSource};
 use serde_json::json;
-use sqlx::any::AnyRow;
 
 use crate::audit;
-use crate::db::{
-    Store, Tx, TxQuery, flag, json, like_pattern, now_micros, opt_parsed, opt_text, parsed, text,
-};
+use crate::db::{Store, Tx, like_pattern, now_micros};
 use crate::error::{Result, StoreError};
+use crate::stmt::{Reader, Row, Stmt, flag, json, opt_parsed, opt_text, parsed, text};
 
 const COLUMNS: &str = "id, display_name, upn, ext_ref_1, ext_ref_2, ext_ref_3, link_method, enabled, \
                        deleted_in_entra, source, groups_json";
@@ -25,7 +23,7 @@ fn slot_column(slot: ExternalRefSlot) -> &'static str {
     }
 }
 
-fn from_row(r: &AnyRow) -> Result<Person> {
+fn from_row(r: &Row) -> Result<Person> {
     from_row_as(r, "")
 }
 
@@ -36,7 +34,7 @@ pub(crate) const JOINED_COLUMNS: &str = "p.id AS p_id, p.display_name AS p_displ
     p.source AS p_source, p.groups_json AS p_groups_json";
 
 /// A person from a row whose person columns are named `<prefix><name>` (see [`JOINED_COLUMNS`]).
-pub(crate) fn from_row_as(r: &AnyRow, prefix: &str) -> Result<Person> {
+pub(crate) fn from_row_as(r: &Row, prefix: &str) -> Result<Person> {
     let col = |name: &'static str| -> std::borrow::Cow<'static, str> {
         if prefix.is_empty() { name.into() } else { format!("{prefix}{name}").into() }
     };
@@ -89,7 +87,7 @@ pub async fn insert(tx: &mut Tx, actor: &str, p: &Person) -> Result<()> {
     let sql = format!(
         "INSERT INTO person ({COLUMNS}, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12)"
     );
-    tx.execute(bind_person(sqlx::query(&sql), p, now))
+    tx.execute(bind_person(Stmt::new(&sql), p, now))
         .await
         .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
     audit::append(tx, AuditDraft::new(actor, "person.create", subject(p.id)).detail(&json!({"upn": p.upn})));
@@ -98,7 +96,7 @@ pub async fn insert(tx: &mut Tx, actor: &str, p: &Person) -> Result<()> {
 
 /// Binds a person's fields as `$1`…`$12` (id first, `now` last), in the order both
 /// [`insert`] and `update` write them.
-fn bind_person<'q>(q: TxQuery<'q>, p: &'q Person, now: i64) -> TxQuery<'q> {
+fn bind_person(q: Stmt, p: &Person, now: i64) -> Stmt {
     q.bind(p.id.to_string())
         .bind(&p.display_name)
         .bind(&p.upn)
@@ -118,7 +116,7 @@ async fn update(tx: &mut Tx, p: &Person) -> Result<()> {
         "UPDATE person SET display_name=$2, upn=$3, ext_ref_1=$4, ext_ref_2=$5, ext_ref_3=$6, link_method=$7,
                enabled=$8, deleted_in_entra=$9, source=$10, groups_json=$11, updated_at=$12 WHERE id=$1";
     let changed = tx
-        .execute(bind_person(sqlx::query(sql), p, now_micros()))
+        .execute(bind_person(Stmt::new(sql), p, now_micros()))
         .await
         .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
     if changed == 0 {
@@ -132,12 +130,8 @@ pub fn subject(id: PersonId) -> String {
     format!("person:{id}")
 }
 
-async fn one(
-    tx_or_pool: impl sqlx::Executor<'_, Database = sqlx::Any>,
-    sql: &str,
-    arg: String,
-) -> Result<Option<Person>> {
-    let row = sqlx::query(sql).bind(arg).fetch_optional(tx_or_pool).await?;
+async fn one(on: impl Reader, sql: &str, arg: String) -> Result<Option<Person>> {
+    let row = Stmt::new(sql).bind(arg).fetch_optional(on).await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -152,7 +146,7 @@ pub async fn upsert_from_entra(
 ) -> Result<(Person, Upserted)> {
     let col = slot_column(slot);
     let by_oid = one(
-        tx.conn().await?,
+        &mut *tx,
         &format!("SELECT {COLUMNS} FROM person WHERE {col} = lower($1)"),
         user.object_id.clone(),
     )
@@ -161,7 +155,7 @@ pub async fn upsert_from_entra(
         Some(p) => Some(p),
         None => {
             one(
-                tx.conn().await?,
+                &mut *tx,
                 &format!("SELECT {COLUMNS} FROM person WHERE lower(upn) = lower($1)"),
                 user.upn.clone(),
             )
@@ -204,7 +198,7 @@ pub async fn set_link(
     object_id: &str,
     method: LinkMethod,
 ) -> Result<Person> {
-    let mut p = one(tx.conn().await?, &format!("SELECT {COLUMNS} FROM person WHERE id = $1"), id.to_string())
+    let mut p = one(&mut *tx, &format!("SELECT {COLUMNS} FROM person WHERE id = $1"), id.to_string())
         .await?
         .ok_or_else(|| StoreError::NotFound(subject(id)))?;
     p.link(slot, object_id, method).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -218,7 +212,7 @@ pub async fn set_link(
 pub async fn set_enabled(tx: &mut Tx, actor: &str, id: PersonId, enabled: bool) -> Result<()> {
     let changed = tx
         .execute(
-            sqlx::query("UPDATE person SET enabled = $2, updated_at = $3 WHERE id = $1")
+            Stmt::new("UPDATE person SET enabled = $2, updated_at = $3 WHERE id = $1")
                 .bind(id.to_string())
                 .bind(enabled as i64)
                 .bind(now_micros()),
@@ -236,7 +230,7 @@ pub async fn set_enabled(tx: &mut Tx, actor: &str, id: PersonId, enabled: bool) 
 pub async fn mark_deleted(tx: &mut Tx, actor: &str, id: PersonId) -> Result<()> {
     let changed = tx
         .execute(
-            sqlx::query("UPDATE person SET deleted_in_entra = 1, enabled = 0, updated_at = $2 WHERE id = $1")
+            Stmt::new("UPDATE person SET deleted_in_entra = 1, enabled = 0, updated_at = $2 WHERE id = $1")
                 .bind(id.to_string())
                 .bind(now_micros()),
         )
@@ -250,18 +244,12 @@ pub async fn mark_deleted(tx: &mut Tx, actor: &str, id: PersonId) -> Result<()> 
 
 /// A person by id.
 pub async fn get(store: &Store, id: PersonId) -> Result<Option<Person>> {
-    one(&mut *store.conn().await?, &format!("SELECT {COLUMNS} FROM person WHERE id = $1"), id.to_string())
-        .await
+    one(store, &format!("SELECT {COLUMNS} FROM person WHERE id = $1"), id.to_string()).await
 }
 
 /// A person by UPN (case-insensitive).
 pub async fn get_by_upn(store: &Store, upn: &str) -> Result<Option<Person>> {
-    one(
-        &mut *store.conn().await?,
-        &format!("SELECT {COLUMNS} FROM person WHERE lower(upn) = lower($1)"),
-        upn.to_owned(),
-    )
-    .await
+    one(store, &format!("SELECT {COLUMNS} FROM person WHERE lower(upn) = lower($1)"), upn.to_owned()).await
 }
 
 /// A person by Entra object id, held in the configured slot.
@@ -271,7 +259,7 @@ pub async fn get_by_object_id(
     object_id: &str,
 ) -> Result<Option<Person>> {
     let sql = format!("SELECT {COLUMNS} FROM person WHERE {} = lower($1)", slot_column(slot));
-    one(&mut *store.conn().await?, &sql, object_id.to_owned()).await
+    one(store, &sql, object_id.to_owned()).await
 }
 
 /// People whose display name or UPN contains `query` (case-insensitive), by UPN, at most `limit`.
@@ -280,8 +268,7 @@ pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Person
         "SELECT {COLUMNS} FROM person WHERE lower(upn) LIKE $1 ESCAPE '\\' OR lower(display_name) LIKE $1 ESCAPE '\\'
          ORDER BY lower(upn) LIMIT $2"
     );
-    let rows =
-        sqlx::query(&sql).bind(like_pattern(query)).bind(limit).fetch_all(&mut *store.conn().await?).await?;
+    let rows = Stmt::new(&sql).bind(like_pattern(query)).bind(limit).fetch_all(store).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -289,11 +276,7 @@ pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Person
 pub async fn list(store: &Store, after_upn: Option<&str>, limit: i64) -> Result<Vec<Person>> {
     let sql =
         format!("SELECT {COLUMNS} FROM person WHERE lower(upn) > lower($1) ORDER BY lower(upn) LIMIT $2");
-    let rows = sqlx::query(&sql)
-        .bind(after_upn.unwrap_or("").to_owned())
-        .bind(limit)
-        .fetch_all(&mut *store.conn().await?)
-        .await?;
+    let rows = Stmt::new(&sql).bind(after_upn.unwrap_or("").to_owned()).bind(limit).fetch_all(store).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -304,12 +287,12 @@ pub async fn list_linked(store: &Store, slot: ExternalRefSlot) -> Result<Vec<Per
         "SELECT {COLUMNS} FROM person WHERE {} IS NOT NULL AND link_method IS NOT NULL ORDER BY lower(upn)",
         slot_column(slot)
     );
-    let rows = sqlx::query(&sql).fetch_all(&mut *store.conn().await?).await?;
+    let rows = Stmt::new(&sql).fetch_all(store).await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Number of people.
 pub async fn count(store: &Store) -> Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM person").fetch_one(&mut *store.conn().await?).await?;
-    crate::db::int(&row, "n")
+    let row = Stmt::new("SELECT COUNT(*) AS n FROM person").fetch_one(store).await?;
+    crate::stmt::int(&row, "n")
 }

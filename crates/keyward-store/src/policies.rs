@@ -2,15 +2,15 @@
 //! several policies combine).
 
 use keyward_core::{AuditDraft, EnrollmentPolicy, PinRules, PolicyId};
-use sqlx::any::AnyRow;
 
 use crate::audit;
-use crate::db::{Store, Tx, flag, int, json, now_micros, opt_int, parsed, text};
+use crate::db::{Store, Tx, now_micros};
 use crate::error::{Result, StoreError};
+use crate::stmt::{Row, Stmt, flag, int, json, opt_int, parsed, text};
 
 const COLUMNS: &str = "id, group_name, mode, pin_min_length, pin_force_change, allowed_aaguids, max_passkeys";
 
-fn from_row(r: &AnyRow) -> Result<EnrollmentPolicy> {
+fn from_row(r: &Row) -> Result<EnrollmentPolicy> {
     let min = int(r, "pin_min_length")?;
     Ok(EnrollmentPolicy {
         id: parsed(r, "id")?,
@@ -28,7 +28,7 @@ fn from_row(r: &AnyRow) -> Result<EnrollmentPolicy> {
 
 /// Creates or replaces the policy of `p.group`.
 pub async fn upsert(tx: &mut Tx, actor: &str, p: &EnrollmentPolicy) -> Result<()> {
-    tx.execute(sqlx::query(&format!(
+    tx.execute(Stmt::new(&format!(
         "INSERT INTO enrollment_policy ({COLUMNS}, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
          ON CONFLICT (group_name) DO UPDATE SET mode = excluded.mode, pin_min_length = excluded.pin_min_length,
          pin_force_change = excluded.pin_force_change, allowed_aaguids = excluded.allowed_aaguids,
@@ -51,7 +51,7 @@ pub async fn upsert(tx: &mut Tx, actor: &str, p: &EnrollmentPolicy) -> Result<()
 /// Deletes the policy of `group`; returns whether there was one.
 pub async fn delete(tx: &mut Tx, actor: &str, group: &str) -> Result<bool> {
     let changed = tx
-        .execute(sqlx::query("DELETE FROM enrollment_policy WHERE group_name = $1").bind(group.to_owned()))
+        .execute(Stmt::new("DELETE FROM enrollment_policy WHERE group_name = $1").bind(group.to_owned()))
         .await?;
     if changed > 0 {
         audit::append(tx, AuditDraft::new(actor, "policy.delete", format!("group:{group}")));
@@ -61,26 +61,26 @@ pub async fn delete(tx: &mut Tx, actor: &str, group: &str) -> Result<bool> {
 
 /// Every policy, by group.
 pub async fn list(store: &Store) -> Result<Vec<EnrollmentPolicy>> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM enrollment_policy ORDER BY group_name"))
-        .fetch_all(&mut *store.conn().await?)
+    let rows = Stmt::new(&format!("SELECT {COLUMNS} FROM enrollment_policy ORDER BY group_name"))
+        .fetch_all(store)
         .await?;
     rows.iter().map(from_row).collect()
 }
 
 /// The policy of one group.
 pub async fn get(store: &Store, group: &str) -> Result<Option<EnrollmentPolicy>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM enrollment_policy WHERE group_name = $1"))
+    let row = Stmt::new(&format!("SELECT {COLUMNS} FROM enrollment_policy WHERE group_name = $1"))
         .bind(group.to_owned())
-        .fetch_optional(&mut *store.conn().await?)
+        .fetch_optional(store)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// The policy with id `id`.
 pub async fn get_by_id(store: &Store, id: PolicyId) -> Result<Option<EnrollmentPolicy>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM enrollment_policy WHERE id = $1"))
+    let row = Stmt::new(&format!("SELECT {COLUMNS} FROM enrollment_policy WHERE id = $1"))
         .bind(id.to_string())
-        .fetch_optional(&mut *store.conn().await?)
+        .fetch_optional(store)
         .await?;
     row.as_ref().map(from_row).transpose()
 }

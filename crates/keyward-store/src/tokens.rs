@@ -13,12 +13,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::audit;
-use crate::db::{Store, Tx, from_micros, int, now_micros, opt_int, parsed, text};
+use crate::db::{Store, Tx, from_micros, now_micros};
 use crate::error::{Result, StoreError};
+use crate::stmt::{Row, Stmt, int, opt_int, parsed, text};
 
 /// An API token's record (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,7 +42,7 @@ pub struct ApiToken {
 
 const COLUMNS: &str = "id, name, role, created_at, last_used_at, revoked_at";
 
-fn from_row(r: &AnyRow) -> Result<ApiToken> {
+fn from_row(r: &Row) -> Result<ApiToken> {
     Ok(ApiToken {
         id: parsed(r, "id")?,
         name: text(r, "name")?,
@@ -73,7 +73,7 @@ pub async fn create(tx: &mut Tx, actor: &str, name: &str, role: Role) -> Result<
         revoked_at: None,
     };
     tx.execute(
-        sqlx::query("INSERT INTO api_token (id, name, role, token_hash, created_at) VALUES ($1,$2,$3,$4,$5)")
+        Stmt::new("INSERT INTO api_token (id, name, role, token_hash, created_at) VALUES ($1,$2,$3,$4,$5)")
             .bind(rec.id.to_string())
             .bind(name.to_owned())
             .bind(role.as_str())
@@ -93,16 +93,16 @@ pub async fn create(tx: &mut Tx, actor: &str, name: &str, role: Role) -> Result<
 pub async fn authenticate(store: &Store, token: &SecretString) -> Result<Option<ApiToken>> {
     let hash = token_hash(token);
     let row =
-        sqlx::query(&format!("SELECT {COLUMNS} FROM api_token WHERE token_hash = $1 AND revoked_at IS NULL"))
+        Stmt::new(&format!("SELECT {COLUMNS} FROM api_token WHERE token_hash = $1 AND revoked_at IS NULL"))
             .bind(hash.clone())
-            .fetch_optional(&mut *store.conn().await?)
+            .fetch_optional(store)
             .await?;
     let Some(mut rec) = row.as_ref().map(from_row).transpose()? else { return Ok(None) };
     let now = now_micros();
-    sqlx::query("UPDATE api_token SET last_used_at = $2 WHERE token_hash = $1")
-        .bind(hash)
-        .bind(now)
-        .execute(&mut *store.conn().await?)
+    store
+        .execute(
+            Stmt::new("UPDATE api_token SET last_used_at = $2 WHERE token_hash = $1").bind(hash).bind(now),
+        )
         .await?;
     rec.last_used_at = Some(from_micros(now));
     Ok(Some(rec))
@@ -112,7 +112,7 @@ pub async fn authenticate(store: &Store, token: &SecretString) -> Result<Option<
 pub async fn revoke(tx: &mut Tx, actor: &str, name: &str) -> Result<bool> {
     let changed = tx
         .execute(
-            sqlx::query("UPDATE api_token SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
+            Stmt::new("UPDATE api_token SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
                 .bind(name.to_owned())
                 .bind(now_micros()),
         )
@@ -125,8 +125,6 @@ pub async fn revoke(tx: &mut Tx, actor: &str, name: &str) -> Result<bool> {
 
 /// All tokens (live and revoked), by name.
 pub async fn list(store: &Store) -> Result<Vec<ApiToken>> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM api_token ORDER BY name"))
-        .fetch_all(&mut *store.conn().await?)
-        .await?;
+    let rows = Stmt::new(&format!("SELECT {COLUMNS} FROM api_token ORDER BY name")).fetch_all(store).await?;
     rows.iter().map(from_row).collect()
 }

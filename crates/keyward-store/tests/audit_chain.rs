@@ -5,7 +5,7 @@ mod common;
 
 use keyward_core::{AuditDraft, ChainBreakReason, KeyState, SecurityKey};
 use keyward_store::audit::{self, AuditFilter};
-use keyward_store::{Store, StoreError, keys};
+use keyward_store::{Stmt, Store, StoreError, keys};
 use uuid::Uuid;
 
 /// 20 writers, each adding a key (which appends an audit event) in its own transaction at the same
@@ -177,7 +177,7 @@ async fn a_dropped_transaction_rolls_back_and_frees_the_write_lock(store: Store)
 }
 
 /// A statement's change count is its own, even when it is the first of its transaction (on SQLite
-/// the `BEGIN` travels with it, and SQLite reports the connection's last count): an update that
+/// the `BEGIN` goes just before it, and SQLite reports the connection's last count): an update that
 /// matches nothing says 0 right after one that changed three rows — or a stale-state check built
 /// on it would let a lost race pass as a success.
 async fn a_first_statements_change_count_is_its_own(store: Store) {
@@ -189,13 +189,13 @@ async fn a_first_statements_change_count_is_its_own(store: Store) {
     }
     tx.commit().await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    let all = tx.execute(sqlx::query("UPDATE security_key SET model = 'M1'")).await.unwrap();
+    let all = tx.execute(Stmt::new("UPDATE security_key SET model = 'M1'")).await.unwrap();
     assert_eq!(all, 3);
     tx.commit().await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    let none = sqlx::query("UPDATE security_key SET model = 'M2' WHERE serial = $1").bind("SN-NONE");
+    let none = Stmt::new("UPDATE security_key SET model = 'M2' WHERE serial = $1").bind("SN-NONE");
     assert_eq!(tx.execute(none).await.unwrap(), 0);
-    let one = sqlx::query("UPDATE security_key SET model = 'M2' WHERE serial = $1").bind("SN-C1");
+    let one = Stmt::new("UPDATE security_key SET model = 'M2' WHERE serial = $1").bind("SN-C1");
     assert_eq!(tx.execute(one).await.unwrap(), 1);
     tx.commit().await.unwrap();
     assert_eq!(keys::get_by_serial(&store, "SN-C1").await.unwrap().unwrap().model.as_deref(), Some("M2"));
@@ -214,8 +214,8 @@ async fn a_transaction_that_sent_nothing_holds_no_lock(store: Store) {
     assert_eq!(audit::verify(&store).await.unwrap(), 2);
 }
 
-/// A transaction whose first statement fails (here a duplicate serial; on SQLite that statement
-/// carried the `BEGIN`) rolls back cleanly and leaves the lock free and the chain intact.
+/// A transaction whose first statement fails (here a duplicate serial; on SQLite the `BEGIN`
+/// went just before it) rolls back cleanly and leaves the lock free and the chain intact.
 async fn a_failed_first_statement_rolls_back_cleanly(store: Store) {
     let mut tx = store.begin().await.unwrap();
     keys::insert(&mut tx, "token:t", &SecurityKey::new(Some("SN-DUP".into()), Uuid::nil())).await.unwrap();

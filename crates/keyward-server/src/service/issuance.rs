@@ -188,7 +188,7 @@ impl Service {
         self.check_issuable(&person, key.as_ref()).await?;
         let mut issuance = Issuance::new(person.id, actor, req.channel, self.config.approval_required);
         issuance.security_key_id = key.map(|k| k.id);
-        let mut tx = self.store.begin_batched().await.map_err(store_error)?;
+        let mut tx = self.store.begin().await.map_err(store_error)?;
         issuances::create(&mut tx, actor, &issuance).await.map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         Ok(issuance)
@@ -210,15 +210,14 @@ impl Service {
             .ok_or_else(|| ApiError::NotFound(format!("issuance {id}")))
     }
 
-    /// Saves a transition of `issuance` from `from` in its own transaction (batched: the update
-    /// and its audit event are one request to the database).
+    /// Saves a transition of `issuance` from `from` in its own transaction.
     async fn save_transition(
         &self,
         actor: &str,
         issuance: &Issuance,
         from: IssuanceState,
     ) -> Result<(), ApiError> {
-        let mut tx = self.store.begin_batched().await.map_err(store_error)?;
+        let mut tx = self.store.begin().await.map_err(store_error)?;
         issuances::transition(&mut tx, actor, from, issuance).await.map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         if matches!(issuance.state, IssuanceState::Failed | IssuanceState::Cancelled | IssuanceState::Expired)
@@ -390,9 +389,9 @@ impl Service {
             state: PasskeyState::Pending,
             origin: PasskeyOrigin::Managed,
         };
-        // A batched transaction (see `keyward_store::write`): the passkey, the issuance's key and
-        // the audit events go to the database as one request, and a duplicate shows at commit.
-        let mut tx = self.store.begin_batched().await.map_err(store_error)?;
+        // The passkey, the issuance's key and their audit events commit together; a duplicate
+        // credential fails the whole transaction.
+        let mut tx = self.store.begin().await.map_err(store_error)?;
         let mut new_key = None;
         if key.is_none() && c.serial.is_some() {
             let mut k = SecurityKey::new(c.serial.clone(), checked.aaguid);
@@ -467,7 +466,7 @@ impl Service {
         };
         match outcome {
             Ok(registered) => {
-                let mut tx = self.store.begin_batched().await.map_err(store_error)?;
+                let mut tx = self.store.begin().await.map_err(store_error)?;
                 let model = registered.method.model.as_deref();
                 passkey = passkeys::mark_registered(&mut tx, actor, &passkey, &registered.method.id, model)
                     .await
@@ -489,7 +488,7 @@ impl Service {
             ))),
             Err(e) => {
                 let reason = e.to_string();
-                let mut tx = self.store.begin_batched().await.map_err(store_error)?;
+                let mut tx = self.store.begin().await.map_err(store_error)?;
                 passkeys::discard_pending(&mut tx, actor, &passkey, &reason).await.map_err(store_error)?;
                 let from = issuance.state;
                 issuance.fail(reason.clone()).map_err(|e| ApiError::Conflict(e.to_string()))?;

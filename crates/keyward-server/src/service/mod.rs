@@ -116,7 +116,9 @@ pub fn store_error(e: StoreError) -> ApiError {
         | StoreError::Passkey(_)
         | StoreError::Issuance(_)
         | StoreError::LeaseLost(_)) => ApiError::Conflict(e.to_string()),
-        e @ StoreError::Database(_) => ApiError::Unavailable(e.to_string()),
+        e @ (StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Busy(_)) => {
+            ApiError::Unavailable(e.to_string())
+        }
         e => ApiError::internal(e),
     }
 }

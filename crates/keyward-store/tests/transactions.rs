@@ -1,8 +1,6 @@
-//! Batched transactions (`Store::begin_batched`) on both backends: their writes land together with
-//! the commit, and a write that fails — a duplicate, a stale state, a refused move — fails the
-//! transaction with the same error it gives alone, leaving nothing behind and the lock free.
-//! On SQLite the writes are sent with the commit; on PostgreSQL they run at once, so each check
-//! accepts the error from the write's call or from the commit.
+//! Transactions on both backends: an issuance step's writes land together with the commit, and a
+//! write that fails — a duplicate, a stale state, a refused move — fails the transaction with the
+//! error that names why (read inside the transaction), leaving nothing behind and the writer free.
 
 mod common;
 
@@ -11,7 +9,7 @@ use keyward_core::{
     SecurityKey,
 };
 use keyward_store::audit::{self, AuditFilter};
-use keyward_store::{Store, StoreError, Tx, issuances, keys, passkeys, people};
+use keyward_store::{Stmt, Store, StoreError, Tx, Value, issuances, keys, passkeys, people};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -19,7 +17,7 @@ use uuid::Uuid;
 async fn person_with_issuance(store: &Store) -> (Person, Issuance) {
     let person = Person::new("Ada", "ada@contoso.example", PersonSource::Manual);
     let issuance = Issuance::new(person.id, "user:ada", Channel::SelfService, false);
-    let mut tx = store.begin_batched().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
     people::insert(&mut tx, "op", &person).await.unwrap();
     issuances::create(&mut tx, "op", &issuance).await.unwrap();
     tx.commit().await.unwrap();
@@ -42,12 +40,12 @@ fn pending_passkey(person: &Person, credential_id: &str) -> Passkey {
     }
 }
 
-/// Runs `writes` in a batched transaction and commits; the first error, from a write or the commit.
-async fn batched(
+/// Runs `writes` in a transaction and commits; the first error, from a write or the commit.
+async fn in_tx(
     store: &Store,
     writes: impl AsyncFnOnce(&mut Tx) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let mut tx = store.begin_batched().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
     writes(&mut tx).await?;
     tx.commit().await
 }
@@ -58,12 +56,12 @@ async fn actions(store: &Store) -> Vec<String> {
 
 /// An issuance step's writes — passkey recorded, issuance moved, then registered — commit together
 /// with their audit events, which chain after the earlier ones.
-async fn a_batched_transaction_commits_every_write_and_event(store: Store) {
+async fn a_transaction_commits_every_write_and_event(store: Store) {
     let (person, mut issuance) = person_with_issuance(&store).await;
     let passkey = pending_passkey(&person, "Y3JlZC0x");
     issuance.transition(IssuanceState::OptionsIssued).unwrap();
     issuance.challenge = Some("Y2hhbGxlbmdl".into());
-    batched(&store, async |tx| {
+    in_tx(&store, async |tx| {
         passkeys::insert(tx, "op", &passkey).await?;
         issuances::transition(tx, "op", IssuanceState::Requested, &issuance).await
     })
@@ -71,7 +69,7 @@ async fn a_batched_transaction_commits_every_write_and_event(store: Store) {
     .unwrap();
     let mut registered = None;
     issuance.transition(IssuanceState::Registered).unwrap();
-    batched(&store, async |tx| {
+    in_tx(&store, async |tx| {
         registered = Some(passkeys::mark_registered(tx, "op", &passkey, "method-1", Some("Model")).await?);
         issuances::transition(tx, "op", IssuanceState::OptionsIssued, &issuance).await
     })
@@ -104,13 +102,13 @@ async fn a_batched_transaction_commits_every_write_and_event(store: Store) {
 
 /// A duplicate credential id fails the transaction as `Duplicate`, and the write before it in the
 /// same transaction (the issuance's move) is not kept either.
-async fn a_batched_duplicate_fails_the_whole_transaction(store: Store) {
+async fn a_duplicate_fails_the_whole_transaction(store: Store) {
     let (person, mut issuance) = person_with_issuance(&store).await;
     let first = pending_passkey(&person, "Y3JlZC0x");
-    batched(&store, async |tx| passkeys::insert(tx, "op", &first).await).await.unwrap();
+    in_tx(&store, async |tx| passkeys::insert(tx, "op", &first).await).await.unwrap();
     issuance.transition(IssuanceState::OptionsIssued).unwrap();
     let again = pending_passkey(&person, "Y3JlZC0x");
-    let outcome = batched(&store, async |tx| {
+    let outcome = in_tx(&store, async |tx| {
         issuances::transition(tx, "op", IssuanceState::Requested, &issuance).await?;
         passkeys::insert(tx, "op", &again).await
     })
@@ -121,21 +119,21 @@ async fn a_batched_duplicate_fails_the_whole_transaction(store: Store) {
     }
     assert_eq!(issuances::get(&store, issuance.id).await.unwrap().unwrap().state, IssuanceState::Requested);
     assert!(passkeys::get(&store, again.id).await.unwrap().is_none());
-    common::commit_key_promptly(&store, "SN-AFTER", "a failed batched transaction's lock").await;
+    common::commit_key_promptly(&store, "SN-AFTER", "a failed transaction's lock").await;
     assert_eq!(actions(&store).await, ["person.create", "issuance.create", "passkey.record", "key.create"]);
     assert_eq!(audit::verify(&store).await.unwrap(), 4);
 }
 
 /// A move from a state the issuance is no longer in fails as `StaleIssuance` naming the state it
 /// is in (read inside the failed transaction), and a passkey move that is not allowed from the
-/// stored state as a passkey rule — the errors each write gives when it runs alone.
-async fn batched_stale_moves_fail_with_the_actual_state(store: Store) {
+/// stored state as a passkey rule.
+async fn stale_moves_fail_with_the_actual_state(store: Store) {
     let (person, mut issuance) = person_with_issuance(&store).await;
     issuance.transition(IssuanceState::OptionsIssued).unwrap();
-    batched(&store, async |tx| issuances::transition(tx, "op-a", IssuanceState::Requested, &issuance).await)
+    in_tx(&store, async |tx| issuances::transition(tx, "op-a", IssuanceState::Requested, &issuance).await)
         .await
         .unwrap();
-    let late = batched(&store, async |tx| {
+    let late = in_tx(&store, async |tx| {
         issuances::transition(tx, "op-b", IssuanceState::Requested, &issuance).await
     })
     .await;
@@ -150,34 +148,34 @@ async fn batched_stale_moves_fail_with_the_actual_state(store: Store) {
         passkeys::insert(tx, "op", &passkey).await?;
         passkeys::mark_registered(tx, "op", &passkey, "method-2", None).await.map(drop)
     };
-    batched(&store, registered).await.unwrap();
+    in_tx(&store, registered).await.unwrap();
     let again =
-        batched(&store, async |tx| passkeys::discard_pending(tx, "op", &passkey, "x").await.map(drop)).await;
+        in_tx(&store, async |tx| passkeys::discard_pending(tx, "op", &passkey, "x").await.map(drop)).await;
     assert!(matches!(again, Err(StoreError::Passkey(_))), "{again:?}");
     let missing = Passkey { id: PasskeyId::new(), ..passkey.clone() };
-    let gone = batched(&store, async |tx| passkeys::revoke(tx, "op", &missing, "x").await.map(drop)).await;
+    let gone = in_tx(&store, async |tx| passkeys::revoke(tx, "op", &missing, "x").await.map(drop)).await;
     assert!(matches!(gone, Err(StoreError::NotFound(_))), "{gone:?}");
     assert_eq!(passkeys::get(&store, passkey.id).await.unwrap().unwrap().state, PasskeyState::Registered);
-    common::commit_key_promptly(&store, "SN-AFTER", "a failed batched transaction's lock").await;
+    common::commit_key_promptly(&store, "SN-AFTER", "a failed transaction's lock").await;
     assert_eq!(audit::verify(&store).await.unwrap(), 6);
 }
 
-/// A statement that must run at once (here the key read of `set_state`) sees the transaction's
-/// earlier batched writes, and its own error comes from its call.
-async fn a_read_in_a_batched_transaction_sees_its_writes(store: Store) {
+/// A read inside a transaction (here also the key read of `set_state`) sees the transaction's
+/// earlier writes.
+async fn a_read_in_a_transaction_sees_its_writes(store: Store) {
     let key = SecurityKey::new(Some("SN-B1".into()), Uuid::nil());
-    let mut tx = store.begin_batched().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
     keys::insert(&mut tx, "op", &key).await.unwrap();
     let (person, mut issuance) = person_with_issuance_in(&mut tx).await;
     issuance.security_key_id = Some(key.id);
     issuance.transition(IssuanceState::OptionsIssued).unwrap();
     issuances::transition(&mut tx, "op", IssuanceState::Requested, &issuance).await.unwrap();
-    let state = sqlx::query_scalar::<_, String>("SELECT state FROM issuance WHERE id = $1")
+    let row = Stmt::new("SELECT state FROM issuance WHERE id = $1")
         .bind(issuance.id.to_string())
-        .fetch_one(tx.conn().await.unwrap())
+        .fetch_one(&mut tx)
         .await
         .unwrap();
-    assert_eq!(state, "options-issued");
+    assert_eq!(row.get("state").unwrap(), &Value::Text("options-issued".into()));
     let issued = keys::set_state(&mut tx, "op", key.id, keyward_core::KeyState::Issued).await.unwrap();
     assert_eq!(issued.state, keyward_core::KeyState::Issued);
     tx.commit().await.unwrap();
@@ -194,26 +192,26 @@ async fn person_with_issuance_in(tx: &mut Tx) -> (Person, Issuance) {
     (person, issuance)
 }
 
-/// Batched writes dropped or rolled back unsent leave nothing, and hold no lock.
-async fn unsent_batched_writes_are_dropped_with_the_transaction(store: Store) {
+/// Writes of a transaction dropped or rolled back leave nothing, and hold no lock.
+async fn uncommitted_writes_are_dropped_with_the_transaction(store: Store) {
     let (person, _) = person_with_issuance(&store).await;
-    let mut tx = store.begin_batched().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
     let dropped = pending_passkey(&person, "Y3JlZC0z");
     passkeys::insert(&mut tx, "op", &dropped).await.unwrap();
     drop(tx);
-    let mut tx = store.begin_batched().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
     let rolled_back = pending_passkey(&person, "Y3JlZC00");
     passkeys::insert(&mut tx, "op", &rolled_back).await.unwrap();
     tx.rollback().await.unwrap();
-    common::commit_key_promptly(&store, "SN-AFTER", "a failed batched transaction's lock").await;
+    common::commit_key_promptly(&store, "SN-AFTER", "a failed transaction's lock").await;
     assert!(passkeys::list_by_person(&store, person.id).await.unwrap().is_empty());
     assert_eq!(audit::verify(&store).await.unwrap(), 3);
 }
 
 on_both!(
-    a_batched_transaction_commits_every_write_and_event,
-    a_batched_duplicate_fails_the_whole_transaction,
-    batched_stale_moves_fail_with_the_actual_state,
-    a_read_in_a_batched_transaction_sees_its_writes,
-    unsent_batched_writes_are_dropped_with_the_transaction,
+    a_transaction_commits_every_write_and_event,
+    a_duplicate_fails_the_whole_transaction,
+    stale_moves_fail_with_the_actual_state,
+    a_read_in_a_transaction_sees_its_writes,
+    uncommitted_writes_are_dropped_with_the_transaction,
 );
