@@ -89,22 +89,42 @@ pub async fn create(tx: &mut Tx, actor: &str, name: &str, role: Role) -> Result<
     Ok((rec, token))
 }
 
-/// The live (not revoked) token matching `token`, recording its use; `None` if unknown or revoked.
+/// How precisely a token's last use is recorded: a use is written when the stored one is older
+/// than this, so a busy token costs one write a minute instead of one per request (every request
+/// authenticates, and on SQLite every write is a commit).
+pub const LAST_USED_PRECISION: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The live (not revoked) token matching `token`, recording its use (to within
+/// [`LAST_USED_PRECISION`]); `None` if unknown or revoked.
 pub async fn authenticate(store: &Store, token: &SecretString) -> Result<Option<ApiToken>> {
+    authenticate_at(store, token, now_micros()).await
+}
+
+/// [`authenticate`] as of `now` (Unix microseconds).
+pub async fn authenticate_at(store: &Store, token: &SecretString, now: i64) -> Result<Option<ApiToken>> {
     let hash = token_hash(token);
     let row =
-        Stmt::new(&format!("SELECT {COLUMNS} FROM api_token WHERE token_hash = $1 AND revoked_at IS NULL"))
+        Stmt::new(format!("SELECT {COLUMNS} FROM api_token WHERE token_hash = $1 AND revoked_at IS NULL"))
             .bind(hash.clone())
             .fetch_optional(store)
             .await?;
     let Some(mut rec) = row.as_ref().map(from_row).transpose()? else { return Ok(None) };
-    let now = now_micros();
-    store
-        .execute(
-            Stmt::new("UPDATE api_token SET last_used_at = $2 WHERE token_hash = $1").bind(hash).bind(now),
-        )
-        .await?;
-    rec.last_used_at = Some(from_micros(now));
+    let precision = LAST_USED_PRECISION.as_micros() as i64;
+    let stale = rec.last_used_at.is_none_or(|t| now - crate::db::to_micros(t) >= precision);
+    if stale {
+        store
+            .execute(
+                Stmt::new(
+                    "UPDATE api_token SET last_used_at = $2 WHERE token_hash = $1
+                     AND (last_used_at IS NULL OR last_used_at <= $3)",
+                )
+                .bind(hash)
+                .bind(now)
+                .bind(now - precision),
+            )
+            .await?;
+        rec.last_used_at = Some(from_micros(now));
+    }
     Ok(Some(rec))
 }
 

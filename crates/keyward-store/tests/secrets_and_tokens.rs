@@ -101,7 +101,17 @@ async fn api_tokens_are_stored_hashed_and_revocable(store: Store) {
 
     let found = tokens::authenticate(&store, &token).await.unwrap().expect("token accepted");
     assert_eq!((found.id, found.role, found.name.as_str()), (rec.id, Role::Operator, "ci"));
-    assert!(found.last_used_at.is_some());
+    let first_use = found.last_used_at.expect("the use is recorded");
+    // Within the recording precision a use writes nothing; after it, the new time is stored.
+    let t0 = first_use.unix_timestamp_nanos() as i64 / 1000;
+    let precision = tokens::LAST_USED_PRECISION.as_micros() as i64;
+    let soon = tokens::authenticate_at(&store, &token, t0 + precision / 2).await.unwrap().unwrap();
+    assert_eq!(soon.last_used_at, Some(first_use));
+    assert_eq!(tokens::list(&store).await.unwrap()[0].last_used_at, Some(first_use));
+    let later = tokens::authenticate_at(&store, &token, t0 + precision).await.unwrap().unwrap();
+    let stored = tokens::list(&store).await.unwrap()[0].last_used_at.unwrap();
+    assert_eq!(later.last_used_at, Some(stored));
+    assert_eq!((stored - first_use).whole_seconds(), tokens::LAST_USED_PRECISION.as_secs() as i64);
     assert!(tokens::authenticate(&store, &SecretString::from("kw_wrong")).await.unwrap().is_none());
 
     let mut tx = store.begin().await.unwrap();
