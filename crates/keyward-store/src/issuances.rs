@@ -139,7 +139,7 @@ pub async fn get_with_person(store: &Store, id: IssuanceId) -> Result<Option<(Is
 
 /// An issuance by the hash of its collection code (see [`keyward_core::issuance::hash_collection_code`]).
 pub async fn find_by_collection_code_hash(store: &Store, hash: &str) -> Result<Option<Issuance>> {
-    let row = Stmt::new(&format!("SELECT {COLUMNS} FROM issuance WHERE collection_code_hash = $1"))
+    let row = Stmt::new(format!("SELECT {COLUMNS} FROM issuance WHERE collection_code_hash = $1"))
         .bind(hash.to_owned())
         .fetch_optional(store)
         .await?;
@@ -153,7 +153,7 @@ pub async fn list(
     state: Option<IssuanceState>,
     limit: i64,
 ) -> Result<Vec<Issuance>> {
-    let rows = Stmt::new(&format!(
+    let rows = Stmt::new(format!(
         "SELECT {COLUMNS} FROM issuance WHERE ($1 IS NULL OR person_id = $1) AND ($2 IS NULL OR state = $2)
          ORDER BY created_at DESC, id LIMIT $3"
     ))

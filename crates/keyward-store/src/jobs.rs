@@ -148,7 +148,7 @@ pub async fn claim(store: &Store, job: Option<JobId>, n: i64, lease: Duration) -
          RETURNING id, job_id, seq, payload, attempts"
     );
     let mut tx = store.begin().await?;
-    let rows = Stmt::new(&sql)
+    let rows = Stmt::new(sql)
         .bind(token.clone())
         .bind(until)
         .bind(now)

@@ -31,7 +31,7 @@ pub fn subject(id: SecurityKeyId) -> String {
 pub async fn insert(tx: &mut Tx, actor: &str, k: &SecurityKey) -> Result<()> {
     let now = now_micros();
     tx.execute(
-        Stmt::new(&format!(
+        Stmt::new(format!(
             "INSERT INTO security_key ({COLUMNS}, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7)"
         ))
         .bind(k.id.to_string())
@@ -52,7 +52,7 @@ pub async fn insert(tx: &mut Tx, actor: &str, k: &SecurityKey) -> Result<()> {
 }
 
 async fn get_in(on: impl Reader, id: SecurityKeyId) -> Result<Option<SecurityKey>> {
-    let row = Stmt::new(&format!("SELECT {COLUMNS} FROM security_key WHERE id = $1"))
+    let row = Stmt::new(format!("SELECT {COLUMNS} FROM security_key WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(on)
         .await?;
@@ -66,7 +66,7 @@ pub async fn get(store: &Store, id: SecurityKeyId) -> Result<Option<SecurityKey>
 
 /// A key by serial number.
 pub async fn get_by_serial(store: &Store, serial: &str) -> Result<Option<SecurityKey>> {
-    let row = Stmt::new(&format!("SELECT {COLUMNS} FROM security_key WHERE serial = $1"))
+    let row = Stmt::new(format!("SELECT {COLUMNS} FROM security_key WHERE serial = $1"))
         .bind(serial.to_owned())
         .fetch_optional(store)
         .await?;
@@ -75,7 +75,7 @@ pub async fn get_by_serial(store: &Store, serial: &str) -> Result<Option<Securit
 
 /// Keys, optionally only those in `state`, ordered by serial.
 pub async fn list(store: &Store, state: Option<KeyState>) -> Result<Vec<SecurityKey>> {
-    let rows = Stmt::new(&format!(
+    let rows = Stmt::new(format!(
         "SELECT {COLUMNS} FROM security_key WHERE ($1 IS NULL OR state = $1) ORDER BY serial, id"
     ))
     .bind(state.map(|s| s.as_str()))

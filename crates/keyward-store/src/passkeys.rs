@@ -153,7 +153,7 @@ pub async fn discard_pending(tx: &mut Tx, actor: &str, p: &Passkey, reason: &str
 /// Every passkey, oldest first.
 pub async fn list(store: &Store) -> Result<Vec<Passkey>> {
     let rows =
-        Stmt::new(&format!("SELECT {COLUMNS} FROM passkey ORDER BY created_at, id")).fetch_all(store).await?;
+        Stmt::new(format!("SELECT {COLUMNS} FROM passkey ORDER BY created_at, id")).fetch_all(store).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -164,7 +164,7 @@ pub async fn get(store: &Store, id: PasskeyId) -> Result<Option<Passkey>> {
 
 /// A passkey by WebAuthn credential id (base64url).
 pub async fn find_by_credential_id(store: &Store, credential_id: &str) -> Result<Option<Passkey>> {
-    let row = Stmt::new(&format!("SELECT {COLUMNS} FROM passkey WHERE credential_id = $1"))
+    let row = Stmt::new(format!("SELECT {COLUMNS} FROM passkey WHERE credential_id = $1"))
         .bind(credential_id.to_owned())
         .fetch_optional(store)
         .await?;
@@ -174,7 +174,7 @@ pub async fn find_by_credential_id(store: &Store, credential_id: &str) -> Result
 /// A person's passkeys, oldest first.
 pub async fn list_by_person(store: &Store, person: PersonId) -> Result<Vec<Passkey>> {
     let rows =
-        Stmt::new(&format!("SELECT {COLUMNS} FROM passkey WHERE person_id = $1 ORDER BY created_at, id"))
+        Stmt::new(format!("SELECT {COLUMNS} FROM passkey WHERE person_id = $1 ORDER BY created_at, id"))
             .bind(person.to_string())
             .fetch_all(store)
             .await?;
@@ -183,7 +183,7 @@ pub async fn list_by_person(store: &Store, person: PersonId) -> Result<Vec<Passk
 
 /// The passkeys on a security key, oldest first.
 pub async fn list_by_key(store: &Store, key: SecurityKeyId) -> Result<Vec<Passkey>> {
-    let rows = Stmt::new(&format!(
+    let rows = Stmt::new(format!(
         "SELECT {COLUMNS} FROM passkey WHERE security_key_id = $1 ORDER BY created_at, id"
     ))
     .bind(key.to_string())

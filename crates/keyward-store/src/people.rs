@@ -87,7 +87,7 @@ pub async fn insert(tx: &mut Tx, actor: &str, p: &Person) -> Result<()> {
     let sql = format!(
         "INSERT INTO person ({COLUMNS}, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12)"
     );
-    tx.execute(bind_person(Stmt::new(&sql), p, now))
+    tx.execute(bind_person(Stmt::new(sql), p, now))
         .await
         .map_err(|e| StoreError::unique(e, || format!("a person with UPN {}", p.upn)))?;
     audit::append(tx, AuditDraft::new(actor, "person.create", subject(p.id)).detail(&json!({"upn": p.upn})));
@@ -268,7 +268,7 @@ pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Person
         "SELECT {COLUMNS} FROM person WHERE lower(upn) LIKE $1 ESCAPE '\\' OR lower(display_name) LIKE $1 ESCAPE '\\'
          ORDER BY lower(upn) LIMIT $2"
     );
-    let rows = Stmt::new(&sql).bind(like_pattern(query)).bind(limit).fetch_all(store).await?;
+    let rows = Stmt::new(sql).bind(like_pattern(query)).bind(limit).fetch_all(store).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -276,7 +276,7 @@ pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Person
 pub async fn list(store: &Store, after_upn: Option<&str>, limit: i64) -> Result<Vec<Person>> {
     let sql =
         format!("SELECT {COLUMNS} FROM person WHERE lower(upn) > lower($1) ORDER BY lower(upn) LIMIT $2");
-    let rows = Stmt::new(&sql).bind(after_upn.unwrap_or("").to_owned()).bind(limit).fetch_all(store).await?;
+    let rows = Stmt::new(sql).bind(after_upn.unwrap_or("").to_owned()).bind(limit).fetch_all(store).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -287,7 +287,7 @@ pub async fn list_linked(store: &Store, slot: ExternalRefSlot) -> Result<Vec<Per
         "SELECT {COLUMNS} FROM person WHERE {} IS NOT NULL AND link_method IS NOT NULL ORDER BY lower(upn)",
         slot_column(slot)
     );
-    let rows = Stmt::new(&sql).fetch_all(store).await?;
+    let rows = Stmt::new(sql).fetch_all(store).await?;
     rows.iter().map(from_row).collect()
 }
 

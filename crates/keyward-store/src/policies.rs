@@ -28,7 +28,7 @@ fn from_row(r: &Row) -> Result<EnrollmentPolicy> {
 
 /// Creates or replaces the policy of `p.group`.
 pub async fn upsert(tx: &mut Tx, actor: &str, p: &EnrollmentPolicy) -> Result<()> {
-    tx.execute(Stmt::new(&format!(
+    tx.execute(Stmt::new(format!(
         "INSERT INTO enrollment_policy ({COLUMNS}, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
          ON CONFLICT (group_name) DO UPDATE SET mode = excluded.mode, pin_min_length = excluded.pin_min_length,
          pin_force_change = excluded.pin_force_change, allowed_aaguids = excluded.allowed_aaguids,
@@ -61,7 +61,7 @@ pub async fn delete(tx: &mut Tx, actor: &str, group: &str) -> Result<bool> {
 
 /// Every policy, by group.
 pub async fn list(store: &Store) -> Result<Vec<EnrollmentPolicy>> {
-    let rows = Stmt::new(&format!("SELECT {COLUMNS} FROM enrollment_policy ORDER BY group_name"))
+    let rows = Stmt::new(format!("SELECT {COLUMNS} FROM enrollment_policy ORDER BY group_name"))
         .fetch_all(store)
         .await?;
     rows.iter().map(from_row).collect()
@@ -69,7 +69,7 @@ pub async fn list(store: &Store) -> Result<Vec<EnrollmentPolicy>> {
 
 /// The policy of one group.
 pub async fn get(store: &Store, group: &str) -> Result<Option<EnrollmentPolicy>> {
-    let row = Stmt::new(&format!("SELECT {COLUMNS} FROM enrollment_policy WHERE group_name = $1"))
+    let row = Stmt::new(format!("SELECT {COLUMNS} FROM enrollment_policy WHERE group_name = $1"))
         .bind(group.to_owned())
         .fetch_optional(store)
         .await?;
@@ -78,7 +78,7 @@ pub async fn get(store: &Store, group: &str) -> Result<Option<EnrollmentPolicy>>
 
 /// The policy with id `id`.
 pub async fn get_by_id(store: &Store, id: PolicyId) -> Result<Option<EnrollmentPolicy>> {
-    let row = Stmt::new(&format!("SELECT {COLUMNS} FROM enrollment_policy WHERE id = $1"))
+    let row = Stmt::new(format!("SELECT {COLUMNS} FROM enrollment_policy WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(store)
         .await?;

@@ -145,6 +145,6 @@ pub async fn revoke(tx: &mut Tx, actor: &str, name: &str) -> Result<bool> {
 
 /// All tokens (live and revoked), by name.
 pub async fn list(store: &Store) -> Result<Vec<ApiToken>> {
-    let rows = Stmt::new(&format!("SELECT {COLUMNS} FROM api_token ORDER BY name")).fetch_all(store).await?;
+    let rows = Stmt::new(format!("SELECT {COLUMNS} FROM api_token ORDER BY name")).fetch_all(store).await?;
     rows.iter().map(from_row).collect()
 }
