@@ -20,15 +20,15 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use futures_util::TryStreamExt;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow, AnyTypeInfoKind};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Column, ConnectOptions, Executor, Row as _, TransactionManager};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, TransactionManager};
 use time::OffsetDateTime;
 
 use crate::error::{Result, StoreError};
 use crate::lite::{self, Lite, WriterGuard};
-use crate::stmt::{Reader, Row, Stmt, Value};
+use crate::pg;
+use crate::stmt::{Reader, Row, Stmt};
 use crate::write::Write;
 
 /// One set of migrations for both backends: the schema uses only types both understand alike,
@@ -44,7 +44,7 @@ pub enum Backend {
     Postgres,
 }
 
-/// The database: a connection pool and which backend it is.
+/// The database: sqlx's pool, and on SQLite Keyward's own connections.
 #[derive(Debug, Clone)]
 pub struct Store {
     /// sqlx's pool: the repositories' connections on PostgreSQL; on SQLite only migrations and
@@ -52,7 +52,6 @@ pub struct Store {
     pool: AnyPool,
     /// SQLite only: the connections the repositories use (see [`crate::lite`]).
     lite: Option<Arc<Lite>>,
-    backend: Backend,
     /// The last audit event this process committed (`seq`, `hash`): a hint that saves a read per
     /// append, checked by the append itself (see [`crate::audit`]).
     pub(crate) audit_head: AuditHead,
@@ -110,7 +109,7 @@ impl Tx {
                 let w = writer.as_ref().expect("taken above");
                 lite::run(lite::held(w), &stmt, first_only)
             }
-            Link::Pg(conn) => pg_run(conn, &stmt, first_only).await,
+            Link::Pg(conn) => pg::run(conn, &stmt, first_only).await,
         }
     }
 
@@ -190,54 +189,6 @@ impl Drop for Tx {
 /// The transaction manager behind [`Tx`] on PostgreSQL (sqlx's, for the `Any` driver).
 type Manager = <Any as sqlx::Database>::TransactionManager;
 
-/// Runs `stmt` on a PostgreSQL connection: the number of rows it changed and its rows.
-async fn pg_run(conn: &mut AnyConnection, stmt: &Stmt, first_only: bool) -> Result<(u64, Vec<Row>)> {
-    let mut q = sqlx::query(&stmt.sql);
-    for arg in &stmt.args {
-        q = match arg {
-            Value::Null { text: true } => q.bind(None::<String>),
-            Value::Null { text: false } => q.bind(None::<i64>),
-            Value::Int(n) => q.bind(*n),
-            Value::Text(s) => q.bind(s.as_str()),
-            Value::Real(f) => q.bind(*f),
-            Value::Blob(b) => q.bind(b.as_slice()),
-        };
-    }
-    let (mut changed, mut rows, mut names) = (0, Vec::new(), None);
-    let mut results = conn.fetch_many(q);
-    while let Some(item) = results.try_next().await? {
-        match item {
-            sqlx::Either::Left(done) => changed += done.rows_affected(),
-            sqlx::Either::Right(_) if first_only && !rows.is_empty() => {}
-            sqlx::Either::Right(r) => rows.push(pg_row(&r, &mut names)?),
-        }
-    }
-    Ok((changed, rows))
-}
-
-/// A PostgreSQL row as a [`Row`] (column names shared by the statement's rows).
-fn pg_row(r: &AnyRow, names: &mut Option<Arc<[String]>>) -> Result<Row> {
-    let names =
-        names.get_or_insert_with(|| r.columns().iter().map(|c| c.name().to_owned()).collect()).clone();
-    let mut values = Vec::with_capacity(names.len());
-    for (i, c) in r.columns().iter().enumerate() {
-        let kind = c.type_info().kind();
-        let v = match kind {
-            AnyTypeInfoKind::Null => None,
-            AnyTypeInfoKind::Bool => r.try_get::<Option<bool>, _>(i)?.map(|b| Value::Int(b as i64)),
-            AnyTypeInfoKind::SmallInt => r.try_get::<Option<i16>, _>(i)?.map(|n| Value::Int(n.into())),
-            AnyTypeInfoKind::Integer => r.try_get::<Option<i32>, _>(i)?.map(|n| Value::Int(n.into())),
-            AnyTypeInfoKind::BigInt => r.try_get::<Option<i64>, _>(i)?.map(Value::Int),
-            AnyTypeInfoKind::Real => r.try_get::<Option<f32>, _>(i)?.map(|f| Value::Real(f.into())),
-            AnyTypeInfoKind::Double => r.try_get::<Option<f64>, _>(i)?.map(Value::Real),
-            AnyTypeInfoKind::Text => r.try_get::<Option<String>, _>(i)?.map(Value::Text),
-            AnyTypeInfoKind::Blob => r.try_get::<Option<Vec<u8>>, _>(i)?.map(Value::Blob),
-        };
-        values.push(v.unwrap_or(Value::Null { text: kind == AnyTypeInfoKind::Text }));
-    }
-    Ok(Row { names, values })
-}
-
 impl Store {
     /// Opens (and migrates) the database at `url`: `postgres://…`/`postgresql://…` for PostgreSQL,
     /// `sqlite://PATH`, `sqlite:PATH` or a plain file path for SQLite. A SQLite file and its parent
@@ -248,12 +199,7 @@ impl Store {
             let opts = AnyConnectOptions::from_str(url)?.disable_statement_logging();
             let pool = AnyPoolOptions::new().max_connections(16).connect_with(opts).await?;
             MIGRATIONS.run(&pool).await?;
-            return Ok(Store {
-                pool,
-                backend: Backend::Postgres,
-                audit_head: AuditHead::default(),
-                lite: None,
-            });
+            return Ok(Store { pool, audit_head: AuditHead::default(), lite: None });
         }
         let path = sqlite_path(url)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -271,12 +217,12 @@ impl Store {
             .await?;
         MIGRATIONS.run(&pool).await?;
         let lite = Arc::new(Lite::new(&path));
-        Ok(Store { pool, backend: Backend::Sqlite, audit_head: AuditHead::default(), lite: Some(lite) })
+        Ok(Store { pool, audit_head: AuditHead::default(), lite: Some(lite) })
     }
 
     /// Which backend this store uses.
     pub fn backend(&self) -> Backend {
-        self.backend
+        if self.lite.is_some() { Backend::Sqlite } else { Backend::Postgres }
     }
 
     /// sqlx's connection pool, for ad-hoc statements (tests, maintenance); the repositories run
@@ -290,7 +236,7 @@ impl Store {
     pub async fn execute(&self, stmt: Stmt) -> Result<u64> {
         match &self.lite {
             Some(lite) => Ok(lite::run(lite::held(&lite.writer().await?), &stmt, false)?.0),
-            None => Ok(pg_run(&mut *self.pool.acquire().await?, &stmt, false).await?.0),
+            None => Ok(pg::run(&mut *self.pool.acquire().await?, &stmt, false).await?.0),
         }
     }
 
@@ -327,7 +273,7 @@ impl Reader for &Store {
     async fn rows(self, stmt: Stmt, first_only: bool) -> Result<Vec<Row>> {
         match &self.lite {
             Some(lite) => lite.read(&stmt, first_only),
-            None => Ok(pg_run(&mut *self.pool.acquire().await?, &stmt, first_only).await?.1),
+            None => Ok(pg::run(&mut *self.pool.acquire().await?, &stmt, first_only).await?.1),
         }
     }
 }

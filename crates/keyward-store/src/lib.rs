@@ -17,6 +17,7 @@ pub mod keys;
 mod lite;
 pub mod passkeys;
 pub mod people;
+mod pg;
 pub mod policies;
 pub mod secret;
 pub mod stmt;

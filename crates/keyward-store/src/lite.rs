@@ -164,3 +164,28 @@ pub(crate) fn command(conn: &rusqlite::Connection, sql: &str) -> Result<()> {
     conn.prepare_cached(sql)?.raw_execute()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_bind_by_their_number_not_their_position() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let stmt = Stmt::new("SELECT $2 AS second, $1 AS first, $2 || $3 AS again")
+            .bind(1_i64)
+            .bind("two")
+            .bind(None::<i64>);
+        let (_, rows) = run(&conn, &stmt, false).unwrap();
+        assert_eq!(
+            rows[0].values,
+            [Value::Text("two".into()), Value::Int(1), Value::Null { text: false }],
+            "{:?}",
+            rows[0].names
+        );
+        let missing = Stmt::new("SELECT $1, $2").bind(1_i64);
+        assert!(
+            matches!(run(&conn, &missing, false), Err(StoreError::Corrupt(m)) if m.contains("parameter 2"))
+        );
+    }
+}

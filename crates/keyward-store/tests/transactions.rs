@@ -215,3 +215,32 @@ on_both!(
     a_read_in_a_transaction_sees_its_writes,
     uncommitted_writes_are_dropped_with_the_transaction,
 );
+
+/// SQLite has one writer at a time: a writer that waits longer than the busy timeout for the one
+/// before it (here the same task holds both, which would otherwise wait for ever) gets
+/// `StoreError::Busy` — an error that says to retry — and the first transaction is unharmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_kept_waiting_gets_busy_instead_of_hanging_sqlite() {
+    common::run("sqlite", a_writer_kept_waiting_gets_busy).await;
+}
+
+async fn a_writer_kept_waiting_gets_busy(store: Store) {
+    let mut first = store.begin().await.unwrap();
+    keys::insert(&mut first, "op", &SecurityKey::new(Some("SN-FIRST".into()), Uuid::nil())).await.unwrap();
+    let second = async {
+        let mut tx = store.begin().await?;
+        keys::insert(&mut tx, "op", &SecurityKey::new(Some("SN-SECOND".into()), Uuid::nil())).await?;
+        tx.commit().await
+    };
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(15), second)
+        .await
+        .expect("the second writer must give up, not hang");
+    match waited {
+        Err(e @ StoreError::Busy(_)) => assert!(e.to_string().contains("retry"), "{e}"),
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    first.commit().await.unwrap();
+    assert!(keys::get_by_serial(&store, "SN-FIRST").await.unwrap().is_some());
+    assert!(keys::get_by_serial(&store, "SN-SECOND").await.unwrap().is_none());
+    common::commit_key_promptly(&store, "SN-AFTER", "a writer that gave up").await;
+}
