@@ -92,11 +92,6 @@ impl Tx {
         Ok(self.run(stmt, false).await?.0)
     }
 
-    /// Runs one statement in the transaction and returns its first row, if any.
-    pub async fn fetch_optional(&mut self, stmt: Stmt) -> Result<Option<Row>> {
-        Ok(self.run(stmt, true).await?.1.into_iter().next())
-    }
-
     async fn run(&mut self, stmt: Stmt, first_only: bool) -> Result<(u64, Vec<Row>)> {
         match &mut self.link {
             Link::Lite { lite, writer } => {

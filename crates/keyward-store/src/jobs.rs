@@ -179,10 +179,9 @@ async fn finish(tx: &mut Tx, unit: &ClaimedUnit, state: &str, result: &str) -> R
     if changed == 1 {
         return Ok(Completion::Done);
     }
-    let row = tx
-        .fetch_optional(
-            Stmt::new("SELECT state, lease_token FROM job_unit WHERE id = $1").bind(unit.id.clone()),
-        )
+    let row = Stmt::new("SELECT state, lease_token FROM job_unit WHERE id = $1")
+        .bind(unit.id.clone())
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("job unit {}", unit.id)))?;
     let same_lease = opt_text(&row, "lease_token")?.as_deref() == Some(unit.lease_token.as_str());

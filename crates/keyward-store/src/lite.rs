@@ -132,6 +132,9 @@ pub(crate) fn run(conn: &rusqlite::Connection, stmt: &Stmt, first_only: bool) ->
         let changed = st.raw_execute()?;
         return Ok((changed as u64, Vec::new()));
     }
+    // A statement with rows changed some only if it writes (`… RETURNING`); the connection's
+    // count would otherwise be an earlier statement's.
+    let writes = !st.readonly();
     let names: Arc<[String]> = st.column_names().into_iter().map(str::to_owned).collect();
     let width = names.len();
     let mut rows = Vec::new();
@@ -156,7 +159,7 @@ pub(crate) fn run(conn: &rusqlite::Connection, stmt: &Stmt, first_only: bool) ->
         }
     }
     drop(cursor);
-    Ok((conn.changes(), rows))
+    Ok((if writes { conn.changes() } else { 0 }, rows))
 }
 
 /// Runs a statement without arguments or rows (`BEGIN`, `COMMIT`, `ROLLBACK`).
