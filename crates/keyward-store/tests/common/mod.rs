@@ -40,24 +40,11 @@ async fn admin() -> sqlx::PgConnection {
     })
 }
 
-/// Runs `body` on a fresh store of `backend` ("sqlite" or "postgres"), then removes the database.
-pub async fn run<F, Fut>(backend: &str, body: F)
-where
-    F: FnOnce(Store) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
+/// The URL of a new, empty database of `backend` ("sqlite" or "postgres"); remove it with
+/// [`remove_database`].
+pub async fn empty_database(backend: &str) -> String {
     match backend {
-        "sqlite" => {
-            let path = sqlite_path();
-            let store =
-                Store::open(&format!("sqlite://{}", path.display())).await.expect("open sqlite store");
-            let outcome = tokio::spawn(body(store.clone())).await;
-            store.close().await;
-            let _ = std::fs::remove_dir_all(path.parent().unwrap());
-            if let Err(e) = outcome {
-                std::panic::resume_unwind(e.into_panic());
-            }
-        }
+        "sqlite" => format!("sqlite://{}", sqlite_path().display()),
         "postgres" => {
             let name = format!("keyward_test_{}", uuid::Uuid::new_v4().simple());
             admin()
@@ -65,20 +52,39 @@ where
                 .execute(format!("CREATE DATABASE {name}").as_str())
                 .await
                 .expect("create test database");
-            let store =
-                Store::open(&with_database(&postgres_admin_url(), &name)).await.expect("open postgres store");
-            let outcome = tokio::spawn(body(store.clone())).await;
-            store.close().await;
-            admin()
-                .await
-                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                .await
-                .expect("drop test database");
-            if let Err(e) = outcome {
-                std::panic::resume_unwind(e.into_panic());
-            }
+            with_database(&postgres_admin_url(), &name)
         }
         other => panic!("unknown backend {other}"),
+    }
+}
+
+/// Removes a database made by [`empty_database`].
+pub async fn remove_database(url: &str) {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let _ = std::fs::remove_dir_all(std::path::Path::new(path).parent().unwrap());
+    } else {
+        let name = url.rsplit('/').next().unwrap();
+        admin()
+            .await
+            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await
+            .expect("drop test database");
+    }
+}
+
+/// Runs `body` on a fresh store of `backend` ("sqlite" or "postgres"), then removes the database.
+pub async fn run<F, Fut>(backend: &str, body: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let url = empty_database(backend).await;
+    let store = Store::open(&url).await.unwrap_or_else(|e| panic!("open {backend} store: {e}"));
+    let outcome = tokio::spawn(body(store.clone())).await;
+    store.close().await;
+    remove_database(&url).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
     }
 }
 
