@@ -12,7 +12,8 @@
 //! * writers are queued *before* SQLite sees them: a write transaction takes the store's one
 //!   writer connection behind an async mutex (held until commit or rollback), so two tasks of this
 //!   process never meet in SQLite's busy handler, and a task waiting to write yields its thread;
-//! * readers use connections of their own and, in WAL mode, never wait for the writer;
+//! * readers use connections of their own and, in WAL mode, never wait for the writer (a read
+//!   borrows the writer's connection only when it is idle, for its warm page cache);
 //! * only another *process* writing the same file (`keyward admin` while a server runs) can make
 //!   `BEGIN IMMEDIATE` wait, for at most the busy timeout (5 s), in that thread.
 //!
@@ -77,8 +78,20 @@ impl Lite {
         Ok(guard)
     }
 
-    /// Runs a read on a reader connection.
+    /// Runs a read: on the writer connection when it is open and idle, else on a reader connection.
+    ///
+    /// In WAL mode a connection throws its whole page cache away when it begins a read after
+    /// *another* connection wrote, so a reader connection reads every page of its lookup again
+    /// after each commit. The writer's cache survives its own commits: a read there finds its
+    /// pages in memory. The writer is only borrowed when nobody holds it (a transaction keeps it
+    /// from its first statement to its end), for the few microseconds the read takes in this
+    /// thread; a writer queued for it is served first.
     pub(crate) fn read(&self, stmt: &Stmt, first_only: bool) -> Result<Vec<Row>> {
+        if let Ok(writer) = self.writer.try_lock()
+            && let Some(conn) = writer.as_ref()
+        {
+            return run(conn, stmt, first_only).map(|(_, rows)| rows);
+        }
         let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match idle {
             Some(c) => c,

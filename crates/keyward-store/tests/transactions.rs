@@ -208,12 +208,33 @@ async fn uncommitted_writes_are_dropped_with_the_transaction(store: Store) {
     assert_eq!(audit::verify(&store).await.unwrap(), 3);
 }
 
+/// A read beside an open transaction neither waits for it nor sees its writes; once it commits,
+/// the next read sees them (on SQLite, reads borrow the writer's connection only while no
+/// transaction holds it).
+async fn reads_beside_a_transaction_see_only_committed_writes(store: Store) {
+    let (person, _) = person_with_issuance(&store).await;
+    let mut tx = store.begin().await.unwrap();
+    passkeys::insert(&mut tx, "op", &pending_passkey(&person, "Y3JlZC01")).await.unwrap();
+    let during = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        passkeys::list_by_person(&store, person.id),
+    )
+    .await
+    .expect("a read must not wait for an open transaction")
+    .unwrap();
+    assert!(during.is_empty(), "uncommitted passkey visible: {during:?}");
+    tx.commit().await.unwrap();
+    assert_eq!(passkeys::list_by_person(&store, person.id).await.unwrap().len(), 1);
+    assert_eq!(audit::verify(&store).await.unwrap(), 3);
+}
+
 on_both!(
     a_transaction_commits_every_write_and_event,
     a_duplicate_fails_the_whole_transaction,
     stale_moves_fail_with_the_actual_state,
     a_read_in_a_transaction_sees_its_writes,
     uncommitted_writes_are_dropped_with_the_transaction,
+    reads_beside_a_transaction_see_only_committed_writes,
 );
 
 /// SQLite has one writer at a time: a writer that waits longer than the busy timeout for the one
