@@ -215,13 +215,11 @@ async fn reads_beside_a_transaction_see_only_committed_writes(store: Store) {
     let (person, _) = person_with_issuance(&store).await;
     let mut tx = store.begin().await.unwrap();
     passkeys::insert(&mut tx, "op", &pending_passkey(&person, "Y3JlZC01")).await.unwrap();
-    let during = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        passkeys::list_by_person(&store, person.id),
-    )
-    .await
-    .expect("a read must not wait for an open transaction")
-    .unwrap();
+    let during =
+        tokio::time::timeout(std::time::Duration::from_secs(2), passkeys::list_by_person(&store, person.id))
+            .await
+            .expect("a read must not wait for an open transaction")
+            .unwrap();
     assert!(during.is_empty(), "uncommitted passkey visible: {during:?}");
     tx.commit().await.unwrap();
     assert_eq!(passkeys::list_by_person(&store, person.id).await.unwrap().len(), 1);

@@ -6,8 +6,8 @@ mod common;
 
 use keyward_core::AuditDraft;
 use keyward_core::audit::GENESIS_HASH;
-use keyward_store::audit::{self, AuditFilter};
 use keyward_store::Store;
+use keyward_store::audit::{self, AuditFilter};
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use time::OffsetDateTime;
