@@ -4,8 +4,8 @@
 
 mod common;
 
-use keyward_core::AuditDraft;
 use keyward_core::audit::GENESIS_HASH;
+use keyward_core::{AuditDraft, AuditEvent};
 use keyward_store::Store;
 use keyward_store::audit::{self, AuditFilter};
 use sqlx::any::AnyPoolOptions;
@@ -21,6 +21,26 @@ async fn migrator_before_3() -> (Migrator, std::path::PathBuf) {
         std::fs::copy(shipped.join(name), dir.join(name)).unwrap();
     }
     (Migrator::new(dir.as_path()).await.unwrap(), dir)
+}
+
+/// Writes `ev` with plain SQL, as a Keyward of any version would have.
+async fn insert_raw(pool: &sqlx::AnyPool, ev: &AuditEvent) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_event (seq, actor, action, subject, outcome, detail, at, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(ev.seq)
+    .bind(ev.actor.clone())
+    .bind(ev.action.clone())
+    .bind(ev.subject.clone())
+    .bind(ev.outcome.as_str())
+    .bind(ev.detail.clone())
+    .bind(ev.at_micros())
+    .bind(ev.prev_hash.clone())
+    .bind(ev.hash.clone())
+    .execute(pool)
+    .await
+    .map(drop)
 }
 
 async fn upgrade_keeps_the_audit_chain(backend: &str) {
@@ -44,22 +64,7 @@ async fn upgrade_keeps_the_audit_chain(backend: &str) {
             &prev,
             OffsetDateTime::now_utc(),
         );
-        sqlx::query(
-            "INSERT INTO audit_event (seq, actor, action, subject, outcome, detail, at, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(ev.seq)
-        .bind(ev.actor.clone())
-        .bind(ev.action.clone())
-        .bind(ev.subject.clone())
-        .bind(ev.outcome.as_str())
-        .bind(ev.detail.clone())
-        .bind(ev.at_micros())
-        .bind(ev.prev_hash.clone())
-        .bind(ev.hash.clone())
-        .execute(&pool)
-        .await
-        .unwrap();
+        insert_raw(&pool, &ev).await.unwrap();
         prev = ev.hash.clone();
         written.push(ev);
     }
@@ -83,22 +88,7 @@ async fn upgrade_keeps_the_audit_chain(backend: &str) {
         &written[0].hash,
         OffsetDateTime::now_utc(),
     );
-    let err = sqlx::query(
-        "INSERT INTO audit_event (seq, actor, action, subject, outcome, detail, at, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(fork.seq)
-    .bind(fork.actor.clone())
-    .bind(fork.action.clone())
-    .bind(fork.subject.clone())
-    .bind(fork.outcome.as_str())
-    .bind(fork.detail.clone())
-    .bind(fork.at_micros())
-    .bind(fork.prev_hash.clone())
-    .bind(fork.hash.clone())
-    .execute(store.pool())
-    .await
-    .unwrap_err();
+    let err = insert_raw(store.pool(), &fork).await.unwrap_err();
     assert!(err.as_database_error().is_some_and(|e| e.is_unique_violation()), "{err}");
     assert_eq!(audit::verify(&store).await.unwrap(), 4);
     store.close().await;
