@@ -273,13 +273,9 @@ impl Reader for &Store {
     }
 }
 
-/// Settings sqlx's SQLite connections get (the same as [`crate::lite`]'s).
+/// Settings sqlx's SQLite connections get: [`lite::SETTINGS`], as Keyward's own connections.
 async fn sqlite_pragmas(conn: &mut AnyConnection) -> std::result::Result<(), sqlx::Error> {
-    conn.execute("PRAGMA journal_mode = WAL").await?;
-    conn.execute("PRAGMA busy_timeout = 5000").await?;
-    conn.execute("PRAGMA foreign_keys = ON").await?;
-    conn.execute("PRAGMA synchronous = NORMAL").await?;
-    Ok(())
+    conn.execute(lite::SETTINGS).await.map(drop)
 }
 
 /// The file path in a SQLite URL (or a bare path).

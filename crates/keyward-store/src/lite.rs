@@ -34,6 +34,9 @@ use crate::stmt::{Row, Stmt, Value};
 /// [`StoreError::Busy`] instead of waiting for ever.
 const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The settings every SQLite connection gets, Keyward's and sqlx's (for migrations) alike.
+pub(crate) const SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
 /// Idle reader connections kept open.
 const IDLE_READERS: usize = 8;
 
@@ -58,11 +61,7 @@ impl Lite {
 
     fn connect(&self) -> Result<rusqlite::Connection> {
         let conn = rusqlite::Connection::open(&self.path)?;
-        // `journal_mode` answers with the mode now in force.
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
-        conn.pragma_update(None, "busy_timeout", 5000)?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SETTINGS)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
     }
@@ -184,6 +183,21 @@ pub(crate) fn command(conn: &rusqlite::Connection, sql: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_connection_gets_the_settings() {
+        let dir = std::env::temp_dir().join(format!("keyward-lite-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Lite::new(&dir.join("k.db")).connect().unwrap();
+        let get = |name: &str| conn.pragma_query_value(None, name, |r| r.get::<_, rusqlite::types::Value>(0));
+        use rusqlite::types::Value as V;
+        assert_eq!(get("journal_mode").unwrap(), V::Text("wal".into()));
+        assert_eq!(get("busy_timeout").unwrap(), V::Integer(5000));
+        assert_eq!(get("foreign_keys").unwrap(), V::Integer(1));
+        assert_eq!(get("synchronous").unwrap(), V::Integer(1), "NORMAL");
+        drop(conn);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn placeholders_bind_by_their_number_not_their_position() {
