@@ -1,18 +1,23 @@
 //! The one error type every API route returns, and its JSON shape.
 //!
-//! Every failure reaches the caller as `{"error": {"code": "…", "message": "…"}}` with a status
-//! that says whose move it is (4xx: fix the request; 502: Entra said no; 503: Keyward is not set
-//! up yet). Messages say what to do next and never carry a secret: errors from lower layers are
-//! built from their `Display`, which those layers keep free of secrets, and internal failures
-//! are logged with detail but answered with a generic sentence.
+//! Every failure reaches the caller as `{"error": {"code": "…", "message": "…"}}` (the shape is
+//! `keyward_proto::error::ErrorBody`) with a status that says whose move it is (4xx: fix the
+//! request; 502: Entra said no; 503: Keyward is not set up yet or the database is away). The
+//! service's [`ServiceError`] is mapped here, in one place; the HTTP layer adds only what HTTP
+//! itself can get wrong (no token, a body that is not JSON or too large). Messages say what to do
+//! next and never carry a secret; internal failures are logged with detail but answered with a
+//! generic sentence.
 
 use axum::Json;
 use axum::extract::FromRequest;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+pub use keyward_proto::error::ErrorBody;
+use keyward_proto::error::ErrorDetail;
 use serde::Serialize;
-use utoipa::ToSchema;
+
+use crate::service::ServiceError;
 
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
@@ -23,13 +28,8 @@ pub enum ApiError {
     )]
     Unauthenticated,
     /// The token's role does not grant the permission.
-    #[error("your role `{role}` may not {action}; ask an administrator for a token with a role that may")]
-    Forbidden {
-        /// The caller's role.
-        role: String,
-        /// What was refused, in words.
-        action: String,
-    },
+    #[error("{0}")]
+    Forbidden(String),
     /// The thing named in the path does not exist.
     #[error("{0} not found")]
     NotFound(String),
@@ -56,28 +56,12 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// The JSON body of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// Code and message of an error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable machine-readable code.
-    pub code: &'static str,
-    /// What went wrong and what to do next.
-    pub message: String,
-}
-
 impl ApiError {
     /// HTTP status and stable code.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -101,8 +85,24 @@ impl IntoResponse for ApiError {
         if let Self::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        let body = ErrorBody { error: ErrorDetail { code, message: self.to_string() } };
+        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: self.to_string() } };
         (status, Json(body)).into_response()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            e @ ServiceError::Forbidden { .. } => Self::Forbidden(e.to_string()),
+            ServiceError::NotFound(what) => Self::NotFound(what),
+            ServiceError::Invalid(why) => Self::BadRequest(why),
+            ServiceError::Refused(why) => Self::Refused(why),
+            ServiceError::Conflict(why) => Self::Conflict(why),
+            ServiceError::Entra(why) => Self::Upstream(why),
+            ServiceError::Unavailable(why) => Self::Unavailable(why),
+            ServiceError::Store(e) => Self::internal(e),
+            ServiceError::Internal(detail) => Self::Internal(detail),
+        }
     }
 }
 

@@ -19,10 +19,11 @@ use tokio::net::TcpListener;
 
 pub use config::ServerConfig;
 pub use error::ApiError;
-pub use service::Service;
+pub use service::{Caller, Service, ServiceError};
 
 /// Runs sync (with its leaver handling) and then reconcile every `sync_interval_minutes`, so a
-/// leaver's passkeys leave Entra without anyone asking. A run that fails (Entra unreachable,
+/// leaver's passkeys leave Entra without anyone asking. It acts as the system caller
+/// `system:scheduler`, allowed only what those jobs need. A run that fails (Entra unreachable,
 /// connector not configured yet) is logged and retried at the next tick. With several servers
 /// on one database each runs the schedule; both jobs are idempotent, so the cost is Graph
 /// reads, not wrong data.
@@ -31,12 +32,13 @@ pub fn spawn_scheduler(service: Arc<Service>) -> Option<tokio::task::JoinHandle<
     if minutes == 0 {
         return None;
     }
+    let caller = Caller::system("scheduler", service::caller::SCHEDULER);
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(minutes * 60));
         tick.tick().await;
         loop {
             tick.tick().await;
-            match service.sync_people("scheduler", None).await {
+            match service.sync_people(&caller, None).await {
                 Ok(r) => tracing::info!(
                     seen = r.seen,
                     disabled = r.disabled,
@@ -46,7 +48,7 @@ pub fn spawn_scheduler(service: Arc<Service>) -> Option<tokio::task::JoinHandle<
                 ),
                 Err(e) => tracing::warn!("scheduled sync failed: {e}"),
             }
-            match service.reconcile("scheduler", None).await {
+            match service.reconcile(&caller, None).await {
                 Ok(r) => tracing::info!(
                     finished = r.finished,
                     revoked = r.revoked,

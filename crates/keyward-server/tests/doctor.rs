@@ -244,7 +244,7 @@ async fn missing_permissions_of_a_read_only_app_are_named() {
     )
     .pointed_at(&stack.sim.base_url);
     connector.retry.base_delay = Duration::from_millis(5);
-    stack.service.set_connector("test", connector).await.unwrap();
+    stack.service.set_connector(&keyward_server::Caller::host("test"), connector).await.unwrap();
     let report = doctor(&stack, ADELE_UPN, "").await;
     let found = blocking(&report);
     for permission in ["UserAuthenticationMethod.ReadWrite.All", "Policy.ReadWrite.AuthenticationMethod"] {
@@ -263,7 +263,7 @@ async fn missing_permissions_of_a_read_only_app_are_named() {
     )
     .pointed_at(&stack.sim.base_url);
     wrong.retry.base_delay = Duration::from_millis(5);
-    stack.service.set_connector("test", wrong).await.unwrap();
+    stack.service.set_connector(&keyward_server::Caller::host("test"), wrong).await.unwrap();
     let report = doctor(&stack, ADELE_UPN, "").await;
     assert_names("wrong secret", &report, "connector.token", "client secret");
 }

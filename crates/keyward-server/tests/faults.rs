@@ -87,7 +87,9 @@ async fn two_hundred_issuances_survive_lost_answers_and_503s() {
     assert_eq!(in_entra, PEOPLE);
 
     // Exactly once in the store, registered, with Entra's method id.
-    let all = keyward_store::passkeys::list(&stack.service.store).await.unwrap();
+    let all = keyward_store::passkeys::list(&stack.service.store, Default::default(), None, i64::MAX)
+        .await
+        .unwrap();
     let mut per_person: HashMap<_, usize> = HashMap::new();
     for p in all.iter().filter(|p| p.state == PasskeyState::Registered) {
         *per_person.entry(p.person_id).or_default() += 1;

@@ -44,7 +44,7 @@ async fn nothing_secret_is_logged_at_trace() {
     )
     .pointed_at(&stack.sim.base_url);
     connector.http_debug = true;
-    stack.service.set_connector("test", connector).await.unwrap();
+    stack.service.set_connector(&keyward_server::Caller::host("test"), connector).await.unwrap();
 
     stack.call(Role::Operator, "POST", "/api/v1/people/sync", Some(json!({}))).await;
     let mut desk = stack.soft_key();

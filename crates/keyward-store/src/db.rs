@@ -301,8 +301,8 @@ pub(crate) fn now_micros() -> i64 {
     to_micros(OffsetDateTime::now_utc())
 }
 
-/// A time as stored (Unix microseconds).
-pub(crate) fn to_micros(t: OffsetDateTime) -> i64 {
+/// A time as stored (Unix microseconds): what keyset cursors over times must carry.
+pub fn to_micros(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1000) as i64
 }
 

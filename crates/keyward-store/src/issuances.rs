@@ -146,19 +146,25 @@ pub async fn find_by_collection_code_hash(store: &Store, hash: &str) -> Result<O
     row.as_ref().map(from_row).transpose()
 }
 
-/// Issuances, optionally for one person and/or in one state, newest first, at most `limit`.
+/// Issuances, optionally for one person and/or in one state, newest first: those before `before`
+/// (creation time in Unix microseconds, id) in that order, at most `limit`.
 pub async fn list(
     store: &Store,
     person: Option<PersonId>,
     state: Option<IssuanceState>,
+    before: Option<(i64, IssuanceId)>,
     limit: i64,
 ) -> Result<Vec<Issuance>> {
+    let (at, id) = before.map_or((i64::MAX, String::new()), |(at, id)| (at, id.to_string()));
     let rows = Stmt::new(format!(
         "SELECT {COLUMNS} FROM issuance WHERE ($1 IS NULL OR person_id = $1) AND ($2 IS NULL OR state = $2)
-         ORDER BY created_at DESC, id LIMIT $3"
+           AND (created_at, id) < ($3, $4)
+         ORDER BY created_at DESC, id DESC LIMIT $5"
     ))
     .bind(person.map(|p| p.to_string()))
     .bind(state.map(|s| s.as_str()))
+    .bind(at)
+    .bind(id)
     .bind(limit)
     .fetch_all(store)
     .await?;

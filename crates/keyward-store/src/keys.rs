@@ -1,7 +1,7 @@
 //! The security-key inventory: register keys, look them up, change their state under the
 //! lifecycle rules of [`keyward_core::KeyState`].
 
-use keyward_core::{AuditDraft, KeyState, SecurityKey, SecurityKeyId};
+use keyward_core::{AuditDraft, KeyState, PersonId, SecurityKey, SecurityKeyId};
 use serde_json::json;
 
 use crate::audit;
@@ -74,11 +74,35 @@ pub async fn get_by_serial(store: &Store, serial: &str) -> Result<Option<Securit
 }
 
 /// Keys, optionally only those in `state`, ordered by serial.
-pub async fn list(store: &Store, state: Option<KeyState>) -> Result<Vec<SecurityKey>> {
+pub async fn list(
+    store: &Store,
+    state: Option<KeyState>,
+    after: Option<(&str, SecurityKeyId)>,
+    limit: i64,
+) -> Result<Vec<SecurityKey>> {
+    let (serial, id) = after.map_or((String::new(), String::new()), |(s, id)| (s.to_owned(), id.to_string()));
     let rows = Stmt::new(format!(
-        "SELECT {COLUMNS} FROM security_key WHERE ($1 IS NULL OR state = $1) ORDER BY serial, id"
+        "SELECT {COLUMNS} FROM security_key WHERE ($1 IS NULL OR state = $1)
+           AND (COALESCE(serial, ''), id) > ($2, $3)
+         ORDER BY COALESCE(serial, ''), id LIMIT $4"
     ))
     .bind(state.map(|s| s.as_str()))
+    .bind(serial)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(store)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The keys that hold any of a person's passkeys, by serial.
+pub async fn list_by_person(store: &Store, person: PersonId) -> Result<Vec<SecurityKey>> {
+    let rows = Stmt::new(format!(
+        "SELECT {COLUMNS} FROM security_key
+         WHERE id IN (SELECT security_key_id FROM passkey WHERE person_id = $1)
+         ORDER BY COALESCE(serial, ''), id"
+    ))
+    .bind(person.to_string())
     .fetch_all(store)
     .await?;
     rows.iter().map(from_row).collect()

@@ -24,7 +24,7 @@ pub mod stmt;
 pub mod tokens;
 pub mod write;
 
-pub use db::{Backend, Store, Tx};
+pub use db::{Backend, Store, Tx, to_micros};
 pub use error::{Result, StoreError};
 pub use secret::{SecretError, SecretKey};
 pub use stmt::{Reader, Row, Stmt, Value};

@@ -2,7 +2,7 @@
 //! Entra's method id, revoked, and listed by person or key; also found by credential id (the
 //! reconcile job matches Entra's methods to Keyward's records by it).
 
-use keyward_core::{AuditDraft, Passkey, PasskeyId, PasskeyState, PersonId, SecurityKeyId};
+use keyward_core::{AuditDraft, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, PersonId, SecurityKeyId};
 use serde_json::json;
 
 use crate::audit;
@@ -150,10 +150,40 @@ pub async fn discard_pending(tx: &mut Tx, actor: &str, p: &Passkey, reason: &str
     Ok(p)
 }
 
-/// Every passkey, oldest first.
-pub async fn list(store: &Store) -> Result<Vec<Passkey>> {
-    let rows =
-        Stmt::new(format!("SELECT {COLUMNS} FROM passkey ORDER BY created_at, id")).fetch_all(store).await?;
+/// Which passkeys a list shows; every part optional.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PasskeyFilter {
+    /// Only this person's.
+    pub person: Option<PersonId>,
+    /// Only managed or only discovered ones.
+    pub origin: Option<PasskeyOrigin>,
+    /// Only in this state.
+    pub state: Option<PasskeyState>,
+}
+
+/// One page of passkeys, oldest first: those after `after` (creation time in Unix microseconds,
+/// id), filtered in SQL, at most `limit`.
+pub async fn list(
+    store: &Store,
+    filter: PasskeyFilter,
+    after: Option<(i64, PasskeyId)>,
+    limit: i64,
+) -> Result<Vec<Passkey>> {
+    let (at, id) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
+    let rows = Stmt::new(format!(
+        "SELECT {COLUMNS} FROM passkey
+         WHERE ($1 IS NULL OR person_id = $1) AND ($2 IS NULL OR origin = $2) AND ($3 IS NULL OR state = $3)
+           AND (created_at, id) > ($4, $5)
+         ORDER BY created_at, id LIMIT $6"
+    ))
+    .bind(filter.person.map(|p| p.to_string()))
+    .bind(filter.origin.map(|o| o.as_str()))
+    .bind(filter.state.map(|s| s.as_str()))
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(store)
+    .await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -262,21 +262,26 @@ pub async fn get_by_object_id(
     one(store, &sql, object_id.to_owned()).await
 }
 
-/// People whose display name or UPN contains `query` (case-insensitive), by UPN, at most `limit`.
-pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Person>> {
+/// One page of people ordered by UPN (case-insensitive): those after `after_upn` (exclusive)
+/// whose UPN or display name contains `search` (case-insensitive; everyone when `None`), at most
+/// `limit`. The order is the `person_upn` index's, so a page is one range scan.
+pub async fn list(
+    store: &Store,
+    search: Option<&str>,
+    after_upn: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Person>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM person WHERE lower(upn) LIKE $1 ESCAPE '\\' OR lower(display_name) LIKE $1 ESCAPE '\\'
-         ORDER BY lower(upn) LIMIT $2"
+        "SELECT {COLUMNS} FROM person WHERE lower(upn) > lower($1)
+           AND ($2 IS NULL OR lower(upn) LIKE $2 ESCAPE '\\' OR lower(display_name) LIKE $2 ESCAPE '\\')
+         ORDER BY lower(upn) LIMIT $3"
     );
-    let rows = Stmt::new(sql).bind(like_pattern(query)).bind(limit).fetch_all(store).await?;
-    rows.iter().map(from_row).collect()
-}
-
-/// One page of people ordered by UPN: those after `after_upn` (exclusive), at most `limit`.
-pub async fn list(store: &Store, after_upn: Option<&str>, limit: i64) -> Result<Vec<Person>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM person WHERE lower(upn) > lower($1) ORDER BY lower(upn) LIMIT $2");
-    let rows = Stmt::new(sql).bind(after_upn.unwrap_or("").to_owned()).bind(limit).fetch_all(store).await?;
+    let rows = Stmt::new(sql)
+        .bind(after_upn.unwrap_or("").to_owned())
+        .bind(search.map(like_pattern))
+        .bind(limit)
+        .fetch_all(store)
+        .await?;
     rows.iter().map(from_row).collect()
 }
 

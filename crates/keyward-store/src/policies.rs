@@ -59,11 +59,15 @@ pub async fn delete(tx: &mut Tx, actor: &str, group: &str) -> Result<bool> {
     Ok(changed > 0)
 }
 
-/// Every policy, by group.
-pub async fn list(store: &Store) -> Result<Vec<EnrollmentPolicy>> {
-    let rows = Stmt::new(format!("SELECT {COLUMNS} FROM enrollment_policy ORDER BY group_name"))
-        .fetch_all(store)
-        .await?;
+/// Policies by group name: those after `after_group` (exclusive), at most `limit`.
+pub async fn list(store: &Store, after_group: Option<&str>, limit: i64) -> Result<Vec<EnrollmentPolicy>> {
+    let rows = Stmt::new(format!(
+        "SELECT {COLUMNS} FROM enrollment_policy WHERE group_name > $1 ORDER BY group_name LIMIT $2"
+    ))
+    .bind(after_group.unwrap_or("").to_owned())
+    .bind(limit)
+    .fetch_all(store)
+    .await?;
     rows.iter().map(from_row).collect()
 }
 

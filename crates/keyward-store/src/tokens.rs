@@ -143,8 +143,21 @@ pub async fn revoke(tx: &mut Tx, actor: &str, name: &str) -> Result<bool> {
     Ok(changed > 0)
 }
 
-/// All tokens (live and revoked), by name.
-pub async fn list(store: &Store) -> Result<Vec<ApiToken>> {
-    let rows = Stmt::new(format!("SELECT {COLUMNS} FROM api_token ORDER BY name")).fetch_all(store).await?;
+/// The token named `name` (live or revoked).
+pub async fn get_by_name(store: &Store, name: &str) -> Result<Option<ApiToken>> {
+    let row = Stmt::new(format!("SELECT {COLUMNS} FROM api_token WHERE name = $1"))
+        .bind(name.to_owned())
+        .fetch_optional(store)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Tokens (live and revoked) by name: those after `after_name` (exclusive), at most `limit`.
+pub async fn list(store: &Store, after_name: Option<&str>, limit: i64) -> Result<Vec<ApiToken>> {
+    let rows = Stmt::new(format!("SELECT {COLUMNS} FROM api_token WHERE name > $1 ORDER BY name LIMIT $2"))
+        .bind(after_name.unwrap_or("").to_owned())
+        .bind(limit)
+        .fetch_all(store)
+        .await?;
     rows.iter().map(from_row).collect()
 }

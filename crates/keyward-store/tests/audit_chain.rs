@@ -30,7 +30,7 @@ async fn concurrent_appends_keep_the_chain_linear(store: Store) {
     assert_eq!(audit::verify(&store).await.unwrap(), 40);
     let events = audit::list(&store, &AuditFilter { limit: Some(1000), ..Default::default() }).await.unwrap();
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=40).collect::<Vec<i64>>());
-    assert_eq!(keys::list(&store, None).await.unwrap().len(), 20);
+    assert_eq!(keys::list(&store, None, None, 100).await.unwrap().len(), 20);
 }
 
 /// Altering one stored row makes verification fail, naming that row.

@@ -1,13 +1,14 @@
 //! The repositories on both backends: people (sync upsert, look-ups, search, paging, links,
-//! leavers), keys, passkeys, issuances (optimistic transitions) and enrollment policies.
+//! leavers), keys, passkeys, issuances (optimistic transitions), enrollment policies, and the
+//! keyset paging of every list.
 
 mod common;
 
 use keyward_core::issuance::hash_collection_code;
 use keyward_core::{
     Channel, EnrollmentMode, EnrollmentPolicy, ExternalRefSlot, Issuance, IssuanceId, IssuanceState,
-    KeyState, LinkMethod, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Person, PersonSource, PinRules,
-    PolicyId, SecurityKey,
+    KeyState, LinkMethod, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Person, PersonId, PersonSource,
+    PinRules, PolicyId, SecurityKey,
 };
 use keyward_store::audit::{self, AuditFilter};
 use keyward_store::people::{EntraUser, Upserted};
@@ -87,11 +88,11 @@ async fn people_sync_links_and_leavers(store: Store) {
         let q = Person::new(format!("Tester {i}"), format!("t{i}_x@contoso.example"), PersonSource::Import);
         commit(&store, async |tx| people::insert(tx, "import", &q).await.unwrap()).await;
     }
-    assert_eq!(people::search(&store, "TESTER", 50).await.unwrap().len(), 5);
-    assert_eq!(people::search(&store, "3_x", 50).await.unwrap().len(), 1);
-    assert_eq!(people::search(&store, "%", 50).await.unwrap().len(), 0);
-    let page1 = people::list(&store, None, 4).await.unwrap();
-    let page2 = people::list(&store, Some(&page1[3].upn), 4).await.unwrap();
+    assert_eq!(people::list(&store, Some("TESTER"), None, 50).await.unwrap().len(), 5);
+    assert_eq!(people::list(&store, Some("3_x"), None, 50).await.unwrap().len(), 1);
+    assert_eq!(people::list(&store, Some("%"), None, 50).await.unwrap().len(), 0);
+    let page1 = people::list(&store, None, None, 4).await.unwrap();
+    let page2 = people::list(&store, None, Some(&page1[3].upn), 4).await.unwrap();
     assert_eq!((page1.len(), page2.len()), (4, 3));
     assert_eq!(page1[0].upn, "alan@contoso.example");
     assert_eq!(people::count(&store).await.unwrap(), 7);
@@ -187,8 +188,8 @@ async fn keys_and_passkeys_lifecycle(store: Store) {
     assert_eq!((found.id, found.state), (pk.id, PasskeyState::Registered));
     assert_eq!(passkeys::list_by_person(&store, person.id).await.unwrap().len(), 1);
     assert_eq!(passkeys::list_by_key(&store, key.id).await.unwrap()[0].id, pk.id);
-    assert_eq!(keys::list(&store, Some(KeyState::Issued)).await.unwrap().len(), 1);
-    assert!(keys::list(&store, Some(KeyState::Available)).await.unwrap().is_empty());
+    assert_eq!(keys::list(&store, Some(KeyState::Issued), None, 100).await.unwrap().len(), 1);
+    assert!(keys::list(&store, Some(KeyState::Available), None, 100).await.unwrap().is_empty());
 
     // Key reported lost → passkey revoked; neither can go back.
     commit(&store, async |tx| {
@@ -220,7 +221,7 @@ async fn keys_and_passkeys_lifecycle(store: Store) {
     let mut tx = store.begin().await.unwrap();
     assert!(matches!(passkeys::discard_pending(&mut tx, "op", &reg, "x").await, Err(StoreError::Passkey(_))));
     drop(tx);
-    assert_eq!(passkeys::list(&store).await.unwrap().len(), 2);
+    assert_eq!(passkeys::list(&store, Default::default(), None, 100).await.unwrap().len(), 2);
     assert!(stored.ensure_issuable().is_err());
     assert_eq!(passkeys::get(&store, pk.id).await.unwrap().unwrap().state, PasskeyState::Revoked);
     audit::verify(&store).await.unwrap();
@@ -301,9 +302,11 @@ async fn issuance_transitions_are_optimistic(store: Store) {
         stored.challenge_expires_at.map(|t| t.unix_timestamp()),
         cur.challenge_expires_at.map(|t| t.unix_timestamp())
     );
-    assert_eq!(issuances::list(&store, Some(person.id), None, 10).await.unwrap().len(), 1);
-    assert_eq!(issuances::list(&store, None, Some(IssuanceState::Failed), 10).await.unwrap().len(), 1);
-    assert!(issuances::list(&store, None, Some(IssuanceState::Requested), 10).await.unwrap().is_empty());
+    assert_eq!(issuances::list(&store, Some(person.id), None, None, 10).await.unwrap().len(), 1);
+    assert_eq!(issuances::list(&store, None, Some(IssuanceState::Failed), None, 10).await.unwrap().len(), 1);
+    assert!(
+        issuances::list(&store, None, Some(IssuanceState::Requested), None, 10).await.unwrap().is_empty()
+    );
     let actions: Vec<String> = audit::list(
         &store,
         &AuditFilter { subject: Some(format!("issuance:{}", iss.id)), ..Default::default() },
@@ -346,17 +349,102 @@ async fn enrollment_policies_per_group(store: Store) {
     let mut p1b = p1.clone();
     p1b.pin.min_length = 10;
     commit(&store, async |tx| policies::upsert(tx, "admin", &p1b).await.unwrap()).await;
-    let all = policies::list(&store).await.unwrap();
+    let all = policies::list(&store, None, 100).await.unwrap();
     assert_eq!(all.len(), 2);
     let eff = EnrollmentPolicy::effective(&all, &["staff".into(), "admins".into()]).unwrap();
     assert_eq!((eff.mode, eff.pin.min_length, eff.pin.force_change), (EnrollmentMode::Mandatory, 10, true));
     assert_eq!(eff.max_passkeys_per_person, Some(2));
     assert!(commit(&store, async |tx| policies::delete(tx, "admin", "admins").await.unwrap()).await);
     assert!(!commit(&store, async |tx| policies::delete(tx, "admin", "admins").await.unwrap()).await);
-    assert_eq!(policies::list(&store).await.unwrap().len(), 1);
+    assert_eq!(policies::list(&store, None, 100).await.unwrap().len(), 1);
+}
+
+async fn lists_page_by_keyset_with_filters_in_sql(store: Store) {
+    let person = Person::new("Ada", "ada@contoso.example", PersonSource::Manual);
+    commit(&store, async |tx| people::insert(tx, "op", &person).await.unwrap()).await;
+    let aaguid = Uuid::parse_str("cb69481e-8ff7-4039-93ec-0a2729a154a8").unwrap();
+    // Keys: serial order, keys without a serial first, ties broken by id; two a page.
+    for serial in [Some("K-3"), None, Some("K-1"), None, Some("K-2")] {
+        let key = SecurityKey::new(serial.map(str::to_owned), aaguid);
+        commit(&store, async |tx| keys::insert(tx, "op", &key).await.unwrap()).await;
+    }
+    let mut keys_seen: Vec<SecurityKey> = Vec::new();
+    loop {
+        let last = keys_seen.last().map(|k| (k.serial.clone().unwrap_or_default(), k.id));
+        let page = keys::list(&store, None, last.as_ref().map(|(s, id)| (s.as_str(), *id)), 2).await.unwrap();
+        let full = page.len() == 2;
+        keys_seen.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let shown: Vec<_> = keys_seen.iter().map(|k| k.serial.as_deref()).collect();
+    assert_eq!(shown, [None, None, Some("K-1"), Some("K-2"), Some("K-3")]);
+    assert!(keys_seen[0].id.to_string() < keys_seen[1].id.to_string());
+
+    // Passkeys: oldest first, four with the same creation time; the state filter is SQL's.
+    let at = OffsetDateTime::now_utc();
+    for i in 0..7 {
+        let pk = Passkey {
+            id: PasskeyId::new(),
+            entra_method_id: None,
+            credential_id: format!("cred-{i}"),
+            person_id: person.id,
+            security_key_id: None,
+            aaguid,
+            model: None,
+            display_name: format!("key {i}"),
+            created_at: if i < 4 { at } else { at + time::Duration::seconds(i) },
+            state: if i % 2 == 0 { PasskeyState::Pending } else { PasskeyState::Registered },
+            origin: PasskeyOrigin::Managed,
+        };
+        commit(&store, async |tx| passkeys::insert(tx, "op", &pk).await.unwrap()).await;
+    }
+    for (filter, expected) in [
+        (passkeys::PasskeyFilter::default(), 7),
+        (passkeys::PasskeyFilter { state: Some(PasskeyState::Pending), ..Default::default() }, 4),
+        (passkeys::PasskeyFilter { person: Some(PersonId::new()), ..Default::default() }, 0),
+    ] {
+        let mut seen: Vec<Passkey> = Vec::new();
+        loop {
+            let last = seen.last().map(|p| (keyward_store::to_micros(p.created_at), p.id));
+            let page = passkeys::list(&store, filter, last, 3).await.unwrap();
+            let full = page.len() == 3;
+            seen.extend(page);
+            if !full {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), expected, "{filter:?}: every passkey exactly once");
+        assert!(filter.state.is_none_or(|st| seen.iter().all(|p| p.state == st)));
+        let order: Vec<_> =
+            seen.iter().map(|p| (keyward_store::to_micros(p.created_at), p.id.to_string())).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "oldest first, ties by id: {order:?}");
+    }
+
+    // Issuances: newest first, two a page.
+    for _ in 0..5 {
+        let iss = Issuance::new(person.id, "op", Channel::Operator, false);
+        commit(&store, async |tx| issuances::create(tx, "op", &iss).await.unwrap()).await;
+    }
+    let mut seen: Vec<Issuance> = Vec::new();
+    loop {
+        let last = seen.last().map(|i| (keyward_store::to_micros(i.created_at), i.id));
+        let page = issuances::list(&store, None, None, last, 2).await.unwrap();
+        let full = page.len() == 2;
+        seen.extend(page);
+        if !full {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    let order: Vec<_> =
+        seen.iter().map(|i| (keyward_store::to_micros(i.created_at), i.id.to_string())).collect();
+    assert!(order.windows(2).all(|w| w[0] > w[1]), "newest first: {order:?}");
 }
 
 on_both!(
+    lists_page_by_keyset_with_filters_in_sql,
     people_sync_links_and_leavers,
     keys_and_passkeys_lifecycle,
     issuance_transitions_are_optimistic,

@@ -107,9 +107,9 @@ async fn api_tokens_are_stored_hashed_and_revocable(store: Store) {
     let precision = tokens::LAST_USED_PRECISION.as_micros() as i64;
     let soon = tokens::authenticate_at(&store, &token, t0 + precision / 2).await.unwrap().unwrap();
     assert_eq!(soon.last_used_at, Some(first_use));
-    assert_eq!(tokens::list(&store).await.unwrap()[0].last_used_at, Some(first_use));
+    assert_eq!(tokens::list(&store, None, 100).await.unwrap()[0].last_used_at, Some(first_use));
     let later = tokens::authenticate_at(&store, &token, t0 + precision).await.unwrap().unwrap();
-    let stored = tokens::list(&store).await.unwrap()[0].last_used_at.unwrap();
+    let stored = tokens::list(&store, None, 100).await.unwrap()[0].last_used_at.unwrap();
     assert_eq!(later.last_used_at, Some(stored));
     assert_eq!((stored - first_use).whole_seconds(), tokens::LAST_USED_PRECISION.as_secs() as i64);
     assert!(tokens::authenticate(&store, &SecretString::from("kw_wrong")).await.unwrap().is_none());
@@ -126,7 +126,7 @@ async fn api_tokens_are_stored_hashed_and_revocable(store: Store) {
     assert!(!tokens::revoke(&mut tx, "token:admin", "ci").await.unwrap());
     tx.commit().await.unwrap();
     assert!(tokens::authenticate(&store, &token).await.unwrap().is_none());
-    assert!(tokens::list(&store).await.unwrap()[0].revoked_at.is_some());
+    assert!(tokens::list(&store, None, 100).await.unwrap()[0].revoked_at.is_some());
     let audit = keyward_store::audit::export_jsonl(&store).await.unwrap();
     assert!(!audit.contains(token.expose_secret()));
     assert!(audit.contains("token.create") && audit.contains("token.revoke"));

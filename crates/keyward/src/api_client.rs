@@ -1,26 +1,32 @@
 //! The typed client of the Core API that every operator command uses.
 //!
-//! Operator commands reach the server only through its HTTP API (ARCHITECTURE §2), with the same
-//! request and response types the server's handlers use (`keyward_server::api`), so a change to
-//! the API shows up here as a compile error rather than a runtime surprise. Where the server and
+//! Operator commands reach the server only through its HTTP API (docs/architecture.md), with the
+//! wire types the server renders (`keyward-proto`), so a change to the API shows up here as a
+//! compile error rather than a runtime surprise; the client does not depend on the server. Lists
+//! come a page at a time; [`ApiClient`] follows the cursors where a command needs the whole list. Where the server and
 //! API token come from is [`ClientConfig`]: flags and environment first, then
 //! `~/.config/keyward/client.toml`. The token is never a command-line argument (it would show in
 //! the process list).
 
 use std::path::PathBuf;
 
-use keyward_server::api::admin::{ConnectionTestView, PolicyRequest};
-use keyward_server::api::audit::ChainReport;
-use keyward_server::api::inventory::{KeyStateResult, NewKey, ReconcileRequest};
-use keyward_server::api::issuances::{
-    CompleteRequest, CompletedView, CreateIssuance, FailRequest, OptionsView,
+use keyward_proto::Page;
+use keyward_proto::admin::{CertificateCheck, ConnectionTestView, PolicyRequest, PolicyView};
+use keyward_proto::audit::{AuditView, ChainReport};
+use keyward_proto::doctor::DoctorReport;
+use keyward_proto::inventory::{
+    KeyStateResult, KeyView, NewKey, PasskeyView, ReconcileReport, ReconcileRequest,
 };
-use keyward_server::api::people::{RevokeRequest, RevokedCount, SyncRequest, TapRequest, TapView};
-use keyward_server::api::views::{
-    AuditView, IssuanceView, KeyView, Page, PasskeyView, PersonDetail, PersonView, PolicyView,
+use keyward_proto::issuances::{
+    CompleteRequest, CompletedView, CreateIssuance, FailRequest, IssuanceView, OptionsView, PinHandover,
 };
-use keyward_server::service::people::SyncReport;
-use keyward_server::service::reconcile::ReconcileReport;
+use keyward_proto::jobs::{
+    BulkJobRequest, BulkPlan, BulkRow, ClaimRequest, JobStatus, UnitLease, UnitOutcome, UnitResult,
+};
+use keyward_proto::people::{
+    LinkRequest, PersonDetail, PersonView, RevokeRequest, RevokedCount, SyncReport, SyncRequest, TapRequest,
+    TapView,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -198,6 +204,22 @@ impl ApiClient {
         self.call(reqwest::Method::GET, path, None::<&Value>).await
     }
 
+    /// Every item of a paged list, following the `next` cursors (1000 a page).
+    async fn all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, ApiClientError> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let cursor = after.as_deref().map(|a| format!("&after={}", seg(a))).unwrap_or_default();
+            let page: Page<T> = self.get(&format!("{path}{sep}limit=1000{cursor}")).await?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
     async fn post<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -242,7 +264,7 @@ impl ApiClient {
         object_id: Option<String>,
         upn: Option<String>,
     ) -> Result<PersonView, ApiClientError> {
-        let body = keyward_server::api::people::LinkRequest { object_id, upn };
+        let body = LinkRequest { object_id, upn };
         self.call(reqwest::Method::PUT, &format!("/api/v1/people/{}/link", seg(who)), Some(&body)).await
     }
 
@@ -285,7 +307,7 @@ impl ApiClient {
 
     /// Issuances of a person (id or UPN), newest first.
     pub async fn issuances_of(&self, person: &str) -> Result<Vec<IssuanceView>, ApiClientError> {
-        self.get(&format!("/api/v1/issuances?person={}", seg(person))).await
+        self.all(&format!("/api/v1/issuances?person={}", seg(person))).await
     }
 
     /// Fetches creation options.
@@ -311,7 +333,7 @@ impl ApiClient {
         method: &str,
         detail: Option<String>,
     ) -> Result<(), ApiClientError> {
-        let body = keyward_server::api::issuances::PinHandover { method: method.to_owned(), detail };
+        let body = PinHandover { method: method.to_owned(), detail };
         self.post(&format!("/api/v1/issuances/{}/pin-handover", seg(id)), &body).await
     }
 
@@ -320,8 +342,8 @@ impl ApiClient {
     /// The key inventory, optionally in one state.
     pub async fn keys(&self, state: Option<&str>) -> Result<Vec<KeyView>, ApiClientError> {
         match state {
-            Some(s) => self.get(&format!("/api/v1/keys?state={}", seg(s))).await,
-            None => self.get("/api/v1/keys").await,
+            Some(s) => self.all(&format!("/api/v1/keys?state={}", seg(s))).await,
+            None => self.all("/api/v1/keys").await,
         }
     }
 
@@ -358,7 +380,7 @@ impl ApiClient {
             q.push(format!("state={}", seg(s)));
         }
         let q = if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) };
-        self.get(&format!("/api/v1/passkeys{q}")).await
+        self.all(&format!("/api/v1/passkeys{q}")).await
     }
 
     /// Revokes one passkey.
@@ -379,7 +401,7 @@ impl ApiClient {
 
     /// Enrollment policies.
     pub async fn policies(&self) -> Result<Vec<PolicyView>, ApiClientError> {
-        self.get("/api/v1/enrollment-policies").await
+        self.all("/api/v1/enrollment-policies").await
     }
 
     /// Sets a group's enrollment policy.
@@ -412,10 +434,22 @@ impl ApiClient {
         self.post("/api/v1/connector/test", &json!({})).await
     }
 
-    /// Audit events after `after`.
-    pub async fn audit(&self, after: Option<i64>, limit: u32) -> Result<Vec<AuditView>, ApiClientError> {
-        let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
-        self.get(&format!("/api/v1/audit?limit={limit}{after}")).await
+    /// A page of audit events in chain order: after sequence number `after_seq`, and after the
+    /// page cursor `after`.
+    pub async fn audit(
+        &self,
+        after_seq: Option<i64>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<AuditView>, ApiClientError> {
+        let mut q = format!("?limit={limit}");
+        if let Some(seq) = after_seq {
+            q.push_str(&format!("&after_seq={seq}"));
+        }
+        if let Some(a) = after {
+            q.push_str(&format!("&after={}", seg(a)));
+        }
+        self.get(&format!("/api/v1/audit{q}")).await
     }
 
     /// Every reason a registration for `person` with this key model and serial would fail.
@@ -424,7 +458,7 @@ impl ApiClient {
         person: Option<&str>,
         aaguid: Option<&str>,
         serial: Option<&str>,
-    ) -> Result<keyward_server::service::doctor::DoctorReport, ApiClientError> {
+    ) -> Result<DoctorReport, ApiClientError> {
         let query: Vec<String> = [("person", person), ("aaguid", aaguid), ("serial", serial)]
             .iter()
             .filter_map(|(k, v)| v.map(|v| format!("{k}={}", seg(v))))
@@ -453,25 +487,19 @@ impl ApiClient {
     }
 
     /// Validates a connector certificate and key (the stored ones when both are absent).
-    pub async fn validate_certificate(
-        &self,
-        check: &keyward_server::api::admin::CertificateCheck,
-    ) -> Result<Value, ApiClientError> {
+    pub async fn validate_certificate(&self, check: &CertificateCheck) -> Result<Value, ApiClientError> {
         self.post("/api/v1/connector/validate-certificate", check).await
     }
 
     // Bulk jobs.
 
     /// Creates a bulk provisioning job from CSV rows.
-    pub async fn create_bulk_job(
-        &self,
-        rows: Vec<keyward_server::service::jobs::BulkRow>,
-    ) -> Result<keyward_server::service::jobs::BulkPlan, ApiClientError> {
-        self.post("/api/v1/jobs/bulk", &keyward_server::api::jobs::BulkJobRequest { rows }).await
+    pub async fn create_bulk_job(&self, rows: Vec<BulkRow>) -> Result<BulkPlan, ApiClientError> {
+        self.post("/api/v1/jobs/bulk", &BulkJobRequest { rows }).await
     }
 
     /// A job's progress.
-    pub async fn job(&self, id: &str) -> Result<keyward_server::service::jobs::JobStatus, ApiClientError> {
+    pub async fn job(&self, id: &str) -> Result<JobStatus, ApiClientError> {
         self.get(&format!("/api/v1/jobs/{}", seg(id))).await
     }
 
@@ -481,25 +509,18 @@ impl ApiClient {
         id: &str,
         count: i64,
         lease_secs: u64,
-    ) -> Result<Vec<keyward_server::service::jobs::UnitLease>, ApiClientError> {
-        let body = keyward_server::api::jobs::ClaimRequest { count, lease_secs };
+    ) -> Result<Vec<UnitLease>, ApiClientError> {
+        let body = ClaimRequest { count, lease_secs };
         self.post(&format!("/api/v1/jobs/{}/claim", seg(id)), &body).await
     }
 
     /// Records a claimed unit's outcome (`done`, `failed` or `retry`).
-    pub async fn finish_unit(
-        &self,
-        id: &str,
-        result: &keyward_server::api::jobs::UnitResult,
-    ) -> Result<(), ApiClientError> {
+    pub async fn finish_unit(&self, id: &str, result: &UnitResult) -> Result<(), ApiClientError> {
         self.post(&format!("/api/v1/jobs/{}/units", seg(id)), result).await
     }
 
     /// Every row of a job with its outcome.
-    pub async fn job_report(
-        &self,
-        id: &str,
-    ) -> Result<Vec<keyward_server::service::jobs::UnitOutcome>, ApiClientError> {
-        self.get(&format!("/api/v1/jobs/{}/report", seg(id))).await
+    pub async fn job_report(&self, id: &str) -> Result<Vec<UnitOutcome>, ApiClientError> {
+        self.all(&format!("/api/v1/jobs/{}/report", seg(id))).await
     }
 }

@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use keyward_core::Role;
 use keyward_ctap::{Client, HidDevice, MemoryTransport, Timeouts};
 use keyward_entra::ConnectorConfig;
-use keyward_server::{ServerConfig, Service};
+use keyward_server::{Caller, ServerConfig, Service};
 use keyward_sim::seed::{Seed, SeedUser};
 use keyward_sim::{Sim, SimOptions};
 use keyward_softkey::ca::AttestationCa;
@@ -104,10 +104,11 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     // 2. The server on a temporary SQLite database.
     let config = ServerConfig { data_dir: dir.to_owned(), listen: args.listen, ..ServerConfig::default() };
     let service = Service::open(config).await.context("cannot start the demo server")?;
-    let (_, token) = service.create_token("demo", "demo-admin", Role::Admin).await?;
+    let demo = Caller::host("demo");
+    let (_, token) = service.create_token(&demo, "demo-admin", Role::Admin).await?;
     let connector = ConnectorConfig::with_secret(&tenant, DEMO_APP_ID, SecretString::from(DEMO_APP_SECRET))
         .pointed_at(&sim.base_url);
-    service.set_connector("demo", connector).await?;
+    service.set_connector(&demo, connector).await?;
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await?,
@@ -125,7 +126,7 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         token: Some(token.clone()),
         file: dir.join("client.toml"),
     })?;
-    let policy = keyward_server::api::admin::PolicyRequest {
+    let policy = keyward_proto::admin::PolicyRequest {
         mode: "mandatory".into(),
         pin_min_length: Some(6),
         pin_force_change: false,

@@ -9,7 +9,7 @@
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use keyward_ctap::Info;
-use keyward_server::service::doctor::{DoctorReport, Finding, Severity};
+use keyward_proto::doctor::{DoctorReport, Finding, Severity};
 
 use crate::commands::ClientArgs;
 use crate::device_command;

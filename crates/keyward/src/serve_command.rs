@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use keyward_core::Role;
-use keyward_server::{ServerConfig, Service};
+use keyward_server::{Caller, ServerConfig, Service};
 use secrecy::ExposeSecret;
 
 /// Where the server's configuration comes from; shared by `serve` and `admin`.
@@ -137,21 +137,29 @@ enum TokenCommand {
 /// Runs an admin command against the server's database.
 pub async fn admin(args: AdminArgs) -> anyhow::Result<()> {
     let service = Service::open(args.config.load()?).await.context("cannot open the server's database")?;
-    let actor = format!("cli:{}", whoami());
+    let host = Caller::host(whoami());
     match args.command {
         AdminCommand::Token(TokenCommand::Create { name, role }) => {
-            let (_, token) = service.create_token(&actor, &name, role).await?;
+            let (_, token) = service.create_token(&host, &name, role).await?;
             eprintln!("Created token {name:?} with role {role}. Store it now: it cannot be shown again.");
             println!("{}", token.expose_secret());
         }
         AdminCommand::Token(TokenCommand::List) => {
-            for t in keyward_store::tokens::list(&service.store).await? {
-                let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
-                println!("{:<24} {:<9} {state}", t.name, t.role.as_str());
+            let mut after = None;
+            loop {
+                let page = service.tokens(&host, after.as_deref(), Some(1000)).await?;
+                for t in &page.items {
+                    let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
+                    println!("{:<24} {:<9} {state}", t.name, t.role.as_str());
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
             }
         }
         AdminCommand::Token(TokenCommand::Revoke { name }) => {
-            service.revoke_token(&actor, &name).await?;
+            service.revoke_token(&host, &name).await?;
             println!("Revoked token {name:?}.");
         }
     }

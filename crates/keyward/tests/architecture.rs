@@ -1,6 +1,8 @@
-//! The crate boundaries of ARCHITECTURE.md §2, checked on every test run: the emulator
-//! shares nothing with the other crates except the wire types of `keyward-webauthn`, so
-//! it can catch the connector's mistakes instead of repeating them.
+//! The crate boundaries of docs/architecture.md, checked on every test run: the emulator
+//! shares nothing with the other crates except the wire types of `keyward-webauthn`, so it can
+//! catch the connector's mistakes instead of repeating them; the server's HTTP layer reaches the
+//! database only through the service; the operator's CLI talks to the server only through the
+//! Core API's wire types, never its code.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -50,4 +52,23 @@ fn the_software_authenticator_does_not_share_code_with_the_client() {
     if let Some(softkey) = deps.get("keyward-softkey") {
         assert!(!softkey.iter().any(|d| d == "keyward-ctap"), "keyward-softkey must not use the CTAP client");
     }
+}
+
+#[test]
+fn the_http_layer_reaches_the_database_only_through_the_service() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keyward-server/src");
+    let mut files = vec![src.join("auth.rs"), src.join("error.rs")];
+    for entry in std::fs::read_dir(src.join("api")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("keyward_store"), "{} uses the store crate", file.display());
+    }
+}
+
+#[test]
+fn the_wire_types_depend_on_no_logic() {
+    let deps = workspace_dependencies();
+    assert_eq!(deps["keyward-proto"], ["keyward-webauthn"], "keyward-proto holds serde types only");
 }

@@ -3,22 +3,21 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use keyward_core::{EnrollmentMode, EnrollmentPolicy, Permission, PinRules, PolicyId, Role};
+use axum::extract::{Path, Query, State};
+use keyward_core::{EnrollmentMode, PinRules, Role};
 use keyward_entra::ConnectorConfig;
-use keyward_store::{policies, tokens};
+use keyward_proto::admin::{
+    CertificateCheck, ConnectionTestView, CreatedToken, NewToken, PolicyRequest, PolicyView, TokenView,
+};
+use keyward_proto::{Page, PageQuery};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::actor;
-use super::views::PolicyView;
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiJson};
-use crate::service::issuance::parse_aaguid;
-use crate::service::{Service, store_error};
+use super::{parse_aaguid, parse_name, render};
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::service::policies::PolicyChange;
+use crate::service::{Caller, Service};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<Service>> {
     OpenApiRouter::new()
@@ -33,16 +32,13 @@ pub(super) fn routes() -> OpenApiRouter<Arc<Service>> {
 }
 
 /// Show the connector settings (never the secret).
-#[utoipa::path(get, path = "/api/v1/connector", tag = "connector",
-    security(("bearer" = ["connector:read"])), responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/connector", tag = "connector", responses((status = 200, body = Object)))]
 async fn show_connector(
     State(s): State<Arc<Service>>,
     caller: Caller,
 ) -> Result<ApiJson<serde_json::Value>, ApiError> {
-    caller.require(Permission::ConnectorRead)?;
-    let config = s.connector.load(&s.store).await?;
-    let view = match config {
-        Some(c) => serde_json::to_value(c.show()).map_err(ApiError::internal)?,
+    let view = match s.connector_settings(&caller).await? {
+        Some(c) => serde_json::to_value(c).map_err(ApiError::internal)?,
         None => serde_json::json!({"configured": false}),
     };
     Ok(ApiJson(view))
@@ -50,39 +46,24 @@ async fn show_connector(
 
 /// Store new connector settings. The body is the connector configuration with its secret.
 #[utoipa::path(put, path = "/api/v1/connector", tag = "connector", request_body = Object,
-    security(("bearer" = ["connector:manage"])), responses((status = 204)))]
+    responses((status = 204), (status = 400, body = ErrorBody)))]
 async fn set_connector(
     State(s): State<Arc<Service>>,
     caller: Caller,
     ApiJson(config): ApiJson<ConnectorConfig>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    let actor = actor(&caller, Permission::ConnectorManage)?;
-    s.set_connector(&actor, config).await?;
+    s.set_connector(&caller, config).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
-}
-
-/// The result of "Test connection".
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub struct ConnectionTestView {
-    /// Everything works.
-    pub ok: bool,
-    /// One line per finding, with the fix.
-    pub lines: Vec<String>,
-    /// Application permissions granted in the token.
-    pub granted_roles: Vec<String>,
-    /// Permissions Keyward needs that are missing.
-    pub missing: Vec<String>,
 }
 
 /// Test connection: token, a Graph read, and the permissions granted.
 #[utoipa::path(post, path = "/api/v1/connector/test", tag = "connector",
-    security(("bearer" = ["connector:manage"])), responses((status = 200, body = ConnectionTestView)))]
+    responses((status = 200, body = ConnectionTestView), (status = 503, body = ErrorBody)))]
 async fn test_connector(
     State(s): State<Arc<Service>>,
     caller: Caller,
 ) -> Result<ApiJson<ConnectionTestView>, ApiError> {
-    caller.require(Permission::ConnectorManage)?;
-    let r = s.test_connector().await?;
+    let r = s.test_connector(&caller).await?;
     Ok(ApiJson(ConnectionTestView {
         ok: r.is_ok(),
         lines: r.lines(),
@@ -91,25 +72,14 @@ async fn test_connector(
     }))
 }
 
-/// A certificate to validate; the stored one when both are absent.
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
-pub struct CertificateCheck {
-    /// Certificate, PEM.
-    pub certificate_pem: Option<String>,
-    /// Private key, PEM.
-    pub private_key_pem: Option<String>,
-}
-
 /// Validate certificate: parses, key matches, dates, thumbprints to paste into Entra.
 #[utoipa::path(post, path = "/api/v1/connector/validate-certificate", tag = "connector",
-    request_body = CertificateCheck,
-    security(("bearer" = ["connector:manage"])), responses((status = 200, body = Object)))]
+    request_body = CertificateCheck, responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
 async fn validate_certificate(
     State(s): State<Arc<Service>>,
     caller: Caller,
     ApiJson(req): ApiJson<CertificateCheck>,
 ) -> Result<ApiJson<serde_json::Value>, ApiError> {
-    caller.require(Permission::ConnectorManage)?;
     let given = match (req.certificate_pem, req.private_key_pem) {
         (Some(c), Some(k)) => Some((c, SecretString::from(k))),
         (None, None) => None,
@@ -119,169 +89,102 @@ async fn validate_certificate(
             ));
         }
     };
-    let report = s.validate_connector_certificate(given).await?;
+    let report = s.validate_connector_certificate(&caller, given).await?;
     Ok(ApiJson(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
-/// List enrollment policies.
-#[utoipa::path(get, path = "/api/v1/enrollment-policies", tag = "policies",
-    security(("bearer" = ["policy:read"])), responses((status = 200, body = Vec<PolicyView>)))]
+/// List enrollment policies by group, a page at a time.
+#[utoipa::path(get, path = "/api/v1/enrollment-policies", tag = "policies", params(PageQuery),
+    responses((status = 200, body = Page<PolicyView>), (status = 400, body = ErrorBody)))]
 async fn list_policies(
     State(s): State<Arc<Service>>,
     caller: Caller,
-) -> Result<ApiJson<Vec<PolicyView>>, ApiError> {
-    caller.require(Permission::PolicyRead)?;
-    let list = policies::list(&s.store).await.map_err(store_error)?;
-    Ok(ApiJson(list.iter().map(PolicyView::from).collect()))
-}
-
-/// A group's enrollment policy.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub struct PolicyRequest {
-    /// `disabled`, `optional` or `mandatory`.
-    pub mode: String,
-    /// Minimum PIN length (4–63; default 4).
-    pub pin_min_length: Option<u8>,
-    /// Force a PIN change on first use.
-    #[serde(default)]
-    pub pin_force_change: bool,
-    /// Allowed model AAGUIDs; empty: any.
-    #[serde(default)]
-    pub allowed_aaguids: Vec<String>,
-    /// Maximum registered passkeys per person.
-    pub max_passkeys_per_person: Option<u32>,
+    Query(q): Query<PageQuery>,
+) -> Result<ApiJson<Page<PolicyView>>, ApiError> {
+    let found = s.policies(&caller, q.after.as_deref(), q.limit).await?;
+    Ok(ApiJson(render::page(found, render::policy)))
 }
 
 /// Create or replace the enrollment policy of a group.
 #[utoipa::path(put, path = "/api/v1/enrollment-policies/{group}", tag = "policies", request_body = PolicyRequest,
-    params(("group" = String, Path)), security(("bearer" = ["policy:manage"])),
-    responses((status = 200, body = PolicyView)))]
+    params(("group" = String, Path)),
+    responses((status = 200, body = PolicyView), (status = 400, body = ErrorBody)))]
 async fn set_policy(
     State(s): State<Arc<Service>>,
     caller: Caller,
     Path(group): Path<String>,
     ApiJson(req): ApiJson<PolicyRequest>,
 ) -> Result<ApiJson<PolicyView>, ApiError> {
-    let actor = actor(&caller, Permission::PolicyManage)?;
-    let mode: EnrollmentMode =
-        req.mode.parse().map_err(|e: keyward_core::UnknownName| ApiError::BadRequest(e.to_string()))?;
-    let allowed = req.allowed_aaguids.iter().map(|a| parse_aaguid(a)).collect::<Result<Vec<_>, _>>()?;
-    let existing = policies::get(&s.store, &group).await.map_err(store_error)?;
-    let policy = EnrollmentPolicy {
-        id: existing.map(|p| p.id).unwrap_or_else(PolicyId::new),
-        group,
-        mode,
+    let change = PolicyChange {
+        mode: parse_name::<EnrollmentMode>(&req.mode)?,
         pin: PinRules { min_length: req.pin_min_length.unwrap_or(4), force_change: req.pin_force_change },
-        allowed_aaguids: allowed,
+        allowed_aaguids: req
+            .allowed_aaguids
+            .iter()
+            .map(|a| parse_aaguid(a))
+            .collect::<Result<Vec<_>, _>>()?,
         max_passkeys_per_person: req.max_passkeys_per_person,
     };
-    Ok(ApiJson(PolicyView::from(&s.set_policy(&actor, policy).await?)))
+    Ok(ApiJson(render::policy(&s.set_policy(&caller, &group, change).await?)))
 }
 
 /// Delete the enrollment policy of a group.
 #[utoipa::path(delete, path = "/api/v1/enrollment-policies/{group}", tag = "policies",
-    params(("group" = String, Path)), security(("bearer" = ["policy:manage"])), responses((status = 204)))]
+    params(("group" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_policy(
     State(s): State<Arc<Service>>,
     caller: Caller,
     Path(group): Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    let actor = actor(&caller, Permission::PolicyManage)?;
-    s.delete_policy(&actor, &group).await?;
+    s.delete_policy(&caller, &group).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// The tenant's FIDO2 method policy, as Graph returns it.
 #[utoipa::path(get, path = "/api/v1/entra/fido2-policy", tag = "policies",
-    security(("bearer" = ["policy:read"])), responses((status = 200, body = Object)))]
+    responses((status = 200, body = Object), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn show_entra_policy(
     State(s): State<Arc<Service>>,
     caller: Caller,
 ) -> Result<ApiJson<serde_json::Value>, ApiError> {
-    caller.require(Permission::PolicyRead)?;
-    Ok(ApiJson(serde_json::to_value(s.entra_policy().await?).map_err(ApiError::internal)?))
+    Ok(ApiJson(serde_json::to_value(s.entra_policy(&caller).await?).map_err(ApiError::internal)?))
 }
 
 /// Change the tenant's FIDO2 method policy: the body holds only the properties to change,
 /// in Graph's names (e.g. `isAttestationEnforced`, `keyRestrictions`).
 #[utoipa::path(patch, path = "/api/v1/entra/fido2-policy", tag = "policies", request_body = Object,
-    security(("bearer" = ["policy:manage"])), responses((status = 200, body = Object)))]
+    responses((status = 200, body = Object), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn update_entra_policy(
     State(s): State<Arc<Service>>,
     caller: Caller,
     ApiJson(changes): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<ApiJson<serde_json::Value>, ApiError> {
-    let actor = actor(&caller, Permission::PolicyManage)?;
-    let policy = s.update_entra_policy(&actor, changes).await?;
+    let policy = s.update_entra_policy(&caller, changes).await?;
     Ok(ApiJson(serde_json::to_value(policy).map_err(ApiError::internal)?))
 }
 
-/// An API token's record.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub struct TokenView {
-    /// Unique name.
-    pub name: String,
-    /// Role.
-    pub role: String,
-    /// Created.
-    pub created_at: String,
-    /// Revoked.
-    pub revoked: bool,
-}
-
-/// List API tokens (never the tokens themselves).
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
-    security(("bearer" = ["tokens:manage"])), responses((status = 200, body = Vec<TokenView>)))]
+/// List API tokens by name (never the tokens themselves), a page at a time.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(PageQuery),
+    responses((status = 200, body = Page<TokenView>), (status = 400, body = ErrorBody)))]
 async fn list_tokens(
     State(s): State<Arc<Service>>,
     caller: Caller,
-) -> Result<ApiJson<Vec<TokenView>>, ApiError> {
-    caller.require(Permission::TokensManage)?;
-    let list = tokens::list(&s.store).await.map_err(store_error)?;
-    Ok(ApiJson(
-        list.into_iter()
-            .map(|t| TokenView {
-                name: t.name,
-                role: t.role.to_string(),
-                created_at: t.created_at.to_string(),
-                revoked: t.revoked_at.is_some(),
-            })
-            .collect(),
-    ))
-}
-
-/// A new token.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub struct NewToken {
-    /// Unique name (audit events show it).
-    pub name: String,
-    /// `admin`, `operator`, `helpdesk` or `auditor`.
-    pub role: String,
-}
-
-/// A token, shown once.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub struct CreatedToken {
-    /// Name.
-    pub name: String,
-    /// Role.
-    pub role: String,
-    /// The token. Keyward keeps only its hash: it cannot be shown again.
-    pub token: String,
+    Query(q): Query<PageQuery>,
+) -> Result<ApiJson<Page<TokenView>>, ApiError> {
+    let found = s.tokens(&caller, q.after.as_deref(), q.limit).await?;
+    Ok(ApiJson(render::page(found, render::token)))
 }
 
 /// Create an API token.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewToken,
-    security(("bearer" = ["tokens:manage"])), responses((status = 201, body = CreatedToken)))]
+    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn create_token(
     State(s): State<Arc<Service>>,
     caller: Caller,
     ApiJson(req): ApiJson<NewToken>,
 ) -> Result<(axum::http::StatusCode, ApiJson<CreatedToken>), ApiError> {
-    let actor = actor(&caller, Permission::TokensManage)?;
-    let role: Role =
-        req.role.parse().map_err(|e: keyward_core::UnknownName| ApiError::BadRequest(e.to_string()))?;
-    let (rec, token) = s.create_token(&actor, &req.name, role).await?;
+    let role = parse_name::<Role>(&req.role)?;
+    let (rec, token) = s.create_token(&caller, &req.name, role).await?;
     Ok((
         axum::http::StatusCode::CREATED,
         ApiJson(CreatedToken {
@@ -294,13 +197,12 @@ async fn create_token(
 
 /// Revoke an API token.
 #[utoipa::path(delete, path = "/api/v1/tokens/{name}", tag = "tokens",
-    params(("name" = String, Path)), security(("bearer" = ["tokens:manage"])), responses((status = 204)))]
+    params(("name" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn revoke_token(
     State(s): State<Arc<Service>>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    let actor = actor(&caller, Permission::TokensManage)?;
-    s.revoke_token(&actor, &name).await?;
+    s.revoke_token(&caller, &name).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

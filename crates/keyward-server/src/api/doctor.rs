@@ -6,44 +6,28 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use keyward_core::Permission;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use keyward_proto::doctor::{DoctorParams, DoctorReport};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiJson};
-use crate::service::Service;
-use crate::service::doctor::{DoctorQuery, DoctorReport};
-use crate::service::issuance::parse_aaguid;
+use super::parse_aaguid;
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::service::doctor::DoctorQuery;
+use crate::service::{Caller, Service};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<Service>> {
     OpenApiRouter::new().routes(routes!(doctor))
 }
 
-/// What doctor examines; every part is optional.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct DoctorParams {
-    /// The person to provision: Keyward id or UPN.
-    pub person: Option<String>,
-    /// The key model's AAGUID.
-    pub aaguid: Option<String>,
-    /// The key's serial.
-    pub serial: Option<String>,
-}
-
 /// Diagnose a registration: connector, tenant policy, person, enrollment policy and key.
 #[utoipa::path(get, path = "/api/v1/doctor", tag = "doctor", params(DoctorParams),
-    security(("bearer" = ["people:read"])),
-    responses((status = 200, body = DoctorReport), (status = 400, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = DoctorReport), (status = 400, body = ErrorBody)))]
 async fn doctor(
     State(s): State<Arc<Service>>,
     caller: Caller,
     Query(q): Query<DoctorParams>,
 ) -> Result<ApiJson<DoctorReport>, ApiError> {
-    caller.require(Permission::PeopleRead)?;
     let aaguid = q.aaguid.as_deref().map(parse_aaguid).transpose()?;
     let query = DoctorQuery { person: q.person, aaguid, serial: q.serial };
-    Ok(ApiJson(s.doctor(&query).await?))
+    Ok(ApiJson(s.doctor(&caller, &query).await?))
 }

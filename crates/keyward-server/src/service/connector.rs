@@ -9,8 +9,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use keyward_core::ExternalRefSlot;
-use keyward_entra::config::{ApiVersion, AssertionMode};
+use keyward_core::{ExternalRefSlot, Permission};
+use keyward_entra::certificate::{CertificateReport, validate_certificate};
+use keyward_entra::config::{ApiVersion, AssertionMode, ConnectorView};
+use keyward_entra::connection::ConnectionReport;
 use keyward_entra::{Connector, ConnectorConfig, Credential};
 use keyward_store::connector::{self as stored, ConnectorSettings};
 use keyward_store::secret::SecretKey;
@@ -18,8 +20,7 @@ use keyward_store::{Store, Tx};
 use keyward_webauthn::policy::Fido2Policy;
 use secrecy::SecretString;
 
-use crate::error::ApiError;
-use crate::service::store_error;
+use super::{Caller, Service, ServiceError};
 
 /// How long a built connector is used before the settings are read again.
 const RELOAD_AFTER: Duration = Duration::from_secs(30);
@@ -46,31 +47,31 @@ impl ConnectorSlot {
     }
 
     /// The live connector, or 503 saying how to configure it.
-    pub async fn get(&self, store: &Store) -> Result<Connector, ApiError> {
+    pub async fn get(&self, store: &Store) -> Result<Connector, ServiceError> {
         if let Some((at, c)) = self.built.lock().expect("connector slot poisoned").as_ref()
             && at.elapsed() < RELOAD_AFTER
         {
             return Ok(c.clone());
         }
         let config = self.load(store).await?.ok_or_else(|| {
-            ApiError::Unavailable(
-                "the Entra connector is not configured; an administrator sets it with `PUT /api/v1/connector` (or `keyward connector set`)".into(),
+            ServiceError::Unavailable(
+                "the Entra connector is not configured; an administrator sets its tenant, client id and credential first".into(),
             )
         })?;
         if !config.enabled {
-            return Err(ApiError::Unavailable(
+            return Err(ServiceError::Unavailable(
                 "the Entra connector is disabled; enable it in the connector settings".into(),
             ));
         }
         let connector = Connector::new(config)
-            .map_err(|e| ApiError::Unavailable(format!("the connector settings are not usable: {e}")))?;
+            .map_err(|e| ServiceError::Unavailable(format!("the connector settings are not usable: {e}")))?;
         *self.built.lock().expect("connector slot poisoned") = Some((Instant::now(), connector.clone()));
         Ok(connector)
     }
 
     /// The stored settings with secrets decrypted, if any are stored.
-    pub async fn load(&self, store: &Store) -> Result<Option<ConnectorConfig>, ApiError> {
-        let Some(s) = stored::load(store, &self.key).await.map_err(store_error)? else { return Ok(None) };
+    pub async fn load(&self, store: &Store) -> Result<Option<ConnectorConfig>, ServiceError> {
+        let Some(s) = stored::load(store, &self.key).await? else { return Ok(None) };
         Ok(Some(from_settings(s)))
     }
 
@@ -81,9 +82,9 @@ impl ConnectorSlot {
         actor: &str,
         config: &ConnectorConfig,
         slot: ExternalRefSlot,
-    ) -> Result<(), ApiError> {
-        config.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        stored::save(tx, actor, &self.key, &to_settings(config, slot)).await.map_err(store_error)?;
+    ) -> Result<(), ServiceError> {
+        config.validate().map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        stored::save(tx, actor, &self.key, &to_settings(config, slot)).await?;
         self.invalidate();
         Ok(())
     }
@@ -96,13 +97,13 @@ impl ConnectorSlot {
 
     /// The tenant's FIDO2 method policy, cached for a minute (local checks read it on every
     /// completion; a bulk run must not spend Graph quota re-reading it).
-    pub async fn tenant_policy(&self, connector: &Connector) -> Result<Fido2Policy, ApiError> {
+    pub async fn tenant_policy(&self, connector: &Connector) -> Result<Fido2Policy, ServiceError> {
         if let Some((at, p)) = self.policy.lock().expect("connector slot poisoned").as_ref()
             && at.elapsed() < POLICY_TTL
         {
             return Ok(p.clone());
         }
-        let policy = connector.get_fido2_policy().await.map_err(|e| ApiError::Upstream(e.to_string()))?;
+        let policy = connector.get_fido2_policy().await.map_err(|e| ServiceError::Entra(e.to_string()))?;
         *self.policy.lock().expect("connector slot poisoned") = Some((Instant::now(), policy.clone()));
         Ok(policy)
     }
@@ -110,6 +111,59 @@ impl ConnectorSlot {
     /// Forgets the cached tenant policy (after Keyward changed it).
     pub fn forget_policy(&self) {
         *self.policy.lock().expect("connector slot poisoned") = None;
+    }
+}
+
+impl Service {
+    /// The connector settings without their secrets; `None` when none are stored.
+    pub async fn connector_settings(&self, caller: &Caller) -> Result<Option<ConnectorView>, ServiceError> {
+        caller.require(Permission::ConnectorRead)?;
+        Ok(self.connector.load(&self.store).await?.map(|c| c.show()))
+    }
+
+    /// Stores new connector settings, audited (never with the secret).
+    pub async fn set_connector(&self, caller: &Caller, config: ConnectorConfig) -> Result<(), ServiceError> {
+        caller.require(Permission::ConnectorManage)?;
+        let mut tx = self.store.begin().await?;
+        self.connector.save(&mut tx, &caller.actor(), &config, self.slot).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// "Test connection": token, a Graph read, and the permissions granted.
+    pub async fn test_connector(&self, caller: &Caller) -> Result<ConnectionReport, ServiceError> {
+        caller.require(Permission::ConnectorManage)?;
+        let connector = self.connector.get(&self.store).await?;
+        Ok(connector.test_connection().await)
+    }
+
+    /// "Validate certificate" for a PEM pair, or for the stored certificate when none is given.
+    pub async fn validate_connector_certificate(
+        &self,
+        caller: &Caller,
+        given: Option<(String, SecretString)>,
+    ) -> Result<CertificateReport, ServiceError> {
+        caller.require(Permission::ConnectorManage)?;
+        let (cert, key) = match given {
+            Some(pair) => pair,
+            None => self.stored_certificate().await?,
+        };
+        validate_certificate(&cert, &key).map_err(|e| ServiceError::Invalid(e.to_string()))
+    }
+
+    /// The stored connector certificate and key.
+    async fn stored_certificate(&self) -> Result<(String, SecretString), ServiceError> {
+        let config = self.connector.load(&self.store).await?.ok_or_else(|| {
+            ServiceError::Unavailable("no connector settings are stored; pass the certificate and key".into())
+        })?;
+        match config.credential {
+            Credential::Certificate { certificate_pem, private_key_pem, .. } => {
+                Ok((certificate_pem, private_key_pem))
+            }
+            Credential::Secret { .. } => Err(ServiceError::Invalid(
+                "the connector uses a client secret; pass a certificate and key to validate".into(),
+            )),
+        }
     }
 }
 

@@ -23,73 +23,17 @@ use keyward_entra::ops::{USER_SELECT, User};
 use keyward_store::{keys, passkeys};
 use keyward_webauthn::mds;
 use keyward_webauthn::policy::{Fido2Policy, MethodState, TargetType};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::issuance::PersonRef;
-use super::{Service, store_error};
-use crate::error::ApiError;
+use super::{Caller, Service, ServiceError};
 
 mod rules;
 
 pub use rules::judge_registration;
 use rules::model_findings;
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// The check passed.
-    Ok,
-    /// Registration may work, but something could not be checked or looks wrong.
-    Warning,
-    /// Registration would fail for this reason.
-    Blocking,
-}
-
-/// One check's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Finding {
-    /// A stable name of the check, e.g. `policy.self-service` or `user.excluded`.
-    pub check: String,
-    /// Ok, warning or blocking.
-    pub severity: Severity,
-    /// What was found.
-    pub message: String,
-    /// What to do about it (absent for passing checks).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
-
-/// Everything doctor found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DoctorReport {
-    /// The findings, in the order a registration meets the checks.
-    pub findings: Vec<Finding>,
-}
-
-impl DoctorReport {
-    /// Whether any finding blocks registration.
-    pub fn blocks(&self) -> bool {
-        self.findings.iter().any(|f| f.severity == Severity::Blocking)
-    }
-
-    fn ok(&mut self, check: &str, message: impl Into<String>) {
-        self.push(check, Severity::Ok, message, None);
-    }
-
-    fn warn(&mut self, check: &str, message: impl Into<String>, fix: impl Into<String>) {
-        self.push(check, Severity::Warning, message, Some(fix.into()));
-    }
-
-    fn block(&mut self, check: &str, message: impl Into<String>, fix: impl Into<String>) {
-        self.push(check, Severity::Blocking, message, Some(fix.into()));
-    }
-
-    fn push(&mut self, check: &str, severity: Severity, message: impl Into<String>, fix: Option<String>) {
-        self.findings.push(Finding { check: check.into(), severity, message: message.into(), fix });
-    }
-}
+pub use keyward_proto::doctor::{DoctorReport, Finding, Severity};
 
 /// What to examine: a person, a key model, a key.
 #[derive(Debug, Clone, Default)]
@@ -109,10 +53,11 @@ pub fn model_name(aaguid: Uuid) -> Option<String> {
 
 impl Service {
     /// Runs every check that applies to `q`; the answer is a report even when checks fail.
-    pub async fn doctor(&self, q: &DoctorQuery) -> Result<DoctorReport, ApiError> {
+    pub async fn doctor(&self, caller: &Caller, q: &DoctorQuery) -> Result<DoctorReport, ServiceError> {
+        caller.require(keyward_core::Permission::PeopleRead)?;
         let mut r = DoctorReport::default();
         let key = match &q.serial {
-            Some(serial) => keys::get_by_serial(&self.store, serial).await.map_err(store_error)?,
+            Some(serial) => keys::get_by_serial(&self.store, serial).await?,
             None => None,
         };
         let aaguid = q.aaguid.or(key.as_ref().map(|k| k.aaguid));
@@ -184,14 +129,14 @@ impl Service {
         &self,
         who: &str,
         r: &mut DoctorReport,
-    ) -> Result<Option<Person>, ApiError> {
+    ) -> Result<Option<Person>, ServiceError> {
         let reference = match who.parse() {
             Ok(id) => PersonRef::Id(id),
             Err(_) => PersonRef::Upn(who.to_owned()),
         };
         let person = match self.find_person(&reference).await {
             Ok(p) => p,
-            Err(ApiError::NotFound(_)) => {
+            Err(ServiceError::NotFound(_)) => {
                 r.block(
                     "user.keyward",
                     format!("{who} is not a person in Keyward"),
@@ -232,7 +177,7 @@ impl Service {
         person: &Person,
         aaguid: Option<Uuid>,
         r: &mut DoctorReport,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         let Some(policy) = self.effective_policy(person).await? else {
             r.ok("enrollment", "no enrollment policy applies to this person's groups (server default)");
             return Ok(());
@@ -246,7 +191,7 @@ impl Service {
         } else {
             r.ok("enrollment", format!("enrollment policy mode: {}", policy.mode));
         }
-        let all = passkeys::list_by_person(&self.store, person.id).await.map_err(store_error)?;
+        let all = passkeys::list_by_person(&self.store, person.id).await?;
         let registered = all.iter().filter(|p| p.state == PasskeyState::Registered).count() as u32;
         match policy.max_passkeys_per_person {
             Some(max) if !policy.allows_another(registered) => r.block(
@@ -282,7 +227,7 @@ impl Service {
         key: Option<&SecurityKey>,
         person: Option<&Person>,
         r: &mut DoctorReport,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         let Some(key) = key else {
             r.ok("key.state", format!("key {serial} is not in the inventory yet; issuing adds it"));
             return Ok(());
@@ -294,7 +239,7 @@ impl Service {
                 return Ok(());
             }
         }
-        let holders = passkeys::list_by_key(&self.store, key.id).await.map_err(store_error)?;
+        let holders = passkeys::list_by_key(&self.store, key.id).await?;
         let other = holders
             .iter()
             .find(|p| p.state == PasskeyState::Registered && person.is_none_or(|me| p.person_id != me.id));

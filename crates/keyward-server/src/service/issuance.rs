@@ -10,8 +10,8 @@
 
 use keyward_core::{
     AuditDraft, Channel, EffectivePolicy, EnrollmentMode, EnrollmentPolicy, Issuance, IssuanceId,
-    IssuanceState, KeyState, Outcome, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Person, PersonId,
-    PinRules, SecurityKey,
+    IssuanceState, KeyState, Outcome, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Permission, Person,
+    PersonId, PinRules, SecurityKey,
 };
 use keyward_entra::{Registered, RegistrationError, RegistrationPath};
 use keyward_store::{StoreError, issuances, keys, passkeys, people, policies};
@@ -20,11 +20,10 @@ use keyward_webauthn::graph::{
     AttestationResponse, CredentialCreationOptions, Fido2RegistrationRequest, PublicKeyCredential,
 };
 use time::OffsetDateTime;
-use uuid::Uuid;
 
+use super::cursor::{self, Listed};
 use super::local_check::{self, Expectation};
-use super::{Service, store_error};
-use crate::error::ApiError;
+use super::{Caller, Service, ServiceError};
 use crate::metrics::Metrics;
 
 /// How long enrollment policies are cached.
@@ -88,23 +87,25 @@ pub struct Completed {
 }
 
 impl Service {
-    /// Looks a person up by id or UPN.
-    pub async fn find_person(&self, r: &PersonRef) -> Result<Person, ApiError> {
+    /// Looks a person up by id or UPN, for operations that checked their own permission.
+    pub(crate) async fn find_person(&self, r: &PersonRef) -> Result<Person, ServiceError> {
         let found = match r {
             PersonRef::Id(id) => people::get(&self.store, *id).await,
             PersonRef::Upn(upn) => people::get_by_upn(&self.store, upn).await,
-        }
-        .map_err(store_error)?;
+        }?;
         found.ok_or_else(|| {
-            ApiError::NotFound(match r {
+            ServiceError::NotFound(match r {
                 PersonRef::Id(id) => format!("person {id}"),
-                PersonRef::Upn(upn) => format!("person with UPN {upn} (run `keyward people sync` first)"),
+                PersonRef::Upn(upn) => format!("person with UPN {upn} (sync people from Entra first)"),
             })
         })
     }
 
     /// The enrollment policy that applies to `person`, if any of their groups has one.
-    pub async fn effective_policy(&self, person: &Person) -> Result<Option<EffectivePolicy>, ApiError> {
+    pub(crate) async fn effective_policy(
+        &self,
+        person: &Person,
+    ) -> Result<Option<EffectivePolicy>, ServiceError> {
         let all = self.enrollment_policies().await?;
         Ok(EnrollmentPolicy::effective(&all, &person.groups))
     }
@@ -112,13 +113,13 @@ impl Service {
     /// All enrollment policies, cached for a few seconds: every issuance step consults them and
     /// they change rarely. A change made through this server is seen at once; one made through
     /// another server on the same database within [`POLICY_CACHE`].
-    pub async fn enrollment_policies(&self) -> Result<Vec<EnrollmentPolicy>, ApiError> {
+    pub(crate) async fn enrollment_policies(&self) -> Result<Vec<EnrollmentPolicy>, ServiceError> {
         if let Some((at, list)) = self.policies.lock().expect("policy cache poisoned").as_ref()
             && at.elapsed() < POLICY_CACHE
         {
             return Ok(list.clone());
         }
-        let list = policies::list(&self.store).await.map_err(store_error)?;
+        let list = policies::list(&self.store, None, i64::MAX).await?;
         *self.policies.lock().expect("policy cache poisoned") =
             Some((std::time::Instant::now(), list.clone()));
         Ok(list)
@@ -131,11 +132,11 @@ impl Service {
 
     /// Checks everything Keyward knows before an issuance is created: link, account state,
     /// enrollment policy and its key limit, and the key.
-    async fn check_issuable(&self, person: &Person, key: Option<&SecurityKey>) -> Result<(), ApiError> {
-        person.issuable_object_id(self.slot).map_err(|e| ApiError::Refused(e.to_string()))?;
+    async fn check_issuable(&self, person: &Person, key: Option<&SecurityKey>) -> Result<(), ServiceError> {
+        person.issuable_object_id(self.slot).map_err(|e| ServiceError::Refused(e.to_string()))?;
         if let Some(policy) = self.effective_policy(person).await? {
             if policy.mode == EnrollmentMode::Disabled {
-                return Err(ApiError::Refused(format!(
+                return Err(ServiceError::Refused(format!(
                     "enrollment is disabled for {}'s groups by the enrollment policy",
                     person.upn
                 )));
@@ -146,19 +147,19 @@ impl Service {
                 0
             };
             if !policy.allows_another(registered) {
-                return Err(ApiError::Refused(format!(
+                return Err(ServiceError::Refused(format!(
                     "{} already has {registered} registered passkeys, the enrollment policy's limit; revoke one first",
                     person.upn
                 )));
             }
         }
         if let Some(key) = key {
-            key.ensure_issuable().map_err(|e| ApiError::Refused(e.to_string()))?;
-            let holders = passkeys::list_by_key(&self.store, key.id).await.map_err(store_error)?;
+            key.ensure_issuable().map_err(|e| ServiceError::Refused(e.to_string()))?;
+            let holders = passkeys::list_by_key(&self.store, key.id).await?;
             if let Some(other) =
                 holders.iter().find(|p| p.state == PasskeyState::Registered && p.person_id != person.id)
             {
-                return Err(ApiError::Refused(format!(
+                return Err(ServiceError::Refused(format!(
                     "key {} is already issued to another person (passkey {}); revoke it or use another key",
                     key.serial.as_deref().unwrap_or("?"),
                     other.id
@@ -168,46 +169,79 @@ impl Service {
         Ok(())
     }
 
-    async fn has_pending_passkey(&self, person: PersonId) -> Result<bool, ApiError> {
-        let all = passkeys::list_by_person(&self.store, person).await.map_err(store_error)?;
+    async fn has_pending_passkey(&self, person: PersonId) -> Result<bool, ServiceError> {
+        let all = passkeys::list_by_person(&self.store, person).await?;
         Ok(all.iter().any(|p| p.state == PasskeyState::Pending && p.origin == PasskeyOrigin::Managed))
     }
 
-    async fn registered_count(&self, person: PersonId) -> Result<u32, ApiError> {
-        let all = passkeys::list_by_person(&self.store, person).await.map_err(store_error)?;
+    async fn registered_count(&self, person: PersonId) -> Result<u32, ServiceError> {
+        let all = passkeys::list_by_person(&self.store, person).await?;
         Ok(all.iter().filter(|p| p.state == PasskeyState::Registered).count() as u32)
     }
 
     /// Creates an issuance for a person.
-    pub async fn create_issuance(&self, actor: &str, req: NewIssuance) -> Result<Issuance, ApiError> {
+    pub async fn create_issuance(&self, caller: &Caller, req: NewIssuance) -> Result<Issuance, ServiceError> {
+        caller.require(Permission::IssuanceCreate)?;
+        let actor = &caller.actor();
         let person = self.find_person(&req.person).await?;
         let key = match &req.serial {
-            Some(serial) => keys::get_by_serial(&self.store, serial).await.map_err(store_error)?,
+            Some(serial) => keys::get_by_serial(&self.store, serial).await?,
             None => None,
         };
         self.check_issuable(&person, key.as_ref()).await?;
         let mut issuance = Issuance::new(person.id, actor, req.channel, self.config.approval_required);
         issuance.security_key_id = key.map(|k| k.id);
-        let mut tx = self.store.begin().await.map_err(store_error)?;
-        issuances::create(&mut tx, actor, &issuance).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
+        let mut tx = self.store.begin().await?;
+        issuances::create(&mut tx, actor, &issuance).await?;
+        tx.commit().await?;
         Ok(issuance)
     }
 
-    /// Loads an issuance.
-    pub async fn issuance(&self, id: IssuanceId) -> Result<Issuance, ApiError> {
-        issuances::get(&self.store, id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::NotFound(format!("issuance {id}")))
+    /// An issuance.
+    pub async fn issuance(&self, caller: &Caller, id: IssuanceId) -> Result<Issuance, ServiceError> {
+        caller.require(Permission::IssuanceRead)?;
+        self.load_issuance(id).await
+    }
+
+    /// One page of issuances, newest first, optionally one person's and in one state.
+    pub async fn issuances(
+        &self,
+        caller: &Caller,
+        person: Option<&PersonRef>,
+        state: Option<IssuanceState>,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Listed<Issuance>, ServiceError> {
+        caller.require(Permission::IssuanceRead)?;
+        let person = match person {
+            Some(r) => Some(self.find_person(r).await?.id),
+            None => None,
+        };
+        let limit = cursor::limit(limit)?;
+        let after = after.map(|c| cursor::decode(c, 2)).transpose()?;
+        let before = match &after {
+            Some(k) => Some((
+                k[0].parse::<i64>().map_err(|_| cursor::invalid())?,
+                k[1].parse().map_err(|_| cursor::invalid())?,
+            )),
+            None => None,
+        };
+        let rows = issuances::list(&self.store, person, state, before, limit + 1).await?;
+        Ok(Listed::page(rows, limit, |i| {
+            cursor::encode(&[&keyward_store::to_micros(i.created_at).to_string(), &i.id.to_string()])
+        }))
+    }
+
+    /// Loads an issuance, for operations that checked their own permission.
+    async fn load_issuance(&self, id: IssuanceId) -> Result<Issuance, ServiceError> {
+        issuances::get(&self.store, id).await?.ok_or_else(|| ServiceError::NotFound(format!("issuance {id}")))
     }
 
     /// Loads an issuance and the person it is for, in one read.
-    async fn issuance_with_person(&self, id: IssuanceId) -> Result<(Issuance, Person), ApiError> {
+    async fn issuance_with_person(&self, id: IssuanceId) -> Result<(Issuance, Person), ServiceError> {
         issuances::get_with_person(&self.store, id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::NotFound(format!("issuance {id}")))
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("issuance {id}")))
     }
 
     /// Saves a transition of `issuance` from `from` in its own transaction.
@@ -216,10 +250,10 @@ impl Service {
         actor: &str,
         issuance: &Issuance,
         from: IssuanceState,
-    ) -> Result<(), ApiError> {
-        let mut tx = self.store.begin().await.map_err(store_error)?;
-        issuances::transition(&mut tx, actor, from, issuance).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
+    ) -> Result<(), ServiceError> {
+        let mut tx = self.store.begin().await?;
+        issuances::transition(&mut tx, actor, from, issuance).await?;
+        tx.commit().await?;
         if matches!(issuance.state, IssuanceState::Failed | IssuanceState::Cancelled | IssuanceState::Expired)
         {
             Metrics::count(&self.metrics.issuances, issuance.state.as_str());
@@ -228,19 +262,23 @@ impl Service {
     }
 
     /// Approves an issuance (four eyes: not by its requester).
-    pub async fn approve_issuance(&self, actor: &str, id: IssuanceId) -> Result<Issuance, ApiError> {
-        let mut issuance = self.issuance(id).await?;
+    pub async fn approve_issuance(&self, caller: &Caller, id: IssuanceId) -> Result<Issuance, ServiceError> {
+        caller.require(Permission::IssuanceApprove)?;
+        let actor = &caller.actor();
+        let mut issuance = self.load_issuance(id).await?;
         let from = issuance.state;
-        issuance.approve(actor).map_err(|e| ApiError::Conflict(e.to_string()))?;
+        issuance.approve(actor).map_err(|e| ServiceError::Conflict(e.to_string()))?;
         self.save_transition(actor, &issuance, from).await?;
         Ok(issuance)
     }
 
     /// Cancels an issuance that has not finished.
-    pub async fn cancel_issuance(&self, actor: &str, id: IssuanceId) -> Result<Issuance, ApiError> {
-        let mut issuance = self.issuance(id).await?;
+    pub async fn cancel_issuance(&self, caller: &Caller, id: IssuanceId) -> Result<Issuance, ServiceError> {
+        caller.require(Permission::IssuanceCancel)?;
+        let actor = &caller.actor();
+        let mut issuance = self.load_issuance(id).await?;
         let from = issuance.state;
-        issuance.transition(IssuanceState::Cancelled).map_err(|e| ApiError::Conflict(e.to_string()))?;
+        issuance.transition(IssuanceState::Cancelled).map_err(|e| ServiceError::Conflict(e.to_string()))?;
         self.save_transition(actor, &issuance, from).await?;
         Ok(issuance)
     }
@@ -252,46 +290,56 @@ impl Service {
     /// still unknown refuses the failure, so a client starting again cannot register twice.
     pub async fn fail_issuance(
         &self,
-        actor: &str,
+        caller: &Caller,
         id: IssuanceId,
         reason: &str,
-    ) -> Result<Issuance, ApiError> {
-        let mut issuance = self.issuance(id).await?;
+    ) -> Result<Issuance, ServiceError> {
+        caller.require(Permission::IssuanceCreate)?;
+        let actor = &caller.actor();
+        let reason: String = reason.chars().take(500).collect();
+        let mut issuance = self.load_issuance(id).await?;
         if self.has_pending_passkey(issuance.person_id).await? {
-            self.reconcile(actor, Some(issuance.person_id)).await?;
-            issuance = self.issuance(id).await?;
+            self.reconcile_as(actor, Some(issuance.person_id)).await?;
+            issuance = self.load_issuance(id).await?;
             if self.has_pending_passkey(issuance.person_id).await? {
-                return Err(ApiError::Conflict(format!(
+                return Err(ServiceError::Conflict(format!(
                     "a registration for this person is still pending: Entra's answer was lost and the passkey is not in Entra yet; \
-                     run `keyward passkeys reconcile` once the challenge has expired, then fail issuance {id}"
+                     reconcile the person's passkeys once the challenge has expired, then fail issuance {id}"
                 )));
             }
         }
         let from = issuance.state;
-        issuance.fail(reason).map_err(|e| ApiError::Conflict(e.to_string()))?;
+        issuance.fail(&reason).map_err(|e| ServiceError::Conflict(e.to_string()))?;
         self.save_transition(actor, &issuance, from).await?;
         Ok(issuance)
     }
 
     /// Fetches Entra's creation options for the issuance and records them.
-    pub async fn issuance_options(&self, actor: &str, id: IssuanceId) -> Result<IssuanceOptions, ApiError> {
+    pub async fn issuance_options(
+        &self,
+        caller: &Caller,
+        id: IssuanceId,
+    ) -> Result<IssuanceOptions, ServiceError> {
+        caller.require(Permission::IssuanceCreate)?;
+        let actor = &caller.actor();
         let (mut issuance, person) = self.issuance_with_person(id).await?;
         let from = issuance.state;
         if from == IssuanceState::OptionsIssued {
             // A client that lost the options may ask again; it gets a fresh challenge.
         } else {
             IssuanceState::transition(from, IssuanceState::OptionsIssued, issuance.approval_required)
-                .map_err(|e| ApiError::Conflict(e.to_string()))?;
+                .map_err(|e| ServiceError::Conflict(e.to_string()))?;
         }
         let key = match issuance.security_key_id {
-            Some(k) => keys::get(&self.store, k).await.map_err(store_error)?,
+            Some(k) => keys::get(&self.store, k).await?,
             None => None,
         };
         self.check_issuable(&person, key.as_ref()).await?;
-        let object_id = person.issuable_object_id(self.slot).map_err(|e| ApiError::Refused(e.to_string()))?;
+        let object_id =
+            person.issuable_object_id(self.slot).map_err(|e| ServiceError::Refused(e.to_string()))?;
         let connector = self.connector.get(&self.store).await?;
         let options =
-            connector.creation_options(object_id).await.map_err(|e| ApiError::Upstream(e.to_string()))?;
+            connector.creation_options(object_id).await.map_err(|e| ServiceError::Entra(e.to_string()))?;
         let expires = OffsetDateTime::parse(
             &options.challenge_timeout_date_time,
             &time::format_description::well_known::Rfc3339,
@@ -300,7 +348,7 @@ impl Service {
         if from != IssuanceState::OptionsIssued {
             issuance
                 .transition(IssuanceState::OptionsIssued)
-                .map_err(|e| ApiError::Conflict(e.to_string()))?;
+                .map_err(|e| ServiceError::Conflict(e.to_string()))?;
         }
         issuance.challenge_expires_at = expires;
         issuance.challenge = Some(options.public_key.challenge.clone());
@@ -313,33 +361,37 @@ impl Service {
     /// Entra and records the result.
     pub async fn complete_issuance(
         &self,
-        actor: &str,
+        caller: &Caller,
         id: IssuanceId,
         c: Completion,
-    ) -> Result<Completed, ApiError> {
+    ) -> Result<Completed, ServiceError> {
+        caller.require(Permission::IssuanceCreate)?;
+        let actor = &caller.actor();
         let (mut issuance, person) = self.issuance_with_person(id).await?;
         if issuance.state != IssuanceState::OptionsIssued {
-            return Err(ApiError::Conflict(format!(
+            return Err(ServiceError::Conflict(format!(
                 "issuance {id} is {}, not options-issued; fetch creation options first",
                 issuance.state
             )));
         }
         if issuance.challenge_expired(OffsetDateTime::now_utc()) {
             let from = issuance.state;
-            issuance.transition(IssuanceState::Expired).map_err(|e| ApiError::Conflict(e.to_string()))?;
+            issuance.transition(IssuanceState::Expired).map_err(|e| ServiceError::Conflict(e.to_string()))?;
             self.save_transition(actor, &issuance, from).await?;
-            return Err(ApiError::Refused(
+            return Err(ServiceError::Refused(
                 "the challenge expired before the registration was completed; create a new issuance".into(),
             ));
         }
-        let object_id =
-            person.issuable_object_id(self.slot).map_err(|e| ApiError::Refused(e.to_string()))?.to_owned();
+        let object_id = person
+            .issuable_object_id(self.slot)
+            .map_err(|e| ServiceError::Refused(e.to_string()))?
+            .to_owned();
         let connector = self.connector.get(&self.store).await?;
         let tenant_policy = self.connector.tenant_policy(&connector).await?;
         let enrollment = self.effective_policy(&person).await?;
         let mut key = match (&issuance.security_key_id, &c.serial) {
-            (Some(k), _) => keys::get(&self.store, *k).await.map_err(store_error)?,
-            (None, Some(serial)) => keys::get_by_serial(&self.store, serial).await.map_err(store_error)?,
+            (Some(k), _) => keys::get(&self.store, *k).await?,
+            (None, Some(serial)) => keys::get_by_serial(&self.store, serial).await?,
             (None, None) => None,
         };
         let expect = Expectation {
@@ -358,10 +410,10 @@ impl Service {
                     AuditDraft::new(actor, "issuance.complete-refused", issuances::subject(issuance.id))
                         .outcome(Outcome::Failure)
                         .detail(&detail);
-                let mut tx = self.store.begin().await.map_err(store_error)?;
+                let mut tx = self.store.begin().await?;
                 keyward_store::audit::append(&mut tx, draft);
-                tx.commit().await.map_err(store_error)?;
-                return Err(ApiError::Refused(refusal.to_string()));
+                tx.commit().await?;
+                return Err(ServiceError::Refused(refusal.to_string()));
             }
         };
         let model = keyward_webauthn::mds::embedded()
@@ -391,13 +443,13 @@ impl Service {
         };
         // The passkey, the issuance's key and their audit events commit together; a duplicate
         // credential fails the whole transaction.
-        let mut tx = self.store.begin().await.map_err(store_error)?;
+        let mut tx = self.store.begin().await?;
         let mut new_key = None;
         if key.is_none() && c.serial.is_some() {
             let mut k = SecurityKey::new(c.serial.clone(), checked.aaguid);
             k.model = model.clone();
             k.firmware = c.firmware.clone();
-            keys::insert(&mut tx, actor, &k).await.map_err(store_error)?;
+            keys::insert(&mut tx, actor, &k).await?;
             new_key = Some(k);
         }
         passkey.security_key_id = key.as_ref().or(new_key.as_ref()).map(|k| k.id);
@@ -426,14 +478,12 @@ impl Service {
                 if key_learned {
                     issuance.security_key_id = None;
                 }
-                let existing = passkeys::find_by_credential_id(&self.store, &credential_id)
-                    .await
-                    .map_err(store_error)?
-                    .ok_or_else(|| {
-                        ApiError::Conflict("the credential changed while it was recorded; retry".into())
+                let existing =
+                    passkeys::find_by_credential_id(&self.store, &credential_id).await?.ok_or_else(|| {
+                        ServiceError::Conflict("the credential changed while it was recorded; retry".into())
                     })?;
                 if existing.state != PasskeyState::Pending || existing.person_id != person.id {
-                    return Err(ApiError::Conflict(format!(
+                    return Err(ServiceError::Conflict(format!(
                         "this credential is already recorded as passkey {} ({}); make a new credential",
                         existing.id, existing.state
                     )));
@@ -441,7 +491,7 @@ impl Service {
                 passkey = existing;
                 true
             }
-            Err(e) => return Err(store_error(e)),
+            Err(e) => return Err(ServiceError::from(e)),
         };
 
         let body = Fido2RegistrationRequest {
@@ -466,36 +516,35 @@ impl Service {
         };
         match outcome {
             Ok(registered) => {
-                let mut tx = self.store.begin().await.map_err(store_error)?;
+                let mut tx = self.store.begin().await?;
                 let model = registered.method.model.as_deref();
-                passkey = passkeys::mark_registered(&mut tx, actor, &passkey, &registered.method.id, model)
-                    .await
-                    .map_err(store_error)?;
+                passkey =
+                    passkeys::mark_registered(&mut tx, actor, &passkey, &registered.method.id, model).await?;
                 let from = issuance.state;
                 issuance
                     .transition(IssuanceState::Registered)
-                    .map_err(|e| ApiError::Conflict(e.to_string()))?;
-                issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
+                    .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+                issuances::transition(&mut tx, actor, from, &issuance).await?;
                 if let Some(k) = key.as_ref().filter(|k| k.state == KeyState::Available) {
-                    keys::set_state(&mut tx, actor, k.id, KeyState::Issued).await.map_err(store_error)?;
+                    keys::set_state(&mut tx, actor, k.id, KeyState::Issued).await?;
                 }
-                tx.commit().await.map_err(store_error)?;
+                tx.commit().await?;
                 Metrics::count(&self.metrics.issuances, "registered");
                 Ok(Completed { issuance, passkey })
             }
-            Err(RegistrationError::Unknown(e)) => Err(ApiError::Upstream(format!(
-                "the registration's outcome is unknown ({e}); the passkey stays pending and `keyward passkeys reconcile` (or the next reconcile run) settles it — do not register this key again before that"
+            Err(RegistrationError::Unknown(e)) => Err(ServiceError::Entra(format!(
+                "the registration's outcome is unknown ({e}); the passkey stays pending until a reconcile (run one, or wait for the scheduled run) settles it — do not register this key again before that"
             ))),
             Err(e) => {
                 let reason = e.to_string();
-                let mut tx = self.store.begin().await.map_err(store_error)?;
-                passkeys::discard_pending(&mut tx, actor, &passkey, &reason).await.map_err(store_error)?;
+                let mut tx = self.store.begin().await?;
+                passkeys::discard_pending(&mut tx, actor, &passkey, &reason).await?;
                 let from = issuance.state;
-                issuance.fail(reason.clone()).map_err(|e| ApiError::Conflict(e.to_string()))?;
-                issuances::transition(&mut tx, actor, from, &issuance).await.map_err(store_error)?;
-                tx.commit().await.map_err(store_error)?;
+                issuance.fail(reason.clone()).map_err(|e| ServiceError::Conflict(e.to_string()))?;
+                issuances::transition(&mut tx, actor, from, &issuance).await?;
+                tx.commit().await?;
                 Metrics::count(&self.metrics.issuances, "failed");
-                Err(ApiError::Upstream(reason))
+                Err(ServiceError::Entra(reason))
             }
         }
     }
@@ -506,22 +555,23 @@ impl Service {
     /// reaches the server.
     pub async fn record_pin_handover(
         &self,
-        actor: &str,
+        caller: &Caller,
         id: IssuanceId,
         method: &str,
         detail: Option<&str>,
-    ) -> Result<(), ApiError> {
-        let issuance = self.issuance(id).await?;
+    ) -> Result<(), ServiceError> {
+        caller.require(Permission::IssuanceCreate)?;
+        let actor = &caller.actor();
+        if !matches!(method, "terminal" | "letter" | "user-chosen") {
+            return Err(ServiceError::Invalid("method must be terminal, letter or user-chosen".into()));
+        }
+        let detail: Option<String> = detail.map(|d| d.chars().take(300).collect());
+        let issuance = self.load_issuance(id).await?;
         let audit = serde_json::json!({"method": method, "detail": detail, "person": issuance.person_id});
         let draft = AuditDraft::new(actor, "pin.handover", issuances::subject(id)).detail(&audit);
-        let mut tx = self.store.begin().await.map_err(store_error)?;
+        let mut tx = self.store.begin().await?;
         keyward_store::audit::append(&mut tx, draft);
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().await?;
         Ok(())
     }
-}
-
-/// The AAGUID of a key model as a UUID, for callers holding text.
-pub fn parse_aaguid(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::BadRequest(format!("{text:?} is not an AAGUID (a UUID)")))
 }

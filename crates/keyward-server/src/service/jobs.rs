@@ -12,14 +12,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use keyward_core::{JobId, PasskeyOrigin, PasskeyState};
+use keyward_core::{JobId, PasskeyOrigin, PasskeyState, Permission};
+use keyward_proto::jobs::{BulkPlan, BulkRow, BulkUnit, JobStatus, UnitLease, UnitOutcome, Verdict};
 use keyward_store::jobs::{self, ClaimedUnit, JobProgress, UnitReport};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
+use super::cursor::{self, Listed};
 use super::issuance::PersonRef;
-use super::{Service, store_error};
-use crate::error::ApiError;
+use super::{Caller, Service, ServiceError};
 
 /// The job kind of bulk provisioning.
 pub const BULK_KIND: &str = "bulk-provision";
@@ -28,100 +27,8 @@ pub const MAX_ROWS: usize = 100_000;
 /// Longest lease a worker may ask for.
 pub const MAX_LEASE: Duration = Duration::from_secs(3600);
 
-/// One row of a bulk job, as the tool parsed it from the CSV.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-pub struct BulkRow {
-    /// The CSV line the row came from (for messages and the report).
-    pub line: u64,
-    /// The person's UPN.
-    pub upn: String,
-    /// The key's serial, when the CSV names one.
-    pub serial: Option<String>,
-    /// Display name of the passkey in Entra.
-    pub display_name: Option<String>,
-}
-
-/// What the server decided about a row when the job was created.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-pub struct Verdict {
-    /// `skipped` (nothing to do) or `refused` (cannot be done).
-    pub outcome: String,
-    /// Why, in words.
-    pub reason: String,
-}
-
-/// A unit's payload: the row plus the server's verdict, if any.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-pub struct BulkUnit {
-    /// The row.
-    #[serde(flatten)]
-    pub row: BulkRow,
-    /// Set when the row is not to be provisioned.
-    pub verdict: Option<Verdict>,
-}
-
-/// The judgement of rows at job creation.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
-pub struct BulkPlan {
-    /// The job.
-    pub id: String,
-    /// Rows in the job.
-    pub rows: usize,
-    /// Rows to provision.
-    pub to_provision: usize,
-    /// Rows skipped or refused, with the reason.
-    pub settled: Vec<BulkUnit>,
-}
-
-/// A unit handed to a worker, as the API shows it.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct UnitLease {
-    /// The unit id.
-    pub unit: String,
-    /// Position in the job.
-    pub seq: i64,
-    /// The row.
-    pub row: BulkRow,
-    /// Claims so far, this one included (more than 1: a previous worker stopped on it).
-    pub attempts: i64,
-    /// Proof of the lease, to send with the unit's result.
-    pub lease_token: String,
-}
-
-/// A job's progress.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct JobStatus {
-    /// The job.
-    pub id: String,
-    /// Units not yet claimed.
-    pub pending: i64,
-    /// Units leased to a worker.
-    pub running: i64,
-    /// Units done (provisioned or skipped).
-    pub done: i64,
-    /// Units failed for good.
-    pub failed: i64,
-}
-
-impl JobStatus {
-    fn new(id: JobId, p: JobProgress) -> Self {
-        Self { id: id.to_string(), pending: p.pending, running: p.running, done: p.done, failed: p.failed }
-    }
-}
-
-/// One row of the job report.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct UnitOutcome {
-    /// Position in the job.
-    pub seq: i64,
-    /// The row.
-    pub row: BulkRow,
-    /// `pending`, `running`, `done` or `failed`.
-    pub state: String,
-    /// The worker's result (JSON text) or the error.
-    pub result: Option<String>,
-    /// Claims so far.
-    pub attempts: i64,
+fn job_status(id: JobId, p: JobProgress) -> JobStatus {
+    JobStatus { id: id.to_string(), pending: p.pending, running: p.running, done: p.done, failed: p.failed }
 }
 
 fn unit_from(id: &str, token: &str) -> ClaimedUnit {
@@ -136,19 +43,24 @@ fn unit_from(id: &str, token: &str) -> ClaimedUnit {
     }
 }
 
-fn parse_unit(payload: &str) -> Result<BulkUnit, ApiError> {
-    serde_json::from_str(payload).map_err(|e| ApiError::internal(format!("bulk unit payload: {e}")))
+fn parse_unit(payload: &str) -> Result<BulkUnit, ServiceError> {
+    serde_json::from_str(payload).map_err(|e| ServiceError::internal(format!("bulk unit payload: {e}")))
 }
 
 impl Service {
     /// Creates a bulk provisioning job from the rows; judges each row (duplicates, unknown
     /// people, people already holding a registered managed passkey).
-    pub async fn create_bulk_job(&self, actor: &str, rows: Vec<BulkRow>) -> Result<BulkPlan, ApiError> {
+    pub async fn create_bulk_job(
+        &self,
+        caller: &Caller,
+        rows: Vec<BulkRow>,
+    ) -> Result<BulkPlan, ServiceError> {
+        caller.require(Permission::JobsRun)?;
         if rows.is_empty() {
-            return Err(ApiError::BadRequest("the job has no rows; give at least one person".into()));
+            return Err(ServiceError::Invalid("the job has no rows; give at least one person".into()));
         }
         if rows.len() > MAX_ROWS {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ServiceError::Invalid(format!(
                 "{} rows is more than one job may hold ({MAX_ROWS}); split the CSV",
                 rows.len()
             )));
@@ -169,12 +81,12 @@ impl Service {
         }
         let payloads = units
             .iter()
-            .map(|u| serde_json::to_string(u).map_err(ApiError::internal))
+            .map(|u| serde_json::to_string(u).map_err(ServiceError::internal))
             .collect::<Result<Vec<_>, _>>()?;
         let params = serde_json::json!({"rows": units.len()});
-        let mut tx = self.store.begin().await.map_err(store_error)?;
-        let id = jobs::create(&mut tx, actor, BULK_KIND, &params, &payloads).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
+        let mut tx = self.store.begin().await?;
+        let id = jobs::create(&mut tx, &caller.actor(), BULK_KIND, &params, &payloads).await?;
+        tx.commit().await?;
         let settled: Vec<BulkUnit> = units.into_iter().filter(|u| u.verdict.is_some()).collect();
         Ok(BulkPlan {
             id: id.to_string(),
@@ -184,10 +96,10 @@ impl Service {
         })
     }
 
-    async fn judge(&self, upn: &str) -> Result<Option<Verdict>, ApiError> {
+    async fn judge(&self, upn: &str) -> Result<Option<Verdict>, ServiceError> {
         let person = match self.find_person(&PersonRef::Upn(upn.to_owned())).await {
             Ok(p) => p,
-            Err(ApiError::NotFound(_)) => {
+            Err(ServiceError::NotFound(_)) => {
                 return Ok(Some(Verdict {
                     outcome: "refused".into(),
                     reason: format!("{upn} is not a person Keyward knows; sync people from Entra first"),
@@ -201,8 +113,7 @@ impl Service {
                 reason: format!("{upn} is disabled or deleted in Entra"),
             }));
         }
-        let passkeys =
-            keyward_store::passkeys::list_by_person(&self.store, person.id).await.map_err(store_error)?;
+        let passkeys = keyward_store::passkeys::list_by_person(&self.store, person.id).await?;
         if passkeys.iter().any(|p| p.state == PasskeyState::Registered && p.origin == PasskeyOrigin::Managed)
         {
             return Ok(Some(Verdict {
@@ -215,17 +126,23 @@ impl Service {
 
     /// Claims up to `n` units of the job to provision under a lease; units the server judged
     /// at creation are settled on the way and never handed out.
-    pub async fn claim_units(&self, job: JobId, n: i64, lease: Duration) -> Result<Vec<UnitLease>, ApiError> {
-        self.job_status(job).await?;
+    pub async fn claim_units(
+        &self,
+        caller: &Caller,
+        job: JobId,
+        n: i64,
+        lease: Duration,
+    ) -> Result<Vec<UnitLease>, ServiceError> {
+        self.job_status(caller, job).await?;
         let lease = lease.clamp(Duration::from_secs(1), MAX_LEASE);
         let n = n.clamp(1, 1000);
         loop {
-            let claimed = jobs::claim(&self.store, Some(job), n, lease).await.map_err(store_error)?;
+            let claimed = jobs::claim(&self.store, Some(job), n, lease).await?;
             if claimed.is_empty() {
                 return Ok(Vec::new());
             }
             let mut out = Vec::new();
-            let mut tx = self.store.begin().await.map_err(store_error)?;
+            let mut tx = self.store.begin().await?;
             for unit in claimed {
                 let parsed = parse_unit(&unit.payload)?;
                 match &parsed.verdict {
@@ -233,9 +150,9 @@ impl Service {
                         let result =
                             serde_json::json!({"outcome": v.outcome, "reason": v.reason}).to_string();
                         if v.outcome == "skipped" {
-                            jobs::complete(&mut tx, &unit, &result).await.map_err(store_error)?;
+                            jobs::complete(&mut tx, &unit, &result).await?;
                         } else {
-                            jobs::fail(&mut tx, &unit, &result, false).await.map_err(store_error)?;
+                            jobs::fail(&mut tx, &unit, &result, false).await?;
                         }
                     }
                     None => out.push(UnitLease {
@@ -247,50 +164,69 @@ impl Service {
                     }),
                 }
             }
-            tx.commit().await.map_err(store_error)?;
+            tx.commit().await?;
             if !out.is_empty() {
                 return Ok(out);
             }
         }
     }
 
-    /// Records a unit's outcome under its lease: done, failed for good, or (with `retry`)
-    /// released for another attempt. Repeating the same completion is harmless.
+    /// Records a unit's outcome under its lease: `done`, `failed` for good, or `retry` (released
+    /// for another attempt). Repeating the same completion is harmless.
     pub async fn finish_unit(
         &self,
+        caller: &Caller,
         unit: &str,
         lease_token: &str,
-        done: bool,
+        outcome: &str,
         result: &str,
-        retry: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
+        caller.require(Permission::JobsRun)?;
+        let (done, retry) = match outcome {
+            "done" => (true, false),
+            "failed" => (false, false),
+            "retry" => (false, true),
+            other => {
+                return Err(ServiceError::Invalid(format!("outcome {other:?} is not done, failed or retry")));
+            }
+        };
         let claimed = unit_from(unit, lease_token);
-        let mut tx = self.store.begin().await.map_err(store_error)?;
+        let mut tx = self.store.begin().await?;
         if done {
-            jobs::complete(&mut tx, &claimed, result).await.map_err(store_error)?;
+            jobs::complete(&mut tx, &claimed, result).await?;
         } else {
-            jobs::fail(&mut tx, &claimed, result, retry).await.map_err(store_error)?;
+            jobs::fail(&mut tx, &claimed, result, retry).await?;
         }
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// The job's progress; 404 for an unknown job.
-    pub async fn job_status(&self, job: JobId) -> Result<JobStatus, ApiError> {
-        let p = jobs::progress(&self.store, job).await.map_err(store_error)?;
+    /// The job's progress.
+    pub async fn job_status(&self, caller: &Caller, job: JobId) -> Result<JobStatus, ServiceError> {
+        caller.require(Permission::JobsRun)?;
+        let p = jobs::progress(&self.store, job).await?;
         if p == JobProgress::default() {
-            return Err(ApiError::NotFound(format!("job {job}")));
+            return Err(ServiceError::NotFound(format!("job {job}")));
         }
-        Ok(JobStatus::new(job, p))
+        Ok(job_status(job, p))
     }
 
-    /// Every row of the job with its outcome, in CSV order.
-    pub async fn job_report(&self, job: JobId) -> Result<Vec<UnitOutcome>, ApiError> {
-        let units: Vec<UnitReport> = jobs::report(&self.store, job).await.map_err(store_error)?;
-        if units.is_empty() {
-            return Err(ApiError::NotFound(format!("job {job}")));
-        }
-        units
+    /// One page of the job's rows with their outcomes, in CSV order.
+    pub async fn job_report(
+        &self,
+        caller: &Caller,
+        job: JobId,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Listed<UnitOutcome>, ServiceError> {
+        self.job_status(caller, job).await?;
+        let limit = cursor::limit(limit)?;
+        let after_seq = match after {
+            Some(c) => cursor::decode(c, 1)?[0].parse::<i64>().map_err(|_| cursor::invalid())?,
+            None => 0,
+        };
+        let units: Vec<UnitReport> = jobs::report(&self.store, job, after_seq, limit + 1).await?;
+        let rows = units
             .into_iter()
             .map(|u| {
                 Ok(UnitOutcome {
@@ -301,6 +237,7 @@ impl Service {
                     attempts: u.attempts,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, ServiceError>>()?;
+        Ok(Listed::page(rows, limit, |u| cursor::encode(&[&u.seq.to_string()])))
     }
 }

@@ -1,30 +1,38 @@
 //! The one service layer: every decision the server makes, called by the API, the web views and
 //! the background jobs alike.
 //!
-//! Each operation takes the [`Caller`](crate::auth::Caller)'s name as the audit actor, writes its
-//! state change and audit event in one store transaction, and — where Entra is involved — records
-//! its intent *before* the Graph call and the result after it (ARCHITECTURE §1), so a crash at any
-//! point leaves a row that [`reconcile`] can finish or undo.
+//! Each operation takes the [`Caller`], checks the caller's permission itself, writes its state
+//! change and audit event in one store transaction, and — where Entra is involved — records its
+//! intent *before* the Graph call and the result after it (docs/architecture.md), so a crash at
+//! any point leaves a row that [`reconcile`] can finish or undo. Failures are [`ServiceError`]s;
+//! reads page with a cursor ([`cursor`]) and filter in SQL.
 
-pub mod admin;
+pub mod audit;
+pub mod caller;
 pub mod connector;
+pub mod cursor;
 pub mod doctor;
+pub mod error;
+pub mod inventory;
 pub mod issuance;
 pub mod jobs;
 pub mod local_check;
 pub mod people;
+pub mod policies;
 pub mod reconcile;
+pub mod tokens;
 
 use std::sync::Arc;
 
-use keyward_core::{ApiTokenId, ExternalRefSlot};
+use keyward_core::ExternalRefSlot;
 use keyward_store::{Store, StoreError, secret::SecretKey};
-use secrecy::SecretString;
 
-use crate::auth::{Caller, TokenCache};
+pub use caller::Caller;
+pub use error::ServiceError;
+
 use crate::config::ServerConfig;
-use crate::error::ApiError;
 use crate::metrics::Metrics;
+use tokens::TokenCache;
 
 /// The server's state and the operations on it.
 #[derive(Debug)]
@@ -36,7 +44,7 @@ pub struct Service {
     /// Which external-reference slot holds the Entra object id.
     pub slot: ExternalRefSlot,
     /// Resolved API tokens.
-    pub tokens: TokenCache,
+    pub(crate) tokens: TokenCache,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// The Entra connector, built from the stored settings.
@@ -75,15 +83,10 @@ impl Service {
         }))
     }
 
-    /// Looks a presented token up.
-    pub(crate) async fn resolve_token(&self, token: &SecretString) -> Result<Option<Caller>, ApiError> {
-        let found = keyward_store::tokens::authenticate(&self.store, token).await.map_err(store_error)?;
-        Ok(found.map(|t| Caller { token_id: t.id, name: t.name, role: t.role }))
-    }
-
-    /// Forgets a revoked token in this server's cache.
-    pub fn forget_token(&self, id: ApiTokenId) {
-        self.tokens.forget(id);
+    /// Whether the database answers (for `/healthz`); the reason when it does not.
+    pub async fn database_ready(&self) -> Result<(), ServiceError> {
+        keyward_store::people::count(&self.store).await?;
+        Ok(())
     }
 }
 
@@ -104,21 +107,4 @@ fn load_or_create_secret_key(config: &ServerConfig) -> Result<SecretKey, StartEr
         tracing::info!(path = %path.display(), "created a new secret key for stored secrets; back it up");
     }
     SecretKey::from_file(&path).map_err(|e| StartError::SecretKey(e.to_string()))
-}
-
-/// Maps a store error to the API's terms.
-pub fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound(what) => ApiError::NotFound(what),
-        e @ (StoreError::Duplicate(_)
-        | StoreError::StaleIssuance { .. }
-        | StoreError::Key(_)
-        | StoreError::Passkey(_)
-        | StoreError::Issuance(_)
-        | StoreError::LeaseLost(_)) => ApiError::Conflict(e.to_string()),
-        e @ (StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Busy(_)) => {
-            ApiError::Unavailable(e.to_string())
-        }
-        e => ApiError::internal(e),
-    }
 }

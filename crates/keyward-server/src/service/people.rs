@@ -9,45 +9,72 @@
 
 use std::collections::{HashMap, HashSet};
 
-use keyward_core::{LinkMethod, Passkey, PasskeyId, PasskeyState, Person, PersonId, SecurityKeyId};
+use keyward_core::{
+    AuditDraft, LinkMethod, Passkey, PasskeyId, PasskeyState, Permission, Person, PersonId, SecurityKey,
+};
 use keyward_entra::ops::{USER_SELECT, User};
+use keyward_proto::people::SyncReport;
 use keyward_store::people::{EntraUser, Upserted};
-use keyward_store::{passkeys, people};
+use keyward_store::{audit, keys, passkeys, people};
+use keyward_webauthn::policy::{TemporaryAccessPass, TemporaryAccessPassRequest};
+use secrecy::SecretString;
 
-use super::{Service, store_error};
-use crate::error::ApiError;
+use super::cursor::{self, Listed};
+use super::issuance::PersonRef;
+use super::{Caller, Service, ServiceError};
 use crate::metrics::Metrics;
 
-/// What a sync did.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct SyncReport {
-    /// Users read from Entra.
-    pub seen: usize,
-    /// People created.
-    pub created: usize,
-    /// People whose details changed.
-    pub updated: usize,
-    /// Linked people not found in Entra any more.
-    pub deleted: usize,
-    /// People whose account is disabled.
-    pub disabled: usize,
-    /// Passkeys revoked because their owner left.
-    pub revoked: usize,
+/// A person with the keys and passkeys Keyward holds for them.
+#[derive(Debug, Clone)]
+pub struct PersonRecord {
+    /// The person.
+    pub person: Person,
+    /// The keys holding any of their passkeys.
+    pub keys: Vec<SecurityKey>,
+    /// Their passkeys, managed and discovered, oldest first.
+    pub passkeys: Vec<Passkey>,
 }
 
 impl Service {
+    /// One page of people in UPN order, those whose UPN or display name contains `search`.
+    pub async fn people(
+        &self,
+        caller: &Caller,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Listed<Person>, ServiceError> {
+        caller.require(Permission::PeopleRead)?;
+        let limit = cursor::limit(limit)?;
+        let after = after.map(|c| cursor::decode(c, 1)).transpose()?;
+        let after_upn = after.as_ref().map(|k| k[0].as_str());
+        let rows = people::list(&self.store, search, after_upn, limit + 1).await?;
+        Ok(Listed::page(rows, limit, |p| cursor::encode(&[&p.upn])))
+    }
+
+    /// A person (by id or UPN) with their keys and passkeys.
+    pub async fn person(&self, caller: &Caller, who: &PersonRef) -> Result<PersonRecord, ServiceError> {
+        caller.require(Permission::PeopleRead)?;
+        let person = self.find_person(who).await?;
+        let passkeys = passkeys::list_by_person(&self.store, person.id).await?;
+        let keys = keys::list_by_person(&self.store, person.id).await?;
+        Ok(PersonRecord { person, keys, passkeys })
+    }
+
     /// Links a person to an Entra account, by object id or by looking the UPN up in Entra.
     pub async fn link_person(
         &self,
-        actor: &str,
-        id: PersonId,
+        caller: &Caller,
+        who: &PersonRef,
         object_id: Option<&str>,
         upn: Option<&str>,
-    ) -> Result<Person, ApiError> {
+    ) -> Result<Person, ServiceError> {
+        caller.require(Permission::PeopleLink)?;
+        let id = self.find_person(who).await?.id;
         let (oid, method) = match (object_id, upn) {
             (Some(oid), None) => {
                 uuid::Uuid::parse_str(oid).map_err(|_| {
-                    ApiError::BadRequest(format!("{oid:?} is not an Entra object id (a GUID)"))
+                    ServiceError::Invalid(format!("{oid:?} is not an Entra object id (a GUID)"))
                 })?;
                 (oid.to_owned(), LinkMethod::ObjectId)
             }
@@ -55,33 +82,38 @@ impl Service {
                 let connector = self.connector.get(&self.store).await?;
                 let user = connector.get_user(upn, USER_SELECT).await.map_err(|e| {
                     if e.status() == Some(404) {
-                        ApiError::NotFound(format!("Entra user {upn}"))
+                        ServiceError::NotFound(format!("Entra user {upn}"))
                     } else {
-                        ApiError::Upstream(e.to_string())
+                        ServiceError::Entra(e.to_string())
                     }
                 })?;
                 (user.id, LinkMethod::Upn)
             }
-            _ => return Err(ApiError::BadRequest("give exactly one of `object_id` or `upn`".into())),
+            _ => return Err(ServiceError::Invalid("give exactly one of `object_id` or `upn`".into())),
         };
-        let mut tx = self.store.begin().await.map_err(store_error)?;
-        let person =
-            people::set_link(&mut tx, actor, id, self.slot, &oid, method).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
+        let mut tx = self.store.begin().await?;
+        let person = people::set_link(&mut tx, &caller.actor(), id, self.slot, &oid, method).await?;
+        tx.commit().await?;
         Ok(person)
     }
 
     /// Syncs people from Entra: all users, or the members of one group.
-    pub async fn sync_people(&self, actor: &str, group: Option<&str>) -> Result<SyncReport, ApiError> {
+    pub async fn sync_people(
+        &self,
+        caller: &Caller,
+        group: Option<&str>,
+    ) -> Result<SyncReport, ServiceError> {
+        caller.require(Permission::PeopleSync)?;
+        let actor = &caller.actor();
         let connector = self.connector.get(&self.store).await?;
-        let upstream = |e: keyward_entra::GraphError| ApiError::Upstream(e.to_string());
+        let upstream = |e: keyward_entra::GraphError| ServiceError::Entra(e.to_string());
         let users: Vec<User> = match group {
             Some(name) => {
                 let g = connector
                     .find_group_by_name(name)
                     .await
                     .map_err(upstream)?
-                    .ok_or_else(|| ApiError::NotFound(format!("Entra group {name:?}")))?;
+                    .ok_or_else(|| ServiceError::NotFound(format!("Entra group {name:?}")))?;
                 connector.list_group_members(&g.id, USER_SELECT).await.map_err(upstream)?
             }
             None => connector.list_users(USER_SELECT, 999).await.map_err(upstream)?,
@@ -99,7 +131,7 @@ impl Service {
         let mut report = SyncReport { seen: users.len(), ..Default::default() };
         let mut seen_ids = HashSet::new();
         let mut leavers = Vec::new();
-        let mut tx = self.store.begin().await.map_err(store_error)?;
+        let mut tx = self.store.begin().await?;
         for u in &users {
             let Some(upn) = u.user_principal_name.clone() else { continue };
             seen_ids.insert(u.id.clone());
@@ -110,8 +142,7 @@ impl Service {
                 enabled: u.account_enabled.unwrap_or(true),
                 groups: groups_of.get(&u.id).cloned().unwrap_or_default(),
             };
-            let (person, what) =
-                people::upsert_from_entra(&mut tx, actor, self.slot, &entra).await.map_err(store_error)?;
+            let (person, what) = people::upsert_from_entra(&mut tx, actor, self.slot, &entra).await?;
             match what {
                 Upserted::Created => report.created += 1,
                 Upserted::Updated => report.updated += 1,
@@ -123,66 +154,125 @@ impl Service {
             }
         }
         if group.is_none() {
-            for person in people::list_linked(&self.store, self.slot).await.map_err(store_error)? {
+            for person in people::list_linked(&self.store, self.slot).await? {
                 let gone = person.entra_object_id(self.slot).is_some_and(|oid| !seen_ids.contains(oid));
                 if gone && !person.deleted_in_entra {
-                    people::mark_deleted(&mut tx, actor, person.id).await.map_err(store_error)?;
+                    people::mark_deleted(&mut tx, actor, person.id).await?;
                     report.deleted += 1;
                     leavers.push(Person { deleted_in_entra: true, ..person });
                 }
             }
         }
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().await?;
         if self.config.revoke_on_leave {
             for person in leavers {
                 report.revoked +=
-                    self.revoke_person_passkeys(actor, person.id, "left the organisation").await?;
+                    self.revoke_all_of_person(actor, person.id, "left the organisation").await?;
             }
         }
         Ok(report)
     }
 
+    /// Issues a Temporary Access Pass; the pass is returned once and never stored or logged.
+    pub async fn issue_tap(
+        &self,
+        caller: &Caller,
+        who: &PersonRef,
+        lifetime_minutes: Option<u32>,
+        once: Option<bool>,
+    ) -> Result<(TemporaryAccessPass, SecretString), ServiceError> {
+        caller.require(Permission::TapIssue)?;
+        let p = self.find_person(who).await?;
+        let oid =
+            p.issuable_object_id(self.slot).map_err(|e| ServiceError::Refused(e.to_string()))?.to_owned();
+        let connector = self.connector.get(&self.store).await?;
+        let request = TemporaryAccessPassRequest {
+            start_date_time: None,
+            lifetime_in_minutes: lifetime_minutes,
+            is_usable_once: once,
+        };
+        let issued =
+            connector.create_tap(&oid, &request).await.map_err(|e| ServiceError::Entra(e.to_string()))?;
+        let detail = serde_json::json!({
+            "lifetime_minutes": issued.method.lifetime_in_minutes,
+            "once": issued.method.is_usable_once,
+        });
+        let mut tx = self.store.begin().await?;
+        let subject = format!("person:{}", p.id);
+        audit::append(&mut tx, AuditDraft::new(&caller.actor(), "tap.issue", subject).detail(&detail));
+        tx.commit().await?;
+        Ok((issued.method, issued.pass))
+    }
+
     /// Revokes one passkey: deleted from Entra (already gone is fine), then recorded revoked.
     pub async fn revoke_passkey(
         &self,
-        actor: &str,
+        caller: &Caller,
         id: PasskeyId,
         reason: &str,
-    ) -> Result<Passkey, ApiError> {
+    ) -> Result<Passkey, ServiceError> {
+        caller.require(Permission::PasskeysRevoke)?;
+        let actor = &caller.actor();
         let passkey = passkeys::get(&self.store, id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::NotFound(format!("passkey {id}")))?;
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("passkey {id}")))?;
         if passkey.state == PasskeyState::Revoked {
-            return Err(ApiError::Conflict(format!("passkey {id} is already revoked")));
+            return Err(ServiceError::Conflict(format!("passkey {id} is already revoked")));
         }
         let revoked = self.revoke_many(actor, vec![passkey], reason).await?;
         revoked
             .into_iter()
             .next()
-            .ok_or_else(|| ApiError::Upstream(format!("Entra did not delete passkey {id}")))
+            .ok_or_else(|| ServiceError::Entra(format!("Entra did not delete passkey {id}")))
     }
 
-    /// Revokes every registered passkey of a person; returns how many.
+    /// Revokes every registered passkey of a person (by id or UPN); returns how many.
     pub async fn revoke_person_passkeys(
+        &self,
+        caller: &Caller,
+        who: &PersonRef,
+        reason: &str,
+    ) -> Result<usize, ServiceError> {
+        caller.require(Permission::PasskeysRevoke)?;
+        let id = self.find_person(who).await?.id;
+        self.revoke_all_of_person(&caller.actor(), id, reason).await
+    }
+
+    /// Revokes every registered passkey of a person on behalf of an operation that checked its
+    /// own permission (a sync's leavers).
+    async fn revoke_all_of_person(
         &self,
         actor: &str,
         id: PersonId,
         reason: &str,
-    ) -> Result<usize, ApiError> {
-        let all = passkeys::list_by_person(&self.store, id).await.map_err(store_error)?;
+    ) -> Result<usize, ServiceError> {
+        let all = passkeys::list_by_person(&self.store, id).await?;
         let live: Vec<Passkey> = all.into_iter().filter(|p| p.state == PasskeyState::Registered).collect();
         Ok(self.revoke_many(actor, live, reason).await?.len())
     }
 
-    /// Revokes every registered passkey on a key ("device removal"); returns how many.
+    /// Revokes every registered passkey on a key (by id or serial: "device removal"); returns
+    /// how many.
     pub async fn revoke_key_passkeys(
         &self,
-        actor: &str,
-        id: SecurityKeyId,
+        caller: &Caller,
+        key: &str,
         reason: &str,
-    ) -> Result<usize, ApiError> {
-        let all = passkeys::list_by_key(&self.store, id).await.map_err(store_error)?;
+    ) -> Result<usize, ServiceError> {
+        caller.require(Permission::PasskeysRevoke)?;
+        let id = self.find_key(key).await?.id;
+        self.revoke_all_on_key(&caller.actor(), id, reason).await
+    }
+
+    /// Revokes every registered passkey on a key for an operation that checked its own
+    /// permission (a key reported lost).
+    pub(crate) async fn revoke_all_on_key(
+        &self,
+        actor: &str,
+        id: keyward_core::SecurityKeyId,
+        reason: &str,
+    ) -> Result<usize, ServiceError> {
+        let all = passkeys::list_by_key(&self.store, id).await?;
         let live: Vec<Passkey> = all.into_iter().filter(|p| p.state == PasskeyState::Registered).collect();
         Ok(self.revoke_many(actor, live, reason).await?.len())
     }
@@ -193,7 +283,7 @@ impl Service {
         actor: &str,
         list: Vec<Passkey>,
         reason: &str,
-    ) -> Result<Vec<Passkey>, ApiError> {
+    ) -> Result<Vec<Passkey>, ServiceError> {
         if list.is_empty() {
             return Ok(vec![]);
         }
@@ -201,7 +291,7 @@ impl Service {
         let mut owners: HashMap<PersonId, Person> = HashMap::new();
         for p in &list {
             if !owners.contains_key(&p.person_id)
-                && let Some(person) = people::get(&self.store, p.person_id).await.map_err(store_error)?
+                && let Some(person) = people::get(&self.store, p.person_id).await?
             {
                 owners.insert(p.person_id, person);
             }
@@ -220,7 +310,7 @@ impl Service {
             let results = connector
                 .delete_fido2_methods(&pairs)
                 .await
-                .map_err(|e| ApiError::Upstream(e.to_string()))?;
+                .map_err(|e| ServiceError::Entra(e.to_string()))?;
             for ((id, _, _), r) in to_delete.iter().zip(results) {
                 if !r.is_success_or_gone() {
                     failed.insert(*id);
@@ -231,16 +321,16 @@ impl Service {
             }
         }
         let mut done = Vec::new();
-        let mut tx = self.store.begin().await.map_err(store_error)?;
+        let mut tx = self.store.begin().await?;
         for p in list.into_iter().filter(|p| !failed.contains(&p.id)) {
-            done.push(passkeys::revoke(&mut tx, actor, &p, reason).await.map_err(store_error)?);
+            done.push(passkeys::revoke(&mut tx, actor, &p, reason).await?);
             Metrics::count(&self.metrics.revocations, "revoked");
         }
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().await?;
         if let Some(e) = first_error
             && done.is_empty()
         {
-            return Err(ApiError::Upstream(format!("Entra refused to delete the passkey: {e}")));
+            return Err(ServiceError::Entra(format!("Entra refused to delete the passkey: {e}")));
         }
         Ok(done)
     }

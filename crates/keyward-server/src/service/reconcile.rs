@@ -13,44 +13,43 @@
 //! time.
 
 use keyward_core::{
-    IssuanceState, KeyState, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Person, PersonId,
+    IssuanceState, KeyState, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Permission, Person, PersonId,
 };
+use keyward_proto::inventory::ReconcileReport;
 use keyward_store::{issuances, keys, passkeys, people};
 use keyward_webauthn::b64;
 use keyward_webauthn::graph::Fido2Method;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Service, store_error};
-use crate::error::ApiError;
-
-/// What reconcile did.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct ReconcileReport {
-    /// People compared.
-    pub people: usize,
-    /// Pending passkeys found registered in Entra.
-    pub finished: usize,
-    /// Pending passkeys that never reached Entra.
-    pub abandoned: usize,
-    /// Registered passkeys deleted in Entra, now revoked.
-    pub revoked: usize,
-    /// Methods in Entra that Keyward did not issue, now recorded.
-    pub discovered: usize,
-    /// People whose methods could not be read (with the reason).
-    pub errors: Vec<String>,
-}
+use super::issuance::PersonRef;
+use super::{Caller, Service, ServiceError};
 
 impl Service {
-    /// Reconciles one person, or everyone linked when `person` is `None`.
+    /// Reconciles one person (by id or UPN), or everyone linked when `person` is `None`.
     pub async fn reconcile(
+        &self,
+        caller: &Caller,
+        person: Option<&PersonRef>,
+    ) -> Result<ReconcileReport, ServiceError> {
+        caller.require(Permission::JobsRun)?;
+        let person = match person {
+            Some(r) => Some(self.find_person(r).await?.id),
+            None => None,
+        };
+        self.reconcile_as(&caller.actor(), person).await
+    }
+
+    /// Reconciles for an operation that checked its own permission (failing an issuance whose
+    /// person has a pending passkey).
+    pub(crate) async fn reconcile_as(
         &self,
         actor: &str,
         person: Option<PersonId>,
-    ) -> Result<ReconcileReport, ApiError> {
+    ) -> Result<ReconcileReport, ServiceError> {
         let people: Vec<Person> = match person {
-            Some(id) => vec![self.find_person(&super::issuance::PersonRef::Id(id)).await?],
-            None => people::list_linked(&self.store, self.slot).await.map_err(store_error)?,
+            Some(id) => vec![self.find_person(&PersonRef::Id(id)).await?],
+            None => people::list_linked(&self.store, self.slot).await?,
         };
         let people: Vec<Person> = people
             .into_iter()
@@ -61,8 +60,10 @@ impl Service {
         for chunk in people.chunks(20) {
             let ids: Vec<String> =
                 chunk.iter().map(|p| p.entra_object_id(self.slot).unwrap_or_default().to_owned()).collect();
-            let results =
-                connector.list_fido2_methods_of(&ids).await.map_err(|e| ApiError::Upstream(e.to_string()))?;
+            let results = connector
+                .list_fido2_methods_of(&ids)
+                .await
+                .map_err(|e| ServiceError::Entra(e.to_string()))?;
             for (person, result) in chunk.iter().zip(results) {
                 match result {
                     Ok(methods) => self.reconcile_person(actor, person, &methods, &mut report).await?,
@@ -79,8 +80,8 @@ impl Service {
         person: &Person,
         methods: &[Fido2Method],
         report: &mut ReconcileReport,
-    ) -> Result<(), ApiError> {
-        let ours = passkeys::list_by_person(&self.store, person.id).await.map_err(store_error)?;
+    ) -> Result<(), ServiceError> {
+        let ours = passkeys::list_by_person(&self.store, person.id).await?;
         let matches = |p: &Passkey, m: &Fido2Method| {
             p.entra_method_id.as_deref() == Some(m.id.as_str())
                 || b64::decode_lenient(&p.credential_id)
@@ -99,9 +100,9 @@ impl Service {
                     report.abandoned += 1;
                 }
                 (PasskeyState::Registered, None) => {
-                    let mut tx = self.store.begin().await.map_err(store_error)?;
-                    passkeys::revoke(&mut tx, actor, p, "deleted in Entra").await.map_err(store_error)?;
-                    tx.commit().await.map_err(store_error)?;
+                    let mut tx = self.store.begin().await?;
+                    passkeys::revoke(&mut tx, actor, p, "deleted in Entra").await?;
+                    tx.commit().await?;
                     report.revoked += 1;
                 }
                 _ => {}
@@ -127,60 +128,60 @@ impl Service {
                 state: PasskeyState::Registered,
                 origin: PasskeyOrigin::Discovered,
             };
-            let mut tx = self.store.begin().await.map_err(store_error)?;
-            passkeys::insert(&mut tx, actor, &discovered).await.map_err(store_error)?;
-            tx.commit().await.map_err(store_error)?;
+            let mut tx = self.store.begin().await?;
+            passkeys::insert(&mut tx, actor, &discovered).await?;
+            tx.commit().await?;
             report.discovered += 1;
         }
         Ok(())
     }
 
     /// The issuance that produced a pending passkey (the newest options-issued one of the person).
-    async fn issuance_of(&self, p: &Passkey) -> Result<Option<keyward_core::Issuance>, ApiError> {
-        let list = issuances::list(&self.store, Some(p.person_id), None, 1000).await.map_err(store_error)?;
+    async fn issuance_of(&self, p: &Passkey) -> Result<Option<keyward_core::Issuance>, ServiceError> {
+        let list = issuances::list(&self.store, Some(p.person_id), None, None, 1000).await?;
         Ok(list
             .into_iter()
             .filter(|i| i.state == IssuanceState::OptionsIssued)
             .find(|i| i.security_key_id == p.security_key_id || p.security_key_id.is_none()))
     }
 
-    async fn pending_expired(&self, p: &Passkey, now: OffsetDateTime) -> Result<bool, ApiError> {
+    async fn pending_expired(&self, p: &Passkey, now: OffsetDateTime) -> Result<bool, ServiceError> {
         Ok(match self.issuance_of(p).await? {
             Some(i) => i.challenge_expired(now),
             None => now - p.created_at > time::Duration::hours(1),
         })
     }
 
-    async fn finish_pending(&self, actor: &str, p: &Passkey, method_id: &str) -> Result<(), ApiError> {
+    async fn finish_pending(&self, actor: &str, p: &Passkey, method_id: &str) -> Result<(), ServiceError> {
         let issuance = self.issuance_of(p).await?;
-        let mut tx = self.store.begin().await.map_err(store_error)?;
-        passkeys::mark_registered(&mut tx, actor, p, method_id, None).await.map_err(store_error)?;
+        let mut tx = self.store.begin().await?;
+        passkeys::mark_registered(&mut tx, actor, p, method_id, None).await?;
         if let Some(mut i) = issuance {
             let from = i.state;
-            i.transition(IssuanceState::Registered).map_err(|e| ApiError::Conflict(e.to_string()))?;
-            issuances::transition(&mut tx, actor, from, &i).await.map_err(store_error)?;
+            i.transition(IssuanceState::Registered).map_err(|e| ServiceError::Conflict(e.to_string()))?;
+            issuances::transition(&mut tx, actor, from, &i).await?;
         }
         if let Some(kid) = p.security_key_id
-            && let Some(k) = keys::get(&self.store, kid).await.map_err(store_error)?
+            && let Some(k) = keys::get(&self.store, kid).await?
             && k.state == KeyState::Available
         {
-            keys::set_state(&mut tx, actor, kid, KeyState::Issued).await.map_err(store_error)?;
+            keys::set_state(&mut tx, actor, kid, KeyState::Issued).await?;
         }
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn abandon_pending(&self, actor: &str, p: &Passkey) -> Result<(), ApiError> {
+    async fn abandon_pending(&self, actor: &str, p: &Passkey) -> Result<(), ServiceError> {
         let issuance = self.issuance_of(p).await?;
         let reason = "the registration never reached Entra and its challenge expired";
-        let mut tx = self.store.begin().await.map_err(store_error)?;
-        passkeys::discard_pending(&mut tx, actor, p, reason).await.map_err(store_error)?;
+        let mut tx = self.store.begin().await?;
+        passkeys::discard_pending(&mut tx, actor, p, reason).await?;
         if let Some(mut i) = issuance {
             let from = i.state;
-            i.fail(reason).map_err(|e| ApiError::Conflict(e.to_string()))?;
-            issuances::transition(&mut tx, actor, from, &i).await.map_err(store_error)?;
+            i.fail(reason).map_err(|e| ServiceError::Conflict(e.to_string()))?;
+            issuances::transition(&mut tx, actor, from, &i).await?;
         }
-        tx.commit().await.map_err(store_error)?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -156,7 +156,10 @@ impl Stack {
             ..ServerConfig::default()
         };
         let service = Service::open(config).await.unwrap();
-        let (_, admin) = service.create_token("bootstrap", "admin", Role::Admin).await.unwrap();
+        let (_, admin) = service
+            .create_token(&keyward_server::Caller::host("bootstrap"), "admin", Role::Admin)
+            .await
+            .unwrap();
         let mut connector = ConnectorConfig::with_secret(
             &sim.sim.read(|t| t.tenant_id.clone()),
             APP,
@@ -164,7 +167,7 @@ impl Stack {
         )
         .pointed_at(&sim.base_url);
         connector.retry.base_delay = Duration::from_millis(5);
-        service.set_connector("bootstrap", connector).await.unwrap();
+        service.set_connector(&keyward_server::Caller::host("bootstrap"), connector).await.unwrap();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -11,7 +11,7 @@
 
 use std::io::BufRead;
 
-use keyward_server::service::jobs::BulkRow;
+use keyward_proto::jobs::BulkRow;
 
 /// Longest line accepted, in bytes.
 pub const MAX_LINE: usize = 4096;

@@ -5,7 +5,7 @@
 use std::io::BufRead;
 use std::time::Instant;
 
-use keyward_server::api::jobs::UnitResult;
+use keyward_proto::jobs::UnitResult;
 use serde_json::json;
 
 use super::RunSummary;

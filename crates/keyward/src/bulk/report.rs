@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use keyward_server::service::jobs::UnitOutcome;
+use keyward_proto::jobs::UnitOutcome;
 use serde_json::Value;
 
 use super::RunSummary;

@@ -8,8 +8,8 @@
 //! and the person is provisioned from the start on a fresh vault. The unit's outcome goes to the
 //! server under the unit's lease; a result never contains a PIN.
 
-use keyward_server::api::jobs::UnitResult;
-use keyward_server::service::jobs::UnitLease;
+use keyward_proto::jobs::UnitLease;
+use keyward_proto::jobs::UnitResult;
 use serde_json::json;
 
 use super::soft::SoftKeys;

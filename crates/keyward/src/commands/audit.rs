@@ -56,7 +56,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
                     "--limit must be between 1 and 1000; use `keyward audit export` for everything"
                 );
             }
-            let events = api.audit(after, limit).await?;
+            let events = api.audit(after, None, limit).await?.items;
             let mut table = Table::new(&["seq", "at", "actor", "action", "subject", "outcome", "detail"]);
             for e in &events {
                 table.row(vec![
@@ -91,18 +91,18 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
                 )),
                 None => Box::new(std::io::stdout().lock()),
             };
-            let mut after = None;
+            let mut after: Option<String> = None;
             let mut count = 0usize;
             loop {
-                let page = api.audit(after, 1000).await?;
-                for e in &page {
+                let page = api.audit(None, after.as_deref(), 1000).await?;
+                for e in &page.items {
                     serde_json::to_writer(&mut sink, e)?;
                     sink.write_all(b"\n")?;
                 }
-                count += page.len();
-                match page.last() {
-                    Some(last) if page.len() == 1000 => after = Some(last.seq),
-                    _ => break,
+                count += page.items.len();
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
                 }
             }
             sink.flush()?;

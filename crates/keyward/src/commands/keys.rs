@@ -5,8 +5,8 @@
 //! many passkeys went with it.
 
 use clap::{Args, Subcommand};
-use keyward_server::api::inventory::NewKey;
-use keyward_server::api::views::KeyView;
+use keyward_proto::inventory::KeyView;
+use keyward_proto::inventory::NewKey;
 
 use super::{ClientArgs, when_not_found};
 

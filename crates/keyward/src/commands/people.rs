@@ -4,7 +4,7 @@
 //! an enrollment policy); `link` fixes a person whose Entra account could not be matched.
 
 use clap::{Args, Subcommand};
-use keyward_server::api::views::PersonView;
+use keyward_proto::people::PersonView;
 
 use super::{ClientArgs, when_not_found};
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use keyward_server::api::admin::PolicyRequest;
+use keyward_proto::admin::PolicyRequest;
 use serde_json::{Map, Value, json};
 
 use super::ClientArgs;

@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use clap::{Args, Subcommand};
-use keyward_server::api::views::{KeyView, PasskeyView, PersonView};
+use keyward_proto::inventory::{KeyView, PasskeyView};
+use keyward_proto::people::PersonView;
 use serde::Serialize;
 
 use super::ClientArgs;

@@ -16,8 +16,8 @@
 
 use keyward_ctap::client::{PERMISSION_ACFG, PERMISSION_CM, PERMISSION_MC};
 use keyward_ctap::{Client, CtapStatus, MinPinLength, Transport};
-use keyward_server::api::issuances::CompleteRequest;
-use keyward_server::api::views::PasskeyView;
+use keyward_proto::inventory::PasskeyView;
+use keyward_proto::issuances::CompleteRequest;
 use keyward_webauthn::registration::RegistrationPlan;
 use keyward_webauthn::{ENTRA_RP_ID, b64};
 use secrecy::SecretString;

@@ -1,0 +1,109 @@
+//! API tokens: made, listed (never shown again), revoked, and resolved to a [`Caller`].
+//!
+//! Tokens are made and stored by `keyward_store::tokens`: only their SHA-256 is kept, so a copy
+//! of the database does not hand out access. Looking a token up on every request would make the
+//! store the bottleneck of every read, so resolved tokens are cached in memory for a short time;
+//! revoking a token through this server drops it from the cache at once, and other servers on the
+//! same database see the revocation when their cache entry expires.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use keyward_core::{ApiTokenId, Permission, Role};
+use keyward_store::tokens;
+pub use keyward_store::tokens::ApiToken;
+use secrecy::SecretString;
+
+use super::cursor::{self, Listed};
+use super::{Caller, Service, ServiceError};
+
+/// How long a resolved token is trusted without asking the store again.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// A short-lived cache of resolved tokens, keyed by hash.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<String, (Caller, Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<Caller> {
+        let entries = self.entries.lock().expect("token cache poisoned");
+        entries.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(c, _)| c.clone())
+    }
+
+    fn put(&self, hash: String, caller: Caller) {
+        let mut entries = self.entries.lock().expect("token cache poisoned");
+        if entries.len() > 10_000 {
+            entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+        }
+        entries.insert(hash, (caller, Instant::now()));
+    }
+
+    /// Forgets a revoked token at once.
+    pub fn forget(&self, token_id: ApiTokenId) {
+        self.entries.lock().expect("token cache poisoned").retain(|_, (c, _)| c.token_id() != Some(token_id));
+    }
+}
+
+impl Service {
+    /// The caller a presented API token stands for; `None` for an unknown or revoked token.
+    pub async fn authenticate(&self, token: &SecretString) -> Result<Option<Caller>, ServiceError> {
+        let hash = tokens::token_hash(token);
+        if let Some(caller) = self.tokens.get(&hash) {
+            return Ok(Some(caller));
+        }
+        let Some(found) = tokens::authenticate(&self.store, token).await? else { return Ok(None) };
+        let caller = Caller::token(found.id, found.name, found.role);
+        self.tokens.put(hash, caller.clone());
+        Ok(Some(caller))
+    }
+
+    /// One page of API tokens' records (live and revoked), by name.
+    pub async fn tokens(
+        &self,
+        caller: &Caller,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Listed<ApiToken>, ServiceError> {
+        caller.require(Permission::TokensManage)?;
+        let limit = cursor::limit(limit)?;
+        let after = after.map(|c| cursor::decode(c, 1)).transpose()?;
+        let rows = tokens::list(&self.store, after.as_ref().map(|k| k[0].as_str()), limit + 1).await?;
+        Ok(Listed::page(rows, limit, |t| cursor::encode(&[&t.name])))
+    }
+
+    /// Creates an API token; the token is returned once.
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        name: &str,
+        role: Role,
+    ) -> Result<(ApiToken, SecretString), ServiceError> {
+        caller.require(Permission::TokensManage)?;
+        if name.trim().is_empty() || name.len() > 64 {
+            return Err(ServiceError::Invalid("a token name is 1–64 characters".into()));
+        }
+        let mut tx = self.store.begin().await?;
+        let created = tokens::create(&mut tx, &caller.actor(), name, role).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Revokes the token named `name`, at once on this server.
+    pub async fn revoke_token(&self, caller: &Caller, name: &str) -> Result<(), ServiceError> {
+        caller.require(Permission::TokensManage)?;
+        let named = tokens::get_by_name(&self.store, name).await?;
+        let mut tx = self.store.begin().await?;
+        let found = tokens::revoke(&mut tx, &caller.actor(), name).await?;
+        tx.commit().await?;
+        match named {
+            Some(t) if found => {
+                self.tokens.forget(t.id);
+                Ok(())
+            }
+            _ => Err(ServiceError::NotFound(format!("live token named {name:?}"))),
+        }
+    }
+}
