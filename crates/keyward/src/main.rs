@@ -1,18 +1,11 @@
 //! The `keyward` binary: the server, the emulator, the demo and the operator's commands.
 
 mod api_client;
-mod bulk;
 mod commands;
-mod demo_command;
-mod device_command;
-mod doctor_command;
-mod inspect_command;
-mod provision;
-mod serve_command;
-mod sim_command;
-mod softkey_command;
 
 use clap::{Parser, Subcommand};
+
+use commands::{bulk, demo, device, doctor, inspect, provision, serve, sim, softkey};
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers (JSON,
 /// headers, rows), and glibc's allocator was about a tenth of the server's CPU per issuance in a
@@ -31,17 +24,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Emulated tenant + server + soft keys: provision demo people end to end, report, keep serving.
-    Demo(demo_command::DemoArgs),
+    Demo(demo::DemoArgs),
     /// Run the Entra ID emulator alone (tenant seed file, --latency-ms, --throttle, --faults).
-    Sim(sim_command::SimArgs),
+    Sim(sim::SimArgs),
     /// Run the software security key on a socket (`softkey serve --listen unix:PATH`).
-    Softkey(softkey_command::SoftkeyArgs),
+    Softkey(softkey::SoftkeyArgs),
     /// Run the CMS server (configuration: keyward.toml and KEYWARD_* variables).
-    Serve(serve_command::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Server-side administration on the server's host: API tokens.
-    Admin(serve_command::AdminArgs),
+    Admin(serve::AdminArgs),
     /// Look after a security key: info, set-pin, change-pin, reset, credentials, config.
-    Device(device_command::DeviceArgs),
+    Device(device::DeviceArgs),
     /// Put a passkey for one person on a security key, set its PIN and hand the PIN over.
     Provision(provision::command::ProvisionArgs),
     /// Provision everyone in a CSV as a resumable server job (soft keys or USB keys).
@@ -63,9 +56,9 @@ enum Command {
     /// The audit trail: list, verify, export.
     Audit(commands::audit::AuditArgs),
     /// Every reason a registration would fail, with fixes, before any key is touched.
-    Doctor(doctor_command::DoctorArgs),
+    Doctor(doctor::DoctorArgs),
     /// Decode a registration body or attestation object; check it against the tenant's policy.
-    Inspect(inspect_command::InspectArgs),
+    Inspect(inspect::InspectArgs),
     /// Print a shell completion script (bash, zsh, fish, …).
     Completions(commands::completions::CompletionsArgs),
     /// Print the man page, or write one per command with --out DIR.
@@ -82,7 +75,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Command::Serve(args) = cli.command {
         // The server sizes its own runtime from its configuration (see `worker_threads`).
-        return exit_code(serve_command::run(args));
+        return exit_code(serve::run(args));
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -93,14 +86,14 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Demo(args) => demo_command::run(args).await,
-            Command::Sim(args) => sim_command::run(args).await,
-            Command::Softkey(args) => softkey_command::run(args).await,
-            Command::Device(args) => device_command::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Sim(args) => sim::run(args).await,
+            Command::Softkey(args) => softkey::run(args).await,
+            Command::Device(args) => device::run(args).await,
             Command::Provision(args) => provision::command::run(args).await,
             Command::Bulk(args) => bulk::run(args).await,
             Command::Serve(_) => unreachable!("served above on its own runtime"),
-            Command::Admin(args) => serve_command::admin(args).await,
+            Command::Admin(args) => serve::admin(args).await,
             Command::Connector(args) => commands::connector::run(args).await,
             Command::People(args) => commands::people::run(args).await,
             Command::Keys(args) => commands::keys::run(args).await,
@@ -109,8 +102,8 @@ fn main() -> std::process::ExitCode {
             Command::Tap(args) => commands::tap::run(args).await,
             Command::Report(args) => commands::report::run(args).await,
             Command::Audit(args) => commands::audit::run(args).await,
-            Command::Doctor(args) => doctor_command::run(args).await,
-            Command::Inspect(args) => inspect_command::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
+            Command::Inspect(args) => inspect::run(args).await,
             Command::Completions(args) => {
                 commands::completions::completions(args, <Cli as clap::CommandFactory>::command())
             }

@@ -8,14 +8,23 @@
 //! ([`output`]).
 
 pub mod audit;
+pub mod bulk;
 pub mod completions;
 pub mod connector;
+pub mod demo;
+pub mod device;
+pub mod doctor;
+pub mod inspect;
 pub mod keys;
 pub mod output;
 pub mod passkeys;
 pub mod people;
 pub mod policy;
+pub mod provision;
 pub mod report;
+pub mod serve;
+pub mod sim;
+pub mod softkey;
 pub mod tap;
 
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //! — then tells the server how it was handed over (never what it is).
 //!
 //! Keys are opened and typed PINs read with the same code as `keyward device`
-//! ([`crate::device_command::open`], [`crate::device_command::read_secret`]), so `--key`,
+//! ([`crate::commands::device::open`], [`crate::commands::device::read_secret`]), so `--key`,
 //! `KEYWARD_PIN` and the no-echo prompt behave the same in both commands.
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use super::flow::{FlowOptions, PinMode, ProvisionRequest, provision_with};
 use super::letter::{Letter, parse_recipient, write_encrypted};
 use super::pin::{Charset, PinGenerator};
 use crate::commands::ClientArgs;
-use crate::device_command::{PIN_ENV, open, open_usb, read_secret};
+use crate::commands::device::{PIN_ENV, open, open_usb, read_secret};
 
 /// How long a re-plugged USB key may take to show up again.
 const REPLUG_WAIT: Duration = Duration::from_secs(30);

@@ -24,7 +24,7 @@ use keyward_softkey::{Config, SoftKey};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::api_client::{ApiClient, ClientConfig};
-use crate::provision::flow::{PinMode, ProvisionRequest, provision_one};
+use crate::commands::provision::flow::{PinMode, ProvisionRequest, provision_one};
 
 /// The demo soft key's AAGUID ("keyward-demo-key" in ASCII).
 const DEMO_AAGUID: [u8; 16] = *b"keyward-demo-key";

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::RunSummary;
 use crate::api_client::ApiClient;
-use crate::provision::flow::{PinMode, ProvisionRequest, provision_one};
+use crate::commands::provision::flow::{PinMode, ProvisionRequest, provision_one};
 
 /// Asks for the next key and waits for Enter (or end of input: stop).
 fn prompt(upn: &str) -> anyhow::Result<bool> {
@@ -54,7 +54,7 @@ pub async fn run(api: &ApiClient, job: &str, lease_secs: u64) -> anyhow::Result<
         }
         let result = async {
             refuse_known_key(api, unit.row.serial.as_deref()).await?;
-            let mut key = crate::device_command::open("hid", None)?;
+            let mut key = crate::commands::device::open("hid", None)?;
             let req = ProvisionRequest {
                 upn: upn.clone(),
                 serial: unit.row.serial.clone(),

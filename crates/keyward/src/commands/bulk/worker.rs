@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::soft::SoftKeys;
 use crate::api_client::ApiClient;
-use crate::provision::flow::{PinMode, ProvisionRequest, provision_one};
-use crate::provision::pin::PinGenerator;
+use crate::commands::provision::flow::{PinMode, ProvisionRequest, provision_one};
+use crate::commands::provision::pin::PinGenerator;
 
 /// Length of the PINs made for `--pin-recipient` (digits; above every common policy minimum).
 const PIN_FILE_LENGTH: usize = 8;

@@ -64,7 +64,7 @@ impl SoftKeys {
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let pin_recipient = pin_recipient
-            .map(crate::provision::letter::parse_recipient)
+            .map(crate::commands::provision::letter::parse_recipient)
             .transpose()
             .map_err(|e| anyhow::anyhow!("--pin-recipient: {e}"))?;
         Ok(Self { dir, passphrase, ca, aaguid, pin_recipient })

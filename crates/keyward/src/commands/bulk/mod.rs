@@ -3,9 +3,9 @@
 //! The server holds the job (`/api/v1/jobs`): one unit per row, judged at creation (duplicates
 //! and people who already hold a registered passkey are skipped). This command claims units
 //! under a lease, provisions each with the same flow as `keyward provision`
-//! ([`crate::provision::flow`]), and reports each unit's outcome. Killed or interrupted, it is
-//! started again with `--resume JOB`: units whose lease expired are claimed again and
-//! [`worker`] looks at what the previous attempt left before doing anything.
+//! ([`crate::commands::provision::flow`]), and reports each unit's outcome. Killed or
+//! interrupted, it is started again with `--resume JOB`: units whose lease expired are claimed
+//! again and [`worker`] looks at what the previous attempt left before doing anything.
 //!
 //! With soft keys (`--key soft:DIR`) `--concurrency N` runs N people at once: each provisioning
 //! spends most of its time waiting on the server and Entra, so the run is bounded by the tenant's
