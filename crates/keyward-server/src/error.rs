@@ -33,6 +33,9 @@ pub enum ApiError {
     /// The thing named in the path does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// The thing named does not exist, said in a whole sentence with what to do.
+    #[error("{0}")]
+    Missing(String),
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -51,6 +54,9 @@ pub enum ApiError {
     /// Keyward is not ready for this (e.g. the connector is not configured).
     #[error("{0}")]
     Unavailable(String),
+    /// The Entra connector is not set up yet.
+    #[error("{0}")]
+    NotConfigured(String),
     /// A fault on our side; details are in the server log under the request id.
     #[error("internal error; the server log has the details")]
     Internal(String),
@@ -62,13 +68,14 @@ impl ApiError {
         match self {
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::NotFound(_) | Self::Missing(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "refused"),
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "entra_error"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -95,11 +102,13 @@ impl From<ServiceError> for ApiError {
         match e {
             e @ ServiceError::Forbidden { .. } => Self::Forbidden(e.to_string()),
             ServiceError::NotFound(what) => Self::NotFound(what),
+            e @ ServiceError::UnknownPerson(_) => Self::Missing(e.to_string()),
             ServiceError::Invalid(why) => Self::BadRequest(why),
             ServiceError::Refused(why) => Self::Refused(why),
             ServiceError::Conflict(why) => Self::Conflict(why),
             ServiceError::Entra(why) => Self::Upstream(why),
             ServiceError::Unavailable(why) => Self::Unavailable(why),
+            ServiceError::NotConfigured(why) => Self::NotConfigured(why),
             ServiceError::Store(e) => Self::internal(e),
             ServiceError::Internal(detail) => Self::Internal(detail),
         }

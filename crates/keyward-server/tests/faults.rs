@@ -140,5 +140,6 @@ async fn failing_an_issuance_whose_answer_was_lost_records_the_passkey_instead()
     let (_, now) = stack.call(Role::Operator, "GET", &format!("/api/v1/issuances/{id}"), None).await;
     assert_eq!(now["state"], "registered", "{now}");
     let (_, registered) = stack.call(Role::Operator, "GET", "/api/v1/passkeys?state=registered", None).await;
+    let registered = registered["items"].clone();
     assert_eq!(registered.as_array().unwrap().len(), 1, "{registered}");
 }

@@ -236,14 +236,20 @@ pub async fn progress(store: &Store, job: JobId) -> Result<JobProgress> {
     Ok(p)
 }
 
-/// The units of a job in order after position `after_seq`, at most `limit`, for the report.
-pub async fn report(store: &Store, job: JobId, after_seq: i64, limit: i64) -> Result<Vec<UnitReport>> {
+/// The units of a job in order, after position `after_seq` (from the first when `None`), at
+/// most `limit`, for the report.
+pub async fn report(
+    store: &Store,
+    job: JobId,
+    after_seq: Option<i64>,
+    limit: i64,
+) -> Result<Vec<UnitReport>> {
     let rows = Stmt::new(
         "SELECT seq, payload, state, result, attempts FROM job_unit WHERE job_id = $1 AND seq > $2
          ORDER BY seq LIMIT $3",
     )
     .bind(job.to_string())
-    .bind(after_seq)
+    .bind(after_seq.unwrap_or(-1))
     .bind(limit)
     .fetch_all(store)
     .await?;

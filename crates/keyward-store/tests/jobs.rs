@@ -64,7 +64,7 @@ async fn crashed_workers_units_are_taken_over_and_completion_is_idempotent(store
     );
     let retry = jobs::claim(&store, Some(job), 10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(retry.iter().map(|u| (u.seq, u.attempts)).collect::<Vec<_>>(), [(2, 2)]);
-    let report = jobs::report(&store, job, 0, 1000).await.unwrap();
+    let report = jobs::report(&store, job, None, 1000).await.unwrap();
     assert_eq!(report[3].result.as_deref(), Some("user not found"));
     assert_eq!(report[3].state, "failed");
 }

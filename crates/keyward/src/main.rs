@@ -1,11 +1,15 @@
 //! The `keyward` binary: the server, the emulator, the demo and the operator's commands.
+//!
+//! `main` only parses and dispatches: the server-side commands live in [`commands`], the
+//! operator's in `keyward-cli`.
 
-mod api_client;
 mod commands;
 
 use clap::{Parser, Subcommand};
-
-use commands::{bulk, demo, device, doctor, inspect, provision, serve, sim, softkey};
+use commands::{admin, completions, demo, inspect, serve, sim};
+use keyward_cli::commands::{
+    audit, bulk, connector, device, doctor, keys, passkeys, people, policy, provision, report, softkey, tap,
+};
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers (JSON,
 /// headers, rows), and glibc's allocator was about a tenth of the server's CPU per issuance in a
@@ -32,7 +36,7 @@ enum Command {
     /// Run the CMS server (configuration: keyward.toml and KEYWARD_* variables).
     Serve(serve::ServeArgs),
     /// Server-side administration on the server's host: API tokens.
-    Admin(serve::AdminArgs),
+    Admin(admin::AdminArgs),
     /// Look after a security key: info, set-pin, change-pin, reset, credentials, config.
     Device(device::DeviceArgs),
     /// Put a passkey for one person on a security key, set its PIN and hand the PIN over.
@@ -40,29 +44,29 @@ enum Command {
     /// Provision everyone in a CSV as a resumable server job (soft keys or USB keys).
     Bulk(bulk::BulkArgs),
     /// The server's connection to Entra ID: show, test, validate-cert, set.
-    Connector(commands::connector::ConnectorArgs),
+    Connector(connector::ConnectorArgs),
     /// People Keyward issues passkeys to: sync from Entra, list, show, link, revoke.
-    People(commands::people::PeopleArgs),
+    People(people::PeopleArgs),
     /// Inventory and lifecycle of physical keys: list, show, add, revoke, lost, dispose, suspend.
-    Keys(commands::keys::KeysArgs),
+    Keys(keys::KeysArgs),
     /// Passkeys issued and found in Entra: list [--unmanaged], revoke, reconcile.
-    Passkeys(commands::passkeys::PasskeysArgs),
+    Passkeys(passkeys::PasskeysArgs),
     /// Entra FIDO2 method policy (state, targets, self-service, attestation, AAGUIDs); enrollment policies.
-    Policy(commands::policy::PolicyArgs),
+    Policy(policy::PolicyArgs),
     /// Temporary Access Pass for onboarding: tap issue --user UPN.
-    Tap(commands::tap::TapArgs),
+    Tap(tap::TapArgs),
     /// Reports: coverage and inventory, as a table, CSV or JSON.
-    Report(commands::report::ReportArgs),
+    Report(report::ReportArgs),
     /// The audit trail: list, verify, export.
-    Audit(commands::audit::AuditArgs),
+    Audit(audit::AuditArgs),
     /// Every reason a registration would fail, with fixes, before any key is touched.
     Doctor(doctor::DoctorArgs),
     /// Decode a registration body or attestation object; check it against the tenant's policy.
     Inspect(inspect::InspectArgs),
     /// Print a shell completion script (bash, zsh, fish, …).
-    Completions(commands::completions::CompletionsArgs),
+    Completions(completions::CompletionsArgs),
     /// Print the man page, or write one per command with --out DIR.
-    Man(commands::completions::ManArgs),
+    Man(completions::ManArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -93,21 +97,21 @@ fn main() -> std::process::ExitCode {
             Command::Provision(args) => provision::command::run(args).await,
             Command::Bulk(args) => bulk::run(args).await,
             Command::Serve(_) => unreachable!("served above on its own runtime"),
-            Command::Admin(args) => serve::admin(args).await,
-            Command::Connector(args) => commands::connector::run(args).await,
-            Command::People(args) => commands::people::run(args).await,
-            Command::Keys(args) => commands::keys::run(args).await,
-            Command::Passkeys(args) => commands::passkeys::run(args).await,
-            Command::Policy(args) => commands::policy::run(args).await,
-            Command::Tap(args) => commands::tap::run(args).await,
-            Command::Report(args) => commands::report::run(args).await,
-            Command::Audit(args) => commands::audit::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
+            Command::Connector(args) => connector::run(args).await,
+            Command::People(args) => people::run(args).await,
+            Command::Keys(args) => keys::run(args).await,
+            Command::Passkeys(args) => passkeys::run(args).await,
+            Command::Policy(args) => policy::run(args).await,
+            Command::Tap(args) => tap::run(args).await,
+            Command::Report(args) => report::run(args).await,
+            Command::Audit(args) => audit::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Inspect(args) => inspect::run(args).await,
             Command::Completions(args) => {
-                commands::completions::completions(args, <Cli as clap::CommandFactory>::command())
+                completions::completions(args, <Cli as clap::CommandFactory>::command())
             }
-            Command::Man(args) => commands::completions::man(args, <Cli as clap::CommandFactory>::command()),
+            Command::Man(args) => completions::man(args, <Cli as clap::CommandFactory>::command()),
         }
     });
     exit_code(result)

@@ -72,3 +72,12 @@ fn the_wire_types_depend_on_no_logic() {
     let deps = workspace_dependencies();
     assert_eq!(deps["keyward-proto"], ["keyward-webauthn"], "keyward-proto holds serde types only");
 }
+
+#[test]
+fn the_operator_cli_talks_to_the_server_only_through_the_api() {
+    let deps = workspace_dependencies();
+    for forbidden in ["keyward-server", "keyward-store", "keyward-sim"] {
+        assert!(!deps["keyward-cli"].iter().any(|d| d == forbidden), "keyward-cli depends on {forbidden}");
+    }
+    assert!(deps["keyward-cli"].iter().any(|d| d == "keyward-proto"), "keyward-cli speaks keyward-proto");
+}

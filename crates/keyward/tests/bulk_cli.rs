@@ -302,7 +302,8 @@ fn a_killed_soft_key_run_resumes_and_provisions_everyone_exactly_once() {
     let upns: Vec<String> = (0..USERS).map(upn).collect();
     assert_eq!(stack.entra_methods(&upns), vec![1; USERS]);
     // Keyward: one registered passkey each, and a vault for each of them and nobody else.
-    let (_, passkeys) = stack.call("GET", "/api/v1/passkeys?state=registered", None);
+    let (_, passkeys) = stack.call("GET", "/api/v1/passkeys?state=registered&limit=1000", None);
+    let passkeys = passkeys["items"].clone();
     assert_eq!(passkeys.as_array().unwrap().len(), USERS, "{passkeys}");
     let mut vaults: Vec<String> = std::fs::read_dir(&keys)
         .unwrap()

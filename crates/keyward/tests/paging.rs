@@ -55,6 +55,7 @@ fn a_client_pages_through_100_000_people_with_flat_server_memory() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(fill(&database_url));
+    let _ = rustls::crypto::ring::default_provider().install_default();
 
     let mut serve = keyward();
     serve.args(["serve", "--listen", "127.0.0.1:0"]);

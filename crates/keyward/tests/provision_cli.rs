@@ -227,7 +227,7 @@ impl Stack {
     fn audit_actions(&self) -> Vec<Value> {
         let (status, events) = self.api("GET", "/api/v1/audit?limit=500", None);
         assert_eq!(status, 200, "{events}");
-        events.as_array().cloned().unwrap()
+        events["items"].as_array().cloned().unwrap()
     }
 
     /// Asserts that `secret` is in no file of the test directory (logs, database, letters, state).
@@ -291,6 +291,7 @@ fn random_pin_is_shown_once_works_and_the_passkey_is_in_entra() {
     let methods = stack.entra_methods(UPN);
     assert_eq!(methods.len(), 1, "{methods:?}");
     let (_, passkeys) = stack.api("GET", &format!("/api/v1/passkeys?person={UPN}"), None);
+    let passkeys = passkeys["items"].clone();
     assert_eq!(passkeys[0]["state"], "registered", "{passkeys}");
     assert_eq!(passkeys[0]["id"].as_str(), Some(stdout.trim()));
     let (status, key) = stack.api("GET", "/api/v1/keys/SK-R1", None);
@@ -352,6 +353,7 @@ fn the_letter_opens_with_the_identity_only_and_holds_the_working_pin() {
     let (_, stderr) = text(&bad);
     assert!(!bad.status.success() && stderr.contains("age-keygen"), "{stderr}");
     let (_, issuances) = stack.api("GET", &format!("/api/v1/issuances?person={UPN}"), None);
+    let issuances = issuances["items"].clone();
     assert_eq!(issuances.as_array().map(Vec::len), Some(0), "{issuances}");
     let out = stack.provision(
         &[
@@ -424,6 +426,7 @@ fn a_refused_registration_removes_the_credential_and_fails_the_issuance() {
     assert!(listed.status.success(), "{err}");
     assert!(list.starts_with("0 discoverable credentials") && !list.contains("rp:"), "{list}");
     let (_, issuances) = stack.api("GET", &format!("/api/v1/issuances?person={UPN}"), None);
+    let issuances = issuances["items"].clone();
     assert_eq!(issuances[0]["state"], "failed", "{issuances}");
     assert!(issuances[0]["failure_reason"].as_str().is_some_and(|r| !r.is_empty()), "{issuances}");
     assert!(stack.entra_methods(UPN).is_empty());
@@ -503,6 +506,7 @@ fn provisioning_survives_lost_answers_from_entra_with_exactly_one_passkey() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stack.entra_methods(UPN).len(), 1, "the passkey must be registered exactly once");
     let (_, passkeys) = stack.api("GET", &format!("/api/v1/passkeys?person={UPN}"), None);
+    let passkeys = passkeys["items"].clone();
     assert_eq!(passkeys.as_array().unwrap().len(), 1, "{passkeys}");
     assert_eq!(passkeys[0]["state"], "registered", "{passkeys}");
     assert_eq!(passkeys[0]["id"].as_str(), Some(stdout.trim()));

@@ -87,7 +87,7 @@ impl Caller {
     /// What kind of caller this is, for a refusal's message (`role auditor`, `system:scheduler`).
     fn kind(&self) -> String {
         match &self.who {
-            Who::Token { role, .. } => format!("role `{role}`"),
+            Who::Token { role, .. } => format!("your role `{role}`"),
             Who::System { name, .. } => format!("system:{name}"),
             Who::Host { name } => format!("host:{name}"),
         }

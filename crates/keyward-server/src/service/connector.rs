@@ -54,12 +54,12 @@ impl ConnectorSlot {
             return Ok(c.clone());
         }
         let config = self.load(store).await?.ok_or_else(|| {
-            ServiceError::Unavailable(
+            ServiceError::NotConfigured(
                 "the Entra connector is not configured; an administrator sets its tenant, client id and credential first".into(),
             )
         })?;
         if !config.enabled {
-            return Err(ServiceError::Unavailable(
+            return Err(ServiceError::NotConfigured(
                 "the Entra connector is disabled; enable it in the connector settings".into(),
             ));
         }

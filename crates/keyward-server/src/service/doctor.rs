@@ -136,7 +136,7 @@ impl Service {
         };
         let person = match self.find_person(&reference).await {
             Ok(p) => p,
-            Err(ServiceError::NotFound(_)) => {
+            Err(ServiceError::NotFound(_) | ServiceError::UnknownPerson(_)) => {
                 r.block(
                     "user.keyward",
                     format!("{who} is not a person in Keyward"),

@@ -13,7 +13,7 @@ use keyward_store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The caller does not hold the permission.
-    #[error("{caller} may not {permission}; ask an administrator for a role that may")]
+    #[error("{caller} may not {permission}; ask an administrator for a token with a role that may")]
     Forbidden {
         /// Who asked (`role auditor`, `system:scheduler`).
         caller: String,
@@ -23,6 +23,9 @@ pub enum ServiceError {
     /// The thing named does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// No person has this UPN in Keyward (yet).
+    #[error("person with UPN {0} not found in Keyward; sync people from Entra first, or check the spelling")]
+    UnknownPerson(String),
     /// A value in the request is not valid (what and why).
     #[error("{0}")]
     Invalid(String),
@@ -35,7 +38,10 @@ pub enum ServiceError {
     /// Entra answered with an error or could not be reached.
     #[error("Entra ID: {0}")]
     Entra(String),
-    /// Keyward is not ready for this (the connector is not configured, the database is busy).
+    /// The Entra connector is not configured (or is disabled); an administrator sets it up.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// Keyward is not ready for this (the database is busy or away).
     #[error("{0}")]
     Unavailable(String),
     /// The database failed in a way retrying will not mend (corrupt data, a broken chain).

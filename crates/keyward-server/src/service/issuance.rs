@@ -93,11 +93,9 @@ impl Service {
             PersonRef::Id(id) => people::get(&self.store, *id).await,
             PersonRef::Upn(upn) => people::get_by_upn(&self.store, upn).await,
         }?;
-        found.ok_or_else(|| {
-            ServiceError::NotFound(match r {
-                PersonRef::Id(id) => format!("person {id}"),
-                PersonRef::Upn(upn) => format!("person with UPN {upn} (sync people from Entra first)"),
-            })
+        found.ok_or_else(|| match r {
+            PersonRef::Id(id) => ServiceError::NotFound(format!("person {id}")),
+            PersonRef::Upn(upn) => ServiceError::UnknownPerson(upn.clone()),
         })
     }
 

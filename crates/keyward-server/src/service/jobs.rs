@@ -99,7 +99,7 @@ impl Service {
     async fn judge(&self, upn: &str) -> Result<Option<Verdict>, ServiceError> {
         let person = match self.find_person(&PersonRef::Upn(upn.to_owned())).await {
             Ok(p) => p,
-            Err(ServiceError::NotFound(_)) => {
+            Err(ServiceError::NotFound(_) | ServiceError::UnknownPerson(_)) => {
                 return Ok(Some(Verdict {
                     outcome: "refused".into(),
                     reason: format!("{upn} is not a person Keyward knows; sync people from Entra first"),
@@ -222,8 +222,8 @@ impl Service {
         self.job_status(caller, job).await?;
         let limit = cursor::limit(limit)?;
         let after_seq = match after {
-            Some(c) => cursor::decode(c, 1)?[0].parse::<i64>().map_err(|_| cursor::invalid())?,
-            None => 0,
+            Some(c) => Some(cursor::decode(c, 1)?[0].parse::<i64>().map_err(|_| cursor::invalid())?),
+            None => None,
         };
         let units: Vec<UnitReport> = jobs::report(&self.store, job, after_seq, limit + 1).await?;
         let rows = units

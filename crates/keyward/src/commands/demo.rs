@@ -23,8 +23,8 @@ use keyward_softkey::ca::AttestationCa;
 use keyward_softkey::{Config, SoftKey};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::api_client::{ApiClient, ClientConfig};
-use crate::commands::provision::flow::{PinMode, ProvisionRequest, provision_one};
+use keyward_cli::api_client::{ApiClient, ClientConfig};
+use keyward_cli::commands::provision::flow::{PinMode, ProvisionRequest, provision_one};
 
 /// The demo soft key's AAGUID ("keyward-demo-key" in ASCII).
 const DEMO_AAGUID: [u8; 16] = *b"keyward-demo-key";
@@ -188,7 +188,7 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
 
     // 4. The coverage report.
     println!();
-    crate::commands::report::print_coverage(&api, crate::commands::output::Format::Table).await?;
+    keyward_cli::commands::report::print_coverage(&api, keyward_cli::commands::output::Format::Table).await?;
     let chain = api.verify_audit().await?;
     println!("Audit trail: {} events, chain {}", chain.events, if chain.ok { "verified" } else { "BROKEN" });
     println!();

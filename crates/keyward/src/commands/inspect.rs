@@ -24,7 +24,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::commands::ClientArgs;
+use keyward_cli::commands::ClientArgs;
 
 mod cbor_json;
 

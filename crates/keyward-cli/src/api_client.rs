@@ -186,14 +186,15 @@ impl ApiClient {
             .map_err(|e| ApiClientError::Unreachable { url: self.base.clone(), reason: e.to_string() })?;
         if !(200..300).contains(&status) {
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            return Err(ApiClientError::Api {
-                status,
-                code: body["error"]["code"].as_str().unwrap_or("unknown").to_owned(),
-                message: body["error"]["message"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(300).collect()),
-            });
+            let code = body["error"]["code"].as_str().unwrap_or("unknown").to_owned();
+            let mut message = body["error"]["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+            if code == "not_configured" {
+                message.push_str(" (with `keyward connector set`)");
+            }
+            return Err(ApiClientError::Api { status, code, message });
         }
         let bytes = if bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
         serde_json::from_slice(bytes)

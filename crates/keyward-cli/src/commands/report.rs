@@ -181,9 +181,8 @@ pub fn inventory(people: &[PersonView], passkeys: &[PasskeyView], keys: &[KeyVie
     rows
 }
 
-/// Runs `keyward report …`.
 /// Prints the coverage report (also the demo's closing report).
-pub(crate) async fn print_coverage(api: &crate::api_client::ApiClient, format: Format) -> anyhow::Result<()> {
+pub async fn print_coverage(api: &crate::api_client::ApiClient, format: Format) -> anyhow::Result<()> {
     let people = super::people::all_people(api, None).await?;
     let passkeys = api.passkeys(None, None, Some("registered")).await?;
     let report = coverage(&people, &passkeys);
