@@ -1,5 +1,7 @@
 //! The permission matrix: every operation of the OpenAPI document, called by every role and
-//! without a token, over HTTP. A role the matrix (`Role::allows`) refuses gets 403 — before the
+//! without a token, over HTTP. The document's scopes come from the server's route table; they are
+//! compared first with the list written out below, so a route given the wrong permission fails
+//! here even when the roles happen to agree. A role the matrix (`Role::allows`) refuses gets 403 — before the
 //! body is even read, so the test sends an empty body — and a role it allows never gets 401 or
 //! 403. Without a token every operation is 401. The public routes stay public.
 
@@ -8,6 +10,54 @@ mod support;
 use keyward_core::{Permission, Role};
 use serde_json::{Value, json};
 use support::*;
+
+/// Every operation and the permission it must require, written out by hand.
+const EXPECTED: &[(&str, &str, &str)] = &[
+    ("GET", "/api/v1/people", "people:read"),
+    ("GET", "/api/v1/people/{id}", "people:read"),
+    ("PUT", "/api/v1/people/{id}/link", "people:link"),
+    ("POST", "/api/v1/people/sync", "people:sync"),
+    ("POST", "/api/v1/people/{id}/revoke-passkeys", "passkeys:revoke"),
+    ("POST", "/api/v1/people/{id}/tap", "tap:issue"),
+    ("GET", "/api/v1/issuances", "issuance:read"),
+    ("POST", "/api/v1/issuances", "issuance:create"),
+    ("GET", "/api/v1/issuances/{id}", "issuance:read"),
+    ("POST", "/api/v1/issuances/{id}/approve", "issuance:approve"),
+    ("POST", "/api/v1/issuances/{id}/options", "issuance:create"),
+    ("POST", "/api/v1/issuances/{id}/complete", "issuance:create"),
+    ("POST", "/api/v1/issuances/{id}/cancel", "issuance:cancel"),
+    ("POST", "/api/v1/issuances/{id}/fail", "issuance:create"),
+    ("POST", "/api/v1/issuances/{id}/pin-handover", "issuance:create"),
+    ("GET", "/api/v1/keys", "keys:read"),
+    ("POST", "/api/v1/keys", "keys:manage"),
+    ("GET", "/api/v1/keys/{id}", "keys:read"),
+    ("POST", "/api/v1/keys/{id}/state", "keys:manage"),
+    ("POST", "/api/v1/keys/{id}/revoke-passkeys", "passkeys:revoke"),
+    ("GET", "/api/v1/passkeys", "passkeys:read"),
+    ("POST", "/api/v1/passkeys/{id}/revoke", "passkeys:revoke"),
+    ("GET", "/api/v1/connector", "connector:read"),
+    ("PUT", "/api/v1/connector", "connector:manage"),
+    ("POST", "/api/v1/connector/test", "connector:manage"),
+    ("POST", "/api/v1/connector/validate-certificate", "connector:manage"),
+    ("GET", "/api/v1/enrollment-policies", "policy:read"),
+    ("PUT", "/api/v1/enrollment-policies/{group}", "policy:manage"),
+    ("DELETE", "/api/v1/enrollment-policies/{group}", "policy:manage"),
+    ("GET", "/api/v1/entra/fido2-policy", "policy:read"),
+    ("PATCH", "/api/v1/entra/fido2-policy", "policy:manage"),
+    ("GET", "/api/v1/tokens", "tokens:manage"),
+    ("POST", "/api/v1/tokens", "tokens:manage"),
+    ("DELETE", "/api/v1/tokens/{name}", "tokens:manage"),
+    ("GET", "/api/v1/audit", "audit:read"),
+    ("GET", "/api/v1/audit/export", "audit:export"),
+    ("GET", "/api/v1/audit/verify", "audit:read"),
+    ("GET", "/api/v1/doctor", "people:read"),
+    ("POST", "/api/v1/jobs/reconcile", "jobs:run"),
+    ("POST", "/api/v1/jobs/bulk", "jobs:run"),
+    ("GET", "/api/v1/jobs/{id}", "jobs:run"),
+    ("POST", "/api/v1/jobs/{id}/claim", "jobs:run"),
+    ("POST", "/api/v1/jobs/{id}/units", "jobs:run"),
+    ("GET", "/api/v1/jobs/{id}/report", "jobs:run"),
+];
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", "00000000-0000-4000-8000-000000000000")
@@ -37,7 +87,13 @@ async fn every_route_enforces_the_role_matrix() {
             operations.push((method.to_uppercase(), path.clone(), permission));
         }
     }
-    assert!(operations.len() >= 35, "only {} operations documented", operations.len());
+    let mut documented: Vec<(String, String, String)> =
+        operations.iter().map(|(m, p, perm)| (m.clone(), p.clone(), perm.to_string())).collect();
+    let mut expected: Vec<(String, String, String)> =
+        EXPECTED.iter().map(|(m, p, perm)| (m.to_string(), p.to_string(), perm.to_string())).collect();
+    documented.sort();
+    expected.sort();
+    assert_eq!(documented, expected, "the OpenAPI scopes differ from the permissions this test expects");
     // Every permission of the matrix guards at least one route.
     for p in Permission::ALL {
         assert!(operations.iter().any(|(_, _, q)| q == p), "no route requires {p}");
