@@ -2,6 +2,7 @@
 
 mod api_client;
 mod commands;
+mod desk_key;
 
 use clap::{Parser, Subcommand};
 

@@ -3,8 +3,8 @@
 //! — then tells the server how it was handed over (never what it is).
 //!
 //! Keys are opened and typed PINs read with the same code as `keyward device`
-//! ([`crate::commands::device::open`], [`crate::commands::device::read_secret`]), so `--key`,
-//! `KEYWARD_PIN` and the no-echo prompt behave the same in both commands.
+//! ([`crate::desk_key`]), so `--key`, `KEYWARD_PIN` and the no-echo prompt behave the same in
+//! both commands.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use super::flow::{FlowOptions, PinMode, ProvisionRequest, provision_with};
 use super::letter::{Letter, parse_recipient, write_encrypted};
 use super::pin::{Charset, PinGenerator};
 use crate::commands::ClientArgs;
-use crate::commands::device::{PIN_ENV, open, open_usb, read_secret};
+use crate::desk_key::{PIN_ENV, open, open_usb, read_pin_to_set};
 
 /// How long a re-plugged USB key may take to show up again.
 const REPLUG_WAIT: Duration = Duration::from_secs(30);
@@ -78,15 +78,7 @@ fn progress(line: &str) {
 
 /// Reads a PIN the operator chooses: KEYWARD_PIN, or typed twice without echo.
 fn read_chosen_pin() -> anyhow::Result<SecretString> {
-    if std::env::var_os(PIN_ENV).is_some() {
-        return read_secret(PIN_ENV, "");
-    }
-    let first = read_secret(PIN_ENV, "PIN for the key: ")?;
-    let again = read_secret(PIN_ENV, "repeat the PIN: ")?;
-    if first.expose_secret() != again.expose_secret() {
-        bail!("the two PINs differ; run the command again");
-    }
-    Ok(first)
+    read_pin_to_set(PIN_ENV, "PIN for the key: ", "repeat the PIN: ")
 }
 
 /// Guides a USB reset: the key must be re-plugged, and is used again once it reappears with
