@@ -6,7 +6,7 @@ mod desk_key;
 
 use clap::{Parser, Subcommand};
 
-use commands::{bulk, demo, device, doctor, inspect, provision, serve, sim, softkey};
+use commands::{admin, bulk, demo, device, doctor, inspect, provision, serve, sim, softkey};
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers (JSON,
 /// headers, rows), and glibc's allocator was about a tenth of the server's CPU per issuance in a
@@ -33,7 +33,7 @@ enum Command {
     /// Run the CMS server (configuration: keyward.toml and KEYWARD_* variables).
     Serve(serve::ServeArgs),
     /// Server-side administration on the server's host: API tokens.
-    Admin(serve::AdminArgs),
+    Admin(admin::AdminArgs),
     /// Look after a security key: info, set-pin, change-pin, reset, credentials, config.
     Device(device::DeviceArgs),
     /// Put a passkey for one person on a security key, set its PIN and hand the PIN over.
@@ -94,7 +94,7 @@ fn main() -> std::process::ExitCode {
             Command::Provision(args) => provision::command::run(args).await,
             Command::Bulk(args) => bulk::run(args).await,
             Command::Serve(_) => unreachable!("served above on its own runtime"),
-            Command::Admin(args) => serve::admin(args).await,
+            Command::Admin(args) => admin::run(args).await,
             Command::Connector(args) => commands::connector::run(args).await,
             Command::People(args) => commands::people::run(args).await,
             Command::Keys(args) => commands::keys::run(args).await,

@@ -7,6 +7,7 @@
 //! the server and the token come from ([`ClientArgs`]) and how results are printed
 //! ([`output`]).
 
+pub mod admin;
 pub mod audit;
 pub mod bulk;
 pub mod completions;
