@@ -46,18 +46,20 @@ fn user_entity(c: &Credential) -> Value {
     tmap(user)
 }
 
+/// Whether an RP-bound token (`bound`) may see the credential: only discoverable ones, of its RP.
+fn visible(c: &Credential, bound: Option<&str>) -> bool {
+    c.discoverable && bound.is_none_or(|rp| rp == c.rp_id)
+}
+
 impl Authenticator {
+    /// authenticatorCredentialManagement: continues an enumeration, or checks the PIN token
+    /// and runs one sub-command.
     pub(crate) fn credential_management(&mut self, args: &Args) -> CtapResult<Value> {
         let sub = args.uint(1)?.ok_or(Status::MissingParameter)?;
         let sub = u8::try_from(sub).map_err(|_| Status::InvalidSubcommand)?;
         let params = args.map(2)?.unwrap_or_default();
         if sub == 0x03 || sub == 0x05 {
-            let e = self.enumeration.as_mut().filter(|e| e.next == sub).ok_or(Status::NotAllowed)?;
-            let next = e.left.pop_front().ok_or(Status::NotAllowed)?;
-            if e.left.is_empty() {
-                self.enumeration = None;
-            }
-            return Ok(next);
+            return self.continue_enumeration(sub);
         }
         self.enumeration = None;
         if self.pin_hash.is_none() {
@@ -68,90 +70,122 @@ impl Authenticator {
             msg.extend(encode(Value::Map(p.to_vec())));
         }
         let bound = self.verify_unbound_token(args, &msg, permission::CM)?;
-        let visible = |c: &Credential| c.discoverable && bound.as_ref().is_none_or(|rp| *rp == c.rp_id);
+        let bound = bound.as_deref();
         match sub {
             0x01 | 0x02 if bound.is_some() => Err(Status::PinAuthInvalid),
-            0x01 => Ok(imap(vec![
-                (1, int(self.resident_count() as i64)),
-                (2, int(self.config.max_resident_keys.saturating_sub(self.resident_count()) as i64)),
-            ])),
-            0x02 => {
-                let mut rps: Vec<&str> = Vec::new();
-                for c in self.credentials.iter().filter(|c| visible(c)) {
-                    if !rps.contains(&c.rp_id.as_str()) {
-                        rps.push(&c.rp_id);
-                    }
-                }
-                let total = rps.len() as i64;
-                let mut left: VecDeque<Value> = rps
-                    .iter()
-                    .map(|rp| {
-                        imap(vec![
-                            (3, tmap(vec![("id", Value::Text((*rp).into()))])),
-                            (4, Value::Bytes(Sha256::digest(rp.as_bytes()).to_vec())),
-                        ])
-                    })
-                    .collect();
-                self.start_enumeration(0x03, &mut left, total)
-            }
-            0x04 => {
-                let hash = param(params, 1).and_then(Value::as_bytes).ok_or(Status::MissingParameter)?;
-                let mut left: VecDeque<Value> = self
-                    .credentials
-                    .iter()
-                    .filter(|c| visible(c) && Sha256::digest(c.rp_id.as_bytes())[..] == hash[..])
-                    .map(|c| {
-                        imap(vec![
-                            (6, user_entity(c)),
-                            (
-                                7,
-                                tmap(vec![
-                                    ("id", Value::Bytes(c.id.clone())),
-                                    ("type", Value::Text("public-key".into())),
-                                ]),
-                            ),
-                            (8, cose_key(&(*c.key.verifying_key()).into(), -7)),
-                            (0x0A, int(c.cred_protect.into())),
-                        ])
-                    })
-                    .collect();
-                let total = left.len() as i64;
-                self.start_enumeration(0x05, &mut left, total)
-            }
-            0x06 => {
-                let id = descriptor_id(param(params, 2))?;
-                let i = self
-                    .credentials
-                    .iter()
-                    .position(|c| c.id == id && visible(c))
-                    .ok_or(Status::NoCredentials)?;
-                self.credentials.remove(i);
-                Ok(Value::Map(vec![]))
-            }
-            0x07 => {
-                let id = descriptor_id(param(params, 2))?;
-                let user = param(params, 3).ok_or(Status::MissingParameter)?;
-                let user = user.as_map().ok_or(Status::CborUnexpectedType)?;
-                let text = |k| text_key(user, k).and_then(Value::as_text).map(str::to_owned);
-                let user_id =
-                    text_key(user, "id").and_then(Value::as_bytes).ok_or(Status::MissingParameter)?;
-                let c = self
-                    .credentials
-                    .iter_mut()
-                    .find(|c| c.id == id && c.discoverable)
-                    .ok_or(Status::NoCredentials)?;
-                if bound.as_ref().is_some_and(|rp| *rp != c.rp_id) {
-                    return Err(Status::NoCredentials);
-                }
-                if c.user_id != *user_id {
-                    return Err(Status::InvalidParameter);
-                }
-                c.user_name = text("name");
-                c.user_display_name = text("displayName");
-                Ok(Value::Map(vec![]))
-            }
+            0x01 => Ok(self.credentials_metadata()),
+            0x02 => self.enumerate_rps(),
+            0x04 => self.enumerate_credentials(params, bound),
+            0x06 => self.delete_credential(params, bound),
+            0x07 => self.update_user_information(params, bound),
             _ => Err(Status::InvalidSubcommand),
         }
+    }
+
+    /// enumerateRPsGetNextRP (0x03) / enumerateCredentialsGetNextCredential (0x05): the next
+    /// answer of the enumeration in progress, if it is of that kind.
+    fn continue_enumeration(&mut self, sub: u8) -> CtapResult<Value> {
+        let e = self.enumeration.as_mut().filter(|e| e.next == sub).ok_or(Status::NotAllowed)?;
+        let next = e.left.pop_front().ok_or(Status::NotAllowed)?;
+        if e.left.is_empty() {
+            self.enumeration = None;
+        }
+        Ok(next)
+    }
+
+    /// getCredsMetadata (0x01): discoverable credentials held and room left.
+    fn credentials_metadata(&self) -> Value {
+        imap(vec![
+            (1, int(self.resident_count() as i64)),
+            (2, int(self.config.max_resident_keys.saturating_sub(self.resident_count()) as i64)),
+        ])
+    }
+
+    /// enumerateRPsBegin (0x02): the first RP with discoverable credentials, and the count.
+    fn enumerate_rps(&mut self) -> CtapResult<Value> {
+        let mut rps: Vec<&str> = Vec::new();
+        for c in self.credentials.iter().filter(|c| visible(c, None)) {
+            if !rps.contains(&c.rp_id.as_str()) {
+                rps.push(&c.rp_id);
+            }
+        }
+        let total = rps.len() as i64;
+        let mut left: VecDeque<Value> = rps
+            .iter()
+            .map(|rp| {
+                imap(vec![
+                    (3, tmap(vec![("id", Value::Text((*rp).into()))])),
+                    (4, Value::Bytes(Sha256::digest(rp.as_bytes()).to_vec())),
+                ])
+            })
+            .collect();
+        self.start_enumeration(0x03, &mut left, total)
+    }
+
+    /// enumerateCredentialsBegin (0x04): the first credential of the RP whose id hash is
+    /// given, and the count.
+    fn enumerate_credentials(&mut self, params: &[(Value, Value)], bound: Option<&str>) -> CtapResult<Value> {
+        let hash = param(params, 1).and_then(Value::as_bytes).ok_or(Status::MissingParameter)?;
+        let mut left: VecDeque<Value> = self
+            .credentials
+            .iter()
+            .filter(|c| visible(c, bound) && Sha256::digest(c.rp_id.as_bytes())[..] == hash[..])
+            .map(|c| {
+                imap(vec![
+                    (6, user_entity(c)),
+                    (
+                        7,
+                        tmap(vec![
+                            ("id", Value::Bytes(c.id.clone())),
+                            ("type", Value::Text("public-key".into())),
+                        ]),
+                    ),
+                    (8, cose_key(&(*c.key.verifying_key()).into(), -7)),
+                    (0x0A, int(c.cred_protect.into())),
+                ])
+            })
+            .collect();
+        let total = left.len() as i64;
+        self.start_enumeration(0x05, &mut left, total)
+    }
+
+    /// deleteCredential (0x06).
+    fn delete_credential(&mut self, params: &[(Value, Value)], bound: Option<&str>) -> CtapResult<Value> {
+        let id = descriptor_id(param(params, 2))?;
+        let i = self
+            .credentials
+            .iter()
+            .position(|c| c.id == id && visible(c, bound))
+            .ok_or(Status::NoCredentials)?;
+        self.credentials.remove(i);
+        Ok(Value::Map(vec![]))
+    }
+
+    /// updateUserInformation (0x07): new name and display name for the same user id.
+    fn update_user_information(
+        &mut self,
+        params: &[(Value, Value)],
+        bound: Option<&str>,
+    ) -> CtapResult<Value> {
+        let id = descriptor_id(param(params, 2))?;
+        let user = param(params, 3).ok_or(Status::MissingParameter)?;
+        let user = user.as_map().ok_or(Status::CborUnexpectedType)?;
+        let text = |k| text_key(user, k).and_then(Value::as_text).map(str::to_owned);
+        let user_id = text_key(user, "id").and_then(Value::as_bytes).ok_or(Status::MissingParameter)?;
+        let c = self
+            .credentials
+            .iter_mut()
+            .find(|c| c.id == id && c.discoverable)
+            .ok_or(Status::NoCredentials)?;
+        if bound.is_some_and(|rp| rp != c.rp_id) {
+            return Err(Status::NoCredentials);
+        }
+        if c.user_id != *user_id {
+            return Err(Status::InvalidParameter);
+        }
+        c.user_name = text("name");
+        c.user_display_name = text("displayName");
+        Ok(Value::Map(vec![]))
     }
 
     /// Hands out the first answer (with the total under `total_key`) and keeps the rest.

@@ -82,28 +82,21 @@ fn credential_ids(list: &[Value]) -> CtapResult<Vec<&[u8]>> {
         .collect()
 }
 
-impl Authenticator {
-    /// Checks pinUvAuthParam if present; returns whether UV was performed.
-    fn pin_uv(
-        &mut self,
-        args: &Args,
-        keys: (i64, i64),
-        msg: &[u8],
-        perm: u8,
-        rp_id: &str,
-    ) -> CtapResult<bool> {
-        let Some(param) = args.bytes(keys.0)? else {
-            return Ok(false);
-        };
-        let protocol = PinProtocol::from_number(args.uint(keys.1)?.ok_or(Status::MissingParameter)?)?;
-        if self.pin_hash.is_none() {
-            return Err(Status::PinNotSet);
-        }
-        self.verify_token(protocol, msg, param, perm, rp_id)?;
-        Ok(true)
-    }
+/// The parts of a makeCredential request checked before anything else (§6.1.2 steps 1–4).
+struct MakeCredentialRequest<'a> {
+    /// clientDataHash.
+    cdh: &'a [u8],
+    rp_id: String,
+    /// The user entity (id, name, displayName).
+    user: &'a [(Value, Value)],
+    user_id: Vec<u8>,
+    /// Whether a discoverable credential is asked for.
+    rk: bool,
+}
 
-    pub(crate) fn make_credential(&mut self, args: &Args, presence: &mut dyn Presence) -> CtapResult<Value> {
+impl<'a> MakeCredentialRequest<'a> {
+    /// Reads the required members, insists on ES256 and refuses `up: false` and `uv: true`.
+    fn read(args: &'a Args) -> CtapResult<Self> {
         let cdh = args.bytes(1)?.ok_or(Status::MissingParameter)?;
         let rp = args.map(2)?.ok_or(Status::MissingParameter)?;
         let user = args.map(3)?.ok_or(Status::MissingParameter)?;
@@ -129,22 +122,27 @@ impl Authenticator {
         if uv_opt == Some(true) {
             return Err(Status::InvalidOption); // no built-in UV: platforms must use the PIN
         }
-        let rk = rk.unwrap_or(false);
-        let uv = self.pin_uv(args, (8, 9), cdh, permission::MC, &rp_id)?;
-        if !uv && self.pin_hash.is_some() && (rk || self.config.always_uv) {
-            return Err(Status::PuatRequired);
-        }
-        if let Some(list) = args.array(5)? {
-            let ids = credential_ids(list)?;
-            let hit = self
-                .credentials
-                .iter()
-                .any(|c| c.rp_id == rp_id && ids.contains(&c.id.as_slice()) && (c.cred_protect < 3 || uv));
-            if hit {
-                presence.confirm()?;
-                return Err(Status::CredentialExcluded);
-            }
-        }
+        Ok(Self { cdh, rp_id, user, user_id, rk: rk.unwrap_or(false) })
+    }
+
+    /// Whether `c` is the discoverable credential a new one for this RP and user replaces.
+    fn replaces(&self, c: &Credential) -> bool {
+        c.discoverable && c.rp_id == self.rp_id && c.user_id == self.user_id
+    }
+}
+
+/// The extensions a makeCredential request asks for.
+struct RequestedExtensions {
+    /// The credProtect level (1 when not asked).
+    cred_protect: u8,
+    /// Whether credProtect was asked (and so is echoed in the output).
+    cred_protect_asked: bool,
+    hmac_secret: bool,
+    min_pin_length: bool,
+}
+
+impl RequestedExtensions {
+    fn read(args: &Args) -> CtapResult<Self> {
         let ext = args.map(6)?.unwrap_or(&[]);
         let cred_protect = match text_key(ext, "credProtect") {
             Some(v) => {
@@ -156,44 +154,151 @@ impl Authenticator {
             Some(v) => v.as_bool().ok_or(Status::CborUnexpectedType)?,
             None => false,
         };
-        // Enterprise attestation (§6.1.2 step 9): only once enabled by authenticatorConfig;
-        // 1 = vendor-facilitated (RP ids configured on the key), 2 = platform-managed (any RP).
-        let ep_att = match args.uint(0x0A)? {
-            None => false,
-            Some(_) if !self.enterprise_attestation => return Err(Status::InvalidParameter),
-            Some(1) => self.enterprise_rp_ids.contains(&rp_id),
-            Some(2) => true,
-            Some(_) => return Err(Status::InvalidOption),
+        Ok(Self {
+            cred_protect,
+            cred_protect_asked: text_key(ext, "credProtect").is_some(),
+            hmac_secret,
+            min_pin_length: text_key(ext, "minPinLength").and_then(Value::as_bool) == Some(true),
+        })
+    }
+}
+
+impl Authenticator {
+    /// Checks pinUvAuthParam if present; returns whether UV was performed.
+    fn pin_uv(
+        &mut self,
+        args: &Args,
+        keys: (i64, i64),
+        msg: &[u8],
+        perm: u8,
+        rp_id: &str,
+    ) -> CtapResult<bool> {
+        let Some(param) = args.bytes(keys.0)? else {
+            return Ok(false);
         };
-        let replaces = |c: &Credential| c.discoverable && c.rp_id == rp_id && c.user_id == user_id;
-        if rk
-            && !self.credentials.iter().any(replaces)
-            && self.resident_count() >= self.config.max_resident_keys
-        {
-            return Err(Status::KeyStoreFull);
+        let protocol = PinProtocol::from_number(args.uint(keys.1)?.ok_or(Status::MissingParameter)?)?;
+        if self.pin_hash.is_none() {
+            return Err(Status::PinNotSet);
         }
+        self.verify_token(protocol, msg, param, perm, rp_id)?;
+        Ok(true)
+    }
+
+    /// makeCredential (0x01): checks the request in the order CTAP 2.1 §6.1.2 gives, waits for
+    /// the user's touch, then makes, stores and attests the new credential.
+    pub(crate) fn make_credential(&mut self, args: &Args, presence: &mut dyn Presence) -> CtapResult<Value> {
+        let req = MakeCredentialRequest::read(args)?;
+        let uv = self.pin_uv(args, (8, 9), req.cdh, permission::MC, &req.rp_id)?;
+        if !uv && self.pin_hash.is_some() && (req.rk || self.config.always_uv) {
+            return Err(Status::PuatRequired);
+        }
+        self.refuse_excluded(args, &req.rp_id, uv, presence)?;
+        let ext = RequestedExtensions::read(args)?;
+        let enterprise_attestation = self.enterprise_attestation(args, &req.rp_id)?;
+        self.check_room(&req)?;
         presence.confirm()?;
-        self.credentials.retain(|c| !(rk && replaces(c)));
+        self.credentials.retain(|c| !(req.rk && req.replaces(c)));
 
         let mut id = vec![0u8; 32];
         rand::thread_rng().fill_bytes(&mut id);
         let key = SigningKey::random(&mut rand::rngs::OsRng);
-        let cred_random = hmac_secret.then(|| {
+        let cred_random = ext.hmac_secret.then(|| {
             let mut r = [0u8; 32];
             rand::thread_rng().fill_bytes(&mut r);
             r
         });
-        let mut ext_out = Vec::new();
-        if text_key(ext, "credProtect").is_some() {
-            ext_out.push(("credProtect", int(cred_protect.into())));
+        let ext_out = self.extension_outputs(&ext, &req.rp_id);
+        let auth_data = self.attested_auth_data(&req.rp_id, uv, &id, &key, ext_out);
+        let (fmt, att_stmt) = self.attestation_statement(&key, &auth_data, req.cdh);
+        self.credentials.push(Credential {
+            id,
+            user_name: text_key(req.user, "name").and_then(Value::as_text).map(str::to_owned),
+            user_display_name: text_key(req.user, "displayName").and_then(Value::as_text).map(str::to_owned),
+            rp_id: req.rp_id,
+            user_id: req.user_id,
+            key,
+            discoverable: req.rk,
+            cred_protect: ext.cred_protect,
+            cred_random,
+            sign_count: 0,
+        });
+        let mut out = vec![(1, Value::Text(fmt.into())), (2, Value::Bytes(auth_data)), (3, att_stmt)];
+        if enterprise_attestation {
+            out.push((4, Value::Bool(true)));
         }
-        if hmac_secret {
+        Ok(imap(out))
+    }
+
+    /// With an exclude list naming a credential this key holds for the RP (and may reveal),
+    /// the user touches the key and the request fails with CredentialExcluded.
+    fn refuse_excluded(
+        &self,
+        args: &Args,
+        rp_id: &str,
+        uv: bool,
+        presence: &mut dyn Presence,
+    ) -> CtapResult<()> {
+        let Some(list) = args.array(5)? else { return Ok(()) };
+        let ids = credential_ids(list)?;
+        let hit = self
+            .credentials
+            .iter()
+            .any(|c| c.rp_id == rp_id && ids.contains(&c.id.as_slice()) && (c.cred_protect < 3 || uv));
+        if hit {
+            presence.confirm()?;
+            return Err(Status::CredentialExcluded);
+        }
+        Ok(())
+    }
+
+    /// Whether to return an enterprise attestation (§6.1.2 step 9): only once enabled by
+    /// authenticatorConfig; 1 = vendor-facilitated (RP ids configured on the key), 2 =
+    /// platform-managed (any RP).
+    fn enterprise_attestation(&self, args: &Args, rp_id: &str) -> CtapResult<bool> {
+        match args.uint(0x0A)? {
+            None => Ok(false),
+            Some(_) if !self.enterprise_attestation => Err(Status::InvalidParameter),
+            Some(1) => Ok(self.enterprise_rp_ids.iter().any(|id| id == rp_id)),
+            Some(2) => Ok(true),
+            Some(_) => Err(Status::InvalidOption),
+        }
+    }
+
+    /// A new discoverable credential needs a free slot unless it replaces the user's old one.
+    fn check_room(&self, req: &MakeCredentialRequest<'_>) -> CtapResult<()> {
+        if req.rk
+            && !self.credentials.iter().any(|c| req.replaces(c))
+            && self.resident_count() >= self.config.max_resident_keys
+        {
+            return Err(Status::KeyStoreFull);
+        }
+        Ok(())
+    }
+
+    /// The extension outputs for the authenticator data: what was asked and is supported.
+    fn extension_outputs(&self, ext: &RequestedExtensions, rp_id: &str) -> Vec<(&'static str, Value)> {
+        let mut ext_out = Vec::new();
+        if ext.cred_protect_asked {
+            ext_out.push(("credProtect", int(ext.cred_protect.into())));
+        }
+        if ext.hmac_secret {
             ext_out.push(("hmac-secret", Value::Bool(true)));
         }
-        let wants_min_pin_length = text_key(ext, "minPinLength").and_then(Value::as_bool) == Some(true);
-        if wants_min_pin_length && self.min_pin_length_rp_ids.contains(&rp_id) {
+        if ext.min_pin_length && self.min_pin_length_rp_ids.iter().any(|id| id == rp_id) {
             ext_out.push(("minPinLength", int(self.config.min_pin_length.into())));
         }
+        ext_out
+    }
+
+    /// rpIdHash ‖ flags ‖ signCount 0 ‖ aaguid ‖ len ‖ credId ‖ COSE key ‖ [extensions].
+    fn attested_auth_data(
+        &self,
+        rp_id: &str,
+        uv: bool,
+        id: &[u8],
+        key: &SigningKey,
+        ext_out: Vec<(&'static str, Value)>,
+    ) -> Vec<u8> {
         let mut flags = FLAG_UP | FLAG_AT;
         if uv {
             flags |= FLAG_UV;
@@ -206,13 +311,19 @@ impl Authenticator {
         auth_data.extend_from_slice(&0u32.to_be_bytes());
         auth_data.extend_from_slice(&self.config.aaguid);
         auth_data.extend_from_slice(&(id.len() as u16).to_be_bytes());
-        auth_data.extend_from_slice(&id);
+        auth_data.extend_from_slice(id);
         auth_data.extend(encode(cose_key(&(*key.verifying_key()).into(), -7)));
         if !ext_out.is_empty() {
             auth_data.extend(encode(tmap(ext_out)));
         }
-        let signed = [auth_data.as_slice(), cdh].concat();
-        let (fmt, att_stmt) = match &self.config.attestation {
+        auth_data
+    }
+
+    /// The attestation format and statement over authData ‖ clientDataHash, as configured:
+    /// none, packed self attestation, or packed with the attestation key and its chain.
+    fn attestation_statement(&self, key: &SigningKey, auth_data: &[u8], cdh: &[u8]) -> (&'static str, Value) {
+        let signed = [auth_data, cdh].concat();
+        match &self.config.attestation {
             Attestation::None => ("none", Value::Map(vec![])),
             Attestation::SelfSigned => {
                 let sig: Signature = key.sign(&signed);
@@ -233,24 +344,7 @@ impl Authenticator {
                     ]),
                 )
             }
-        };
-        self.credentials.push(Credential {
-            id,
-            rp_id,
-            user_id,
-            user_name: text_key(user, "name").and_then(Value::as_text).map(str::to_owned),
-            user_display_name: text_key(user, "displayName").and_then(Value::as_text).map(str::to_owned),
-            key,
-            discoverable: rk,
-            cred_protect,
-            cred_random,
-            sign_count: 0,
-        });
-        let mut out = vec![(1, Value::Text(fmt.into())), (2, Value::Bytes(auth_data)), (3, att_stmt)];
-        if ep_att {
-            out.push((4, Value::Bool(true)));
         }
-        Ok(imap(out))
     }
 
     pub(crate) fn get_assertion(&mut self, args: &Args, presence: &mut dyn Presence) -> CtapResult<Value> {

@@ -1,73 +1,19 @@
 //! The `keyward` binary: the server, the emulator, the demo and the operator's commands.
 //!
-//! `main` only parses and dispatches: the server-side commands live in [`commands`], the
-//! operator's in `keyward-cli`.
+//! The layout follows the command line: [`commands`] holds the top-level parser and the binary's
+//! own commands (the server, its host-side administration, the emulator, the demo); the
+//! operator's commands come from `keyward-cli`. This file only sets up logging, parses and
+//! reports the result.
 
 mod commands;
 
-use clap::{Parser, Subcommand};
-use commands::{admin, completions, demo, inspect, serve, sim};
-use keyward_cli::commands::{
-    audit, bulk, connector, device, doctor, keys, passkeys, people, policy, provision, report, softkey, tap,
-};
+use clap::Parser;
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers (JSON,
 /// headers, rows), and glibc's allocator was about a tenth of the server's CPU per issuance in a
 /// profile; mimalloc's thread-local free lists make those calls cheap.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Keyward issues passkeys into Microsoft Entra ID on behalf of users and manages them for life.
-#[derive(Debug, Parser)]
-#[command(name = "keyward", version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Emulated tenant + server + soft keys: provision demo people end to end, report, keep serving.
-    Demo(demo::DemoArgs),
-    /// Run the Entra ID emulator alone (tenant seed file, --latency-ms, --throttle, --faults).
-    Sim(sim::SimArgs),
-    /// Run the software security key on a socket (`softkey serve --listen unix:PATH`).
-    Softkey(softkey::SoftkeyArgs),
-    /// Run the CMS server (configuration: keyward.toml and KEYWARD_* variables).
-    Serve(serve::ServeArgs),
-    /// Server-side administration on the server's host: API tokens.
-    Admin(admin::AdminArgs),
-    /// Look after a security key: info, set-pin, change-pin, reset, credentials, config.
-    Device(device::DeviceArgs),
-    /// Put a passkey for one person on a security key, set its PIN and hand the PIN over.
-    Provision(provision::command::ProvisionArgs),
-    /// Provision everyone in a CSV as a resumable server job (soft keys or USB keys).
-    Bulk(bulk::BulkArgs),
-    /// The server's connection to Entra ID: show, test, validate-cert, set.
-    Connector(connector::ConnectorArgs),
-    /// People Keyward issues passkeys to: sync from Entra, list, show, link, revoke.
-    People(people::PeopleArgs),
-    /// Inventory and lifecycle of physical keys: list, show, add, revoke, lost, dispose, suspend.
-    Keys(keys::KeysArgs),
-    /// Passkeys issued and found in Entra: list [--unmanaged], revoke, reconcile.
-    Passkeys(passkeys::PasskeysArgs),
-    /// Entra FIDO2 method policy (state, targets, self-service, attestation, AAGUIDs); enrollment policies.
-    Policy(policy::PolicyArgs),
-    /// Temporary Access Pass for onboarding: tap issue --user UPN.
-    Tap(tap::TapArgs),
-    /// Reports: coverage and inventory, as a table, CSV or JSON.
-    Report(report::ReportArgs),
-    /// The audit trail: list, verify, export.
-    Audit(audit::AuditArgs),
-    /// Every reason a registration would fail, with fixes, before any key is touched.
-    Doctor(doctor::DoctorArgs),
-    /// Decode a registration body or attestation object; check it against the tenant's policy.
-    Inspect(inspect::InspectArgs),
-    /// Print a shell completion script (bash, zsh, fish, …).
-    Completions(completions::CompletionsArgs),
-    /// Print the man page, or write one per command with --out DIR.
-    Man(completions::ManArgs),
-}
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -76,49 +22,7 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    if let Command::Serve(args) = cli.command {
-        // The server sizes its own runtime from its configuration (see `worker_threads`).
-        return exit_code(serve::run(args));
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Demo(args) => demo::run(args).await,
-            Command::Sim(args) => sim::run(args).await,
-            Command::Softkey(args) => softkey::run(args).await,
-            Command::Device(args) => device::run(args).await,
-            Command::Provision(args) => provision::command::run(args).await,
-            Command::Bulk(args) => bulk::run(args).await,
-            Command::Serve(_) => unreachable!("served above on its own runtime"),
-            Command::Admin(args) => admin::run(args).await,
-            Command::Connector(args) => connector::run(args).await,
-            Command::People(args) => people::run(args).await,
-            Command::Keys(args) => keys::run(args).await,
-            Command::Passkeys(args) => passkeys::run(args).await,
-            Command::Policy(args) => policy::run(args).await,
-            Command::Tap(args) => tap::run(args).await,
-            Command::Report(args) => report::run(args).await,
-            Command::Audit(args) => audit::run(args).await,
-            Command::Doctor(args) => doctor::run(args).await,
-            Command::Inspect(args) => inspect::run(args).await,
-            Command::Completions(args) => {
-                completions::completions(args, <Cli as clap::CommandFactory>::command())
-            }
-            Command::Man(args) => completions::man(args, <Cli as clap::CommandFactory>::command()),
-        }
-    });
-    exit_code(result)
-}
-
-fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
-    match result {
+    match commands::run(commands::Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -1,11 +1,10 @@
 //! `keyward device …`: look after the security key on this desk (or a soft key) — show what it
 //! is, set or change its PIN, list and delete its passkeys, set its PIN policy, reset it.
 //!
-//! PINs are read from the terminal without echo (`rpassword`), or — for scripts and tests —
-//! from `KEYWARD_PIN` (the current PIN) and `KEYWARD_NEW_PIN` (the PIN to set). They are never
-//! taken as arguments (visible in `ps` and shell history), never printed and never logged: they
-//! live in `SecretString`s that zeroize on drop, and only the CTAP client sees them. The CTAP
-//! client is synchronous (hidapi is), so each command runs on a blocking thread.
+//! The key is opened and PINs are read through [`crate::desk_key`]: from the terminal without
+//! echo, or — for scripts and tests — from `KEYWARD_PIN` (the current PIN) and `KEYWARD_NEW_PIN`
+//! (the PIN to set); never from arguments, never printed, never logged. The CTAP client is
+//! synchronous (hidapi is), so each command runs on a blocking thread.
 
 use std::io::IsTerminal;
 
@@ -13,17 +12,10 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use keyward_ctap::client::{PERMISSION_ACFG, PERMISSION_CM};
-use keyward_ctap::transport::Report;
-use keyward_ctap::{
-    Client, CtapStatus, HidDevice, MinPinLength, PinToken, SocketTransport, Timeouts, Transport,
-    TransportError, UsbKey, UsbTransport,
-};
-use secrecy::{ExposeSecret, SecretString};
+use keyward_ctap::{Client, CtapStatus, MinPinLength, PinToken};
+use secrecy::SecretString;
 
-/// Environment variable with the current PIN (for scripts; otherwise the PIN is prompted).
-pub const PIN_ENV: &str = "KEYWARD_PIN";
-/// Environment variable with the new PIN for set-pin and change-pin.
-pub const NEW_PIN_ENV: &str = "KEYWARD_NEW_PIN";
+use crate::desk_key::{KeyTransport, NEW_PIN_ENV, PIN_ENV, open, read_pin, read_pin_to_set};
 
 /// Options of `keyward device`.
 #[derive(Debug, clap::Args)]
@@ -90,115 +82,12 @@ struct ConfigArgs {
     enable_enterprise_attestation: bool,
 }
 
-/// The transports `--key` can name.
-pub(crate) enum KeyTransport {
-    Soft(SocketTransport),
-    Usb(UsbTransport),
-}
-
-impl Transport for KeyTransport {
-    fn send_report(&mut self, report: &Report) -> Result<(), TransportError> {
-        match self {
-            Self::Soft(t) => t.send_report(report),
-            Self::Usb(t) => t.send_report(report),
-        }
-    }
-
-    fn recv_report(&mut self, timeout: std::time::Duration) -> Result<Option<Report>, TransportError> {
-        match self {
-            Self::Soft(t) => t.recv_report(timeout),
-            Self::Usb(t) => t.recv_report(timeout),
-        }
-    }
-}
-
-fn client(transport: KeyTransport) -> anyhow::Result<Client<KeyTransport>> {
-    let hid =
-        HidDevice::open(transport, Timeouts::default()).context("the key does not answer CTAPHID INIT")?;
-    Ok(Client::new(hid))
-}
-
-fn describe(key: &UsbKey) -> String {
-    let name = key.product.as_deref().unwrap_or("FIDO key");
-    match &key.serial {
-        Some(serial) => format!("{name} (serial {serial}, {})", key.path),
-        None => format!("{name} ({})", key.path),
-    }
-}
-
-/// Opens the USB key: the one with `serial`, the only one, or the one the operator touches;
-/// returns it with its USB description (serial, product).
-pub(crate) fn open_usb(serial: Option<&str>) -> anyhow::Result<(Client<KeyTransport>, UsbKey)> {
-    let mut keys = keyward_ctap::usb::list_keys()?;
-    if let Some(serial) = serial {
-        keys.retain(|k| k.serial.as_deref() == Some(serial));
-        if keys.is_empty() {
-            bail!(
-                "no security key with serial {serial:?} is plugged in; check the serial and the USB connection"
-            );
-        }
-    }
-    if keys.is_empty() {
-        bail!(
-            "no FIDO security key found on USB; plug one in (on Linux, check /dev/hidraw* permissions) \
-             or use --key soft:unix:PATH"
-        );
-    }
-    let open = |k: &UsbKey| -> anyhow::Result<Client<KeyTransport>> {
-        client(KeyTransport::Usb(UsbTransport::open(k)?)).with_context(|| describe(k))
-    };
-    if keys.len() == 1 {
-        eprintln!("using {}", describe(&keys[0]));
-        return Ok((open(&keys[0])?, keys.swap_remove(0)));
-    }
-    eprintln!("{} security keys are plugged in; touch the one to use (or pass --serial):", keys.len());
-    for k in &keys {
-        eprintln!("  {}", describe(k));
-    }
-    let mut clients = keys.iter().map(open).collect::<anyhow::Result<Vec<_>>>()?;
-    let winner = keyward_ctap::select(&mut clients)?;
-    eprintln!("using {}", describe(&keys[winner]));
-    Ok((clients.swap_remove(winner), keys.swap_remove(winner)))
-}
-
-pub(crate) fn open(key: &str, serial: Option<&str>) -> anyhow::Result<Client<KeyTransport>> {
-    if let Some(addr) = key.strip_prefix("soft:") {
-        if serial.is_some() {
-            bail!("--serial only applies to --key hid");
-        }
-        let t = SocketTransport::connect(addr)
-            .with_context(|| format!("is `keyward softkey serve --listen {addr}` running?"))?;
-        client(KeyTransport::Soft(t))
-    } else if key == "hid" {
-        open_usb(serial).map(|(client, _)| client)
-    } else {
-        bail!("--key {key:?} is not a key; use hid, soft:unix:PATH or soft:tcp:HOST:PORT");
-    }
-}
-
-pub(crate) fn read_secret(env: &str, prompt: &str) -> anyhow::Result<SecretString> {
-    if let Ok(v) = std::env::var(env) {
-        return Ok(SecretString::from(v));
-    }
-    let v = rpassword::prompt_password(prompt)
-        .with_context(|| format!("cannot read the PIN from the terminal; set {env} for scripts"))?;
-    Ok(SecretString::from(v))
-}
-
 fn read_new_pin() -> anyhow::Result<SecretString> {
-    if std::env::var_os(NEW_PIN_ENV).is_some() {
-        return read_secret(NEW_PIN_ENV, "");
-    }
-    let first = read_secret(NEW_PIN_ENV, "new PIN: ")?;
-    let again = read_secret(NEW_PIN_ENV, "repeat the new PIN: ")?;
-    if first.expose_secret() != again.expose_secret() {
-        bail!("the two PINs differ; run the command again");
-    }
-    Ok(first)
+    read_pin_to_set(NEW_PIN_ENV, "new PIN: ", "repeat the new PIN: ")
 }
 
 fn token(client: &mut Client<KeyTransport>, permissions: u8) -> anyhow::Result<PinToken> {
-    let pin = read_secret(PIN_ENV, "PIN: ")?;
+    let pin = read_pin(PIN_ENV, "PIN: ")?;
     match client.get_pin_uv_auth_token(&pin, permissions, None) {
         Err(e)
             if e.status() == Some(CtapStatus::PinPolicyViolation)
@@ -335,7 +224,7 @@ fn run_blocking(args: DeviceArgs) -> anyhow::Result<()> {
             println!("PIN set");
         }
         DeviceCommand::ChangePin => {
-            let current = read_secret(PIN_ENV, "current PIN: ")?;
+            let current = read_pin(PIN_ENV, "current PIN: ")?;
             let new = read_new_pin()?;
             client.change_pin(&current, &new)?;
             println!("PIN changed");

@@ -12,7 +12,7 @@ use keyward_ctap::Info;
 use keyward_proto::doctor::{DoctorReport, Finding, Severity};
 
 use crate::commands::ClientArgs;
-use crate::commands::device;
+use crate::desk_key;
 
 /// `keyward doctor`.
 #[derive(Debug, Args)]
@@ -56,7 +56,7 @@ pub enum DoctorError {
 /// What getInfo says about the key on the desk: its AAGUID (dashed) and whether it can hold an
 /// Entra passkey at all.
 fn read_key(key: String, serial: Option<String>) -> anyhow::Result<(String, Vec<Finding>)> {
-    let mut client = device::open(&key, serial.as_deref())?;
+    let mut client = desk_key::open(&key, serial.as_deref())?;
     let info = client.get_info().context("the key did not answer getInfo")?;
     Ok((uuid::Uuid::from_bytes(info.aaguid).to_string(), key_findings(&info)))
 }

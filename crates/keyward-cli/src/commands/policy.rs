@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::ClientArgs;
 use super::output::{Table, or_dash};
+use crate::api_client::ApiClient;
 
 /// `keyward policy …`.
 #[derive(Debug, Args)]
@@ -110,57 +111,8 @@ enum EnrollmentCommand {
 pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
     let api = args.client.client()?;
     match args.command {
-        PolicyCommand::Show { json } => {
-            let enrollment = api.policies().await?;
-            // Without a working connector the enrollment policies are still worth showing.
-            let entra = match api.entra_policy().await {
-                Ok(p) => p,
-                Err(e) if e.status() == Some(503) && !json => {
-                    eprintln!("warning: cannot read the tenant's FIDO2 policy: {e}");
-                    Value::Null
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if json {
-                let all = json!({"entra_fido2_policy": entra, "enrollment_policies": enrollment});
-                println!("{}", serde_json::to_string_pretty(&all)?);
-                return Ok(());
-            }
-            if !entra.is_null() {
-                print!("{}", describe_entra(&entra));
-                println!();
-            }
-            println!("Keyward enrollment policies");
-            if enrollment.is_empty() {
-                println!("  none; add one with `keyward policy enrollment set GROUP --mode optional`");
-            } else {
-                let mut table =
-                    Table::new(&["group", "mode", "pin_min", "force_pin_change", "max", "allowed"]);
-                for p in &enrollment {
-                    table.row(vec![
-                        p.group.clone(),
-                        p.mode.clone(),
-                        p.pin_min_length.to_string(),
-                        p.pin_force_change.to_string(),
-                        p.max_passkeys_per_person.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
-                        if p.allowed_aaguids.is_empty() { "any".into() } else { p.allowed_aaguids.join(" ") },
-                    ]);
-                }
-                print!("{}", table.to_text());
-            }
-        }
-        PolicyCommand::Set(set) => {
-            let changes = changes(set)?;
-            let after = api.update_entra_policy(&changes).await?;
-            println!(
-                "changed: {}",
-                changes
-                    .as_object()
-                    .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default()
-            );
-            print!("{}", describe_entra(&after));
-        }
+        PolicyCommand::Show { json } => show(&api, json).await,
+        PolicyCommand::Set(set) => set_entra_policy(&api, set).await,
         PolicyCommand::Enrollment {
             command: EnrollmentCommand::Set { group, mode, pin_min_length, force_pin_change, allow, max },
         } => {
@@ -171,22 +123,81 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
                 allowed_aaguids: allow,
                 max_passkeys_per_person: max,
             };
-            let p = api.set_policy(&group, &request).await?;
-            println!(
-                "enrollment policy for {}: {}, PIN at least {}{}, {}{}",
-                p.group,
-                p.mode,
-                p.pin_min_length,
-                if p.pin_force_change { " (changed on first use)" } else { "" },
-                if p.allowed_aaguids.is_empty() {
-                    "any model".to_owned()
-                } else {
-                    format!("models {}", p.allowed_aaguids.join(" "))
-                },
-                p.max_passkeys_per_person.map(|m| format!(", at most {m} passkeys")).unwrap_or_default()
-            );
+            set_enrollment_policy(&api, &group, &request).await
         }
     }
+}
+
+/// `policy show`: the tenant's FIDO2 method policy (when the connector works) and Keyward's
+/// enrollment policies.
+async fn show(api: &ApiClient, json: bool) -> anyhow::Result<()> {
+    let enrollment = api.policies().await?;
+    // Without a working connector the enrollment policies are still worth showing.
+    let entra = match api.entra_policy().await {
+        Ok(p) => p,
+        Err(e) if e.status() == Some(503) && !json => {
+            eprintln!("warning: cannot read the tenant's FIDO2 policy: {e}");
+            Value::Null
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        let all = json!({"entra_fido2_policy": entra, "enrollment_policies": enrollment});
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    if !entra.is_null() {
+        print!("{}", describe_entra(&entra));
+        println!();
+    }
+    println!("Keyward enrollment policies");
+    if enrollment.is_empty() {
+        println!("  none; add one with `keyward policy enrollment set GROUP --mode optional`");
+        return Ok(());
+    }
+    let mut table = Table::new(&["group", "mode", "pin_min", "force_pin_change", "max", "allowed"]);
+    for p in &enrollment {
+        table.row(vec![
+            p.group.clone(),
+            p.mode.clone(),
+            p.pin_min_length.to_string(),
+            p.pin_force_change.to_string(),
+            p.max_passkeys_per_person.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+            if p.allowed_aaguids.is_empty() { "any".into() } else { p.allowed_aaguids.join(" ") },
+        ]);
+    }
+    print!("{}", table.to_text());
+    Ok(())
+}
+
+/// `policy set`: patches the tenant's FIDO2 method policy and shows it after the change.
+async fn set_entra_policy(api: &ApiClient, set: SetArgs) -> anyhow::Result<()> {
+    let changes = changes(set)?;
+    let after = api.update_entra_policy(&changes).await?;
+    println!(
+        "changed: {}",
+        changes.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default()
+    );
+    print!("{}", describe_entra(&after));
+    Ok(())
+}
+
+/// `policy enrollment set`: stores a group's enrollment policy and says what it now is.
+async fn set_enrollment_policy(api: &ApiClient, group: &str, request: &PolicyRequest) -> anyhow::Result<()> {
+    let p = api.set_policy(group, request).await?;
+    println!(
+        "enrollment policy for {}: {}, PIN at least {}{}, {}{}",
+        p.group,
+        p.mode,
+        p.pin_min_length,
+        if p.pin_force_change { " (changed on first use)" } else { "" },
+        if p.allowed_aaguids.is_empty() {
+            "any model".to_owned()
+        } else {
+            format!("models {}", p.allowed_aaguids.join(" "))
+        },
+        p.max_passkeys_per_person.map(|m| format!(", at most {m} passkeys")).unwrap_or_default()
+    );
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::Sim;
 use crate::auth::ACCESS_TOKEN_SECONDS;
+use crate::seed::{SeedApp, SeedUser};
 use crate::tenant::PendingCode;
 
 /// Resolves a tenant for the OIDC endpoints: this tenant, or `common`/`organizations`.
@@ -375,6 +376,25 @@ pub(super) fn redeem_code(
     let redirect_uri = params.get("redirect_uri").ok_or_else(|| LoginError::missing("redirect_uri"))?;
     let app = authenticate_client(sim, tenant, headers, params)?;
     let now = now();
+    let pending = take_code(sim, code)?;
+    check_code(&pending, &app, redirect_uri, now)?;
+    check_code_verifier(&pending, params)?;
+    let user = signed_in_user(sim, &pending)?;
+    let scopes: Vec<&str> = pending.scope.split_whitespace().collect();
+    let id_token =
+        if scopes.contains(&"openid") { Some(id_token(sim, &app, &user, &pending, now)?) } else { None };
+    Ok(TokenResponse {
+        token_type: "Bearer".into(),
+        expires_in: ACCESS_TOKEN_SECONDS as u64,
+        ext_expires_in: Some(ACCESS_TOKEN_SECONDS as u64),
+        access_token: sim.issue_access_token(&app.client_id, vec![]),
+        id_token,
+        scope: Some(scopes.iter().filter(|s| **s != "offline_access").copied().collect::<Vec<_>>().join(" ")),
+    })
+}
+
+/// Marks the code redeemed and returns what it was issued for; a code redeems once.
+fn take_code(sim: &Sim, code: &str) -> Result<PendingCode, LoginError> {
     let taken = sim.write(|t| {
         if code.contains(':') {
             return Err(false);
@@ -386,18 +406,20 @@ pub(super) fn redeem_code(
         t.pending_codes.insert(format!("{USED}{code}"), pending.clone());
         Ok(pending)
     });
-    let pending = match taken {
-        Ok(p) => p,
-        Err(true) => {
-            return Err(LoginError::bad_request(
-                "invalid_grant",
-                54005,
-                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an \
-                 existing refresh token.",
-            ));
-        }
-        Err(false) => return Err(invalid_code("The code is unknown.")),
-    };
+    match taken {
+        Ok(p) => Ok(p),
+        Err(true) => Err(LoginError::bad_request(
+            "invalid_grant",
+            54005,
+            "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an \
+             existing refresh token.",
+        )),
+        Err(false) => Err(invalid_code("The code is unknown.")),
+    }
+}
+
+/// The code must be unexpired, issued to this client and redeemed with its redirect URI.
+fn check_code(pending: &PendingCode, app: &SeedApp, redirect_uri: &str, now: i64) -> Result<(), LoginError> {
     if pending.expires < now {
         return Err(LoginError::bad_request(
             "invalid_grant",
@@ -409,66 +431,68 @@ pub(super) fn redeem_code(
     if !pending.client_id.eq_ignore_ascii_case(&app.client_id) {
         return Err(invalid_code("The code was issued to another client."));
     }
-    if &pending.redirect_uri != redirect_uri {
+    if pending.redirect_uri != redirect_uri {
         return Err(redirect_mismatch(redirect_uri, &app.client_id));
     }
-    if let Some(challenge) = &pending.code_challenge {
-        let verifier = params.get("code_verifier").ok_or_else(|| LoginError::missing("code_verifier"))?;
-        let computed = keyward_webauthn::b64::encode(&Sha256::digest(verifier.as_bytes()));
-        if &computed != challenge {
-            return Err(LoginError::bad_request(
-                "invalid_grant",
-                501481,
-                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
-            ));
-        }
+    Ok(())
+}
+
+/// PKCE: with a code challenge, the code verifier's S256 must match it.
+fn check_code_verifier(pending: &PendingCode, params: &BTreeMap<String, String>) -> Result<(), LoginError> {
+    let Some(challenge) = &pending.code_challenge else { return Ok(()) };
+    let verifier = params.get("code_verifier").ok_or_else(|| LoginError::missing("code_verifier"))?;
+    let computed = keyward_webauthn::b64::encode(&Sha256::digest(verifier.as_bytes()));
+    if &computed != challenge {
+        return Err(LoginError::bad_request(
+            "invalid_grant",
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+        ));
     }
-    let user = sim.read(|t| t.find_user(&pending.user_id).cloned());
-    let user = match user {
-        Some(u) if u.account_enabled => u,
-        _ => {
-            return Err(LoginError::bad_request(
-                "invalid_grant",
-                50057,
-                "The user account is disabled or no longer exists.",
-            ));
-        }
+    Ok(())
+}
+
+/// The user who signed in for the code, if their account still exists and is enabled.
+fn signed_in_user(sim: &Sim, pending: &PendingCode) -> Result<SeedUser, LoginError> {
+    match sim.read(|t| t.find_user(&pending.user_id).cloned()) {
+        Some(u) if u.account_enabled => Ok(u),
+        _ => Err(LoginError::bad_request(
+            "invalid_grant",
+            50057,
+            "The user account is disabled or no longer exists.",
+        )),
+    }
+}
+
+/// A v2.0 ID token for `user`, signed with the emulator's key.
+fn id_token(
+    sim: &Sim,
+    app: &SeedApp,
+    user: &SeedUser,
+    pending: &PendingCode,
+    now: i64,
+) -> Result<String, LoginError> {
+    let tid = sim.read(|t| t.tenant_id.clone());
+    let sub_input = format!("{}:{}", app.client_id.to_ascii_lowercase(), user.id.to_ascii_lowercase());
+    let claims = IdClaims {
+        aud: app.client_id.clone(),
+        iss: format!("{}/{tid}/v2.0", sim.base_url()),
+        iat: now,
+        nbf: now,
+        exp: now + ID_TOKEN_SECONDS,
+        nonce: pending.nonce.clone(),
+        oid: user.id.clone(),
+        tid,
+        sub: keyward_webauthn::b64::encode(&Sha256::digest(sub_input.as_bytes())),
+        preferred_username: user.user_principal_name.clone(),
+        name: user.display_name.clone(),
+        ver: "2.0".into(),
+        uti: uuid::Uuid::new_v4().simple().to_string(),
     };
-    let scopes: Vec<&str> = pending.scope.split_whitespace().collect();
-    let id_token = if scopes.contains(&"openid") {
-        let tid = sim.read(|t| t.tenant_id.clone());
-        let sub_input = format!("{}:{}", app.client_id.to_ascii_lowercase(), user.id.to_ascii_lowercase());
-        let claims = IdClaims {
-            aud: app.client_id.clone(),
-            iss: format!("{}/{tid}/v2.0", sim.base_url()),
-            iat: now,
-            nbf: now,
-            exp: now + ID_TOKEN_SECONDS,
-            nonce: pending.nonce.clone(),
-            oid: user.id.clone(),
-            tid,
-            sub: keyward_webauthn::b64::encode(&Sha256::digest(sub_input.as_bytes())),
-            preferred_username: user.user_principal_name.clone(),
-            name: user.display_name.clone(),
-            ver: "2.0".into(),
-            uti: uuid::Uuid::new_v4().simple().to_string(),
-        };
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        header.kid = Some(sim.keys().kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &sim.keys().encoding).map_err(|e| {
-            LoginError::bad_request("server_error", 90015, format!("Signing the ID token failed: {e}"))
-        })?;
-        Some(token)
-    } else {
-        None
-    };
-    Ok(TokenResponse {
-        token_type: "Bearer".into(),
-        expires_in: ACCESS_TOKEN_SECONDS as u64,
-        ext_expires_in: Some(ACCESS_TOKEN_SECONDS as u64),
-        access_token: sim.issue_access_token(&app.client_id, vec![]),
-        id_token,
-        scope: Some(scopes.iter().filter(|s| **s != "offline_access").copied().collect::<Vec<_>>().join(" ")),
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(sim.keys().kid.clone());
+    jsonwebtoken::encode(&header, &claims, &sim.keys().encoding).map_err(|e| {
+        LoginError::bad_request("server_error", 90015, format!("Signing the ID token failed: {e}"))
     })
 }
 

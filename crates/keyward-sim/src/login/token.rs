@@ -279,6 +279,22 @@ fn signature_failure(detail: &str) -> LoginError {
 fn verify_assertion(sim: &Sim, app: &SeedApp, assertion: &str) -> Result<(), LoginError> {
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| LoginError::invalid_client(50027, "JWT token is invalid or malformed."))?;
+    let certs = registered_certs(app);
+    let key = signing_key(app, &header, &certs)?;
+    let claims = verified_claims(assertion, key, header.alg)?;
+    check_audience(sim, &claims)?;
+    check_issuer(app, &claims)?;
+    let now = now();
+    let exp = check_lifetime(&claims, now)?;
+    use_once(sim, claims.jti, exp, now)
+}
+
+/// The registered certificate key the header's thumbprint names, for an accepted algorithm.
+fn signing_key<'c>(
+    app: &SeedApp,
+    header: &jsonwebtoken::Header,
+    certs: &'c [RegisteredCert],
+) -> Result<&'c DecodingKey, LoginError> {
     if !matches!(header.alg, Algorithm::RS256 | Algorithm::PS256) {
         return Err(signature_failure(&format!(
             "The algorithm {:?} is not supported; use RS256 or PS256.",
@@ -290,7 +306,6 @@ fn verify_assertion(sim: &Sim, app: &SeedApp, assertion: &str) -> Result<(), Log
     if s256.is_none() && s1.is_none() {
         return Err(signature_failure("The client assertion header has no x5t or x5t#S256 thumbprint."));
     }
-    let certs = registered_certs(app);
     let cert = certs
         .iter()
         .find(|c| s256.as_deref() == Some(c.sha256.as_slice()) || s1.as_deref() == Some(c.sha1.as_slice()))
@@ -307,16 +322,23 @@ fn verify_assertion(sim: &Sim, app: &SeedApp, assertion: &str) -> Result<(), Log
                 ),
             )
         })?;
-    let key =
-        cert.key.as_ref().ok_or_else(|| signature_failure("The registered certificate has no RSA key."))?;
-    let mut validation = Validation::new(header.alg);
+    cert.key.as_ref().ok_or_else(|| signature_failure("The registered certificate has no RSA key."))
+}
+
+/// The assertion's claims once its signature verified; the claims are checked by the caller.
+fn verified_claims(
+    assertion: &str,
+    key: &DecodingKey,
+    alg: Algorithm,
+) -> Result<AssertionClaims, LoginError> {
+    let mut validation = Validation::new(alg);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.leeway = 0;
-    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, key, &validation)
-        .map_err(|e| match e.kind() {
+    let decoded =
+        jsonwebtoken::decode::<AssertionClaims>(assertion, key, &validation).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidSignature
             | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
             | jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName
@@ -325,9 +347,12 @@ fn verify_assertion(sim: &Sim, app: &SeedApp, assertion: &str) -> Result<(), Log
                 signature_failure("The signature is not valid.")
             }
             _ => LoginError::invalid_client(50013, format!("Assertion is invalid. [Reason - {e}]")),
-        })?
-        .claims;
+        })?;
+    Ok(decoded.claims)
+}
 
+/// `aud` must be this tenant's token endpoint (by id or domain, on the emulator or on Entra).
+fn check_audience(sim: &Sim, claims: &AssertionClaims) -> Result<(), LoginError> {
     let (tid, domain, base) = sim.read(|t| (t.tenant_id.clone(), t.tenant_domain.clone(), sim.base_url()));
     let accepted: Vec<String> = [base.as_str(), "https://login.microsoftonline.com"]
         .iter()
@@ -351,6 +376,11 @@ fn verify_assertion(sim: &Sim, app: &SeedApp, assertion: &str) -> Result<(), Log
             ),
         ));
     }
+    Ok(())
+}
+
+/// `iss` and `sub` must both be the client id.
+fn check_issuer(app: &SeedApp, claims: &AssertionClaims) -> Result<(), LoginError> {
     let is_client = |v: &Option<String>| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(&app.client_id));
     if !is_client(&claims.iss) || !is_client(&claims.sub) {
         return Err(LoginError::invalid_client(
@@ -359,7 +389,11 @@ fn verify_assertion(sim: &Sim, app: &SeedApp, assertion: &str) -> Result<(), Log
              claims must both be the client id.",
         ));
     }
-    let now = now();
+    Ok(())
+}
+
+/// `exp` (required) and `nbf` must bracket `now`, give or take the leeway; returns `exp`.
+fn check_lifetime(claims: &AssertionClaims, now: i64) -> Result<i64, LoginError> {
     let exp = claims.exp.ok_or_else(|| {
         LoginError::invalid_client(50013, "Assertion is invalid. [Reason - The exp claim is required.]")
     })?;
@@ -377,7 +411,12 @@ fn verify_assertion(sim: &Sim, app: &SeedApp, assertion: &str) -> Result<(), Log
             ),
         ));
     }
-    let jti = claims.jti.filter(|j| !j.is_empty()).ok_or_else(|| {
+    Ok(exp)
+}
+
+/// `jti` (required) must not have been seen before; it is remembered until the assertion expires.
+fn use_once(sim: &Sim, jti: Option<String>, exp: i64, now: i64) -> Result<(), LoginError> {
+    let jti = jti.filter(|j| !j.is_empty()).ok_or_else(|| {
         LoginError::invalid_client(50013, "Assertion is invalid. [Reason - The jti claim is required.]")
     })?;
     let fresh = sim.write(|t| {

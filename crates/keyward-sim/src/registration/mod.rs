@@ -8,6 +8,7 @@
 //! layer (`graph::fido2`) only snapshots state, calls [`verify::verify_registration`] —
 //! pure and lock-free, so concurrent registrations verify in parallel — and commits.
 
+mod attestation;
 pub mod cbor;
 pub mod challenge;
 pub mod options;

@@ -92,40 +92,92 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     eprintln!("Keyward demo: an emulated Entra tenant, a Keyward server and {} software keys.", args.people);
-
-    // 1. The emulated tenant, trusting a fresh soft-key attestation CA.
     let ca = AttestationCa::generate().context("cannot generate the demo attestation CA")?;
-    let seed = demo_seed(args.people as usize, ca.certificate_pem());
+    let (sim, tenant) = start_emulator(args.people as usize, &ca).await?;
+    let server = DemoServer::start(args.listen, dir, &tenant, &sim.base_url).await?;
+    let api = ApiClient::new(&ClientConfig {
+        server: server.url.clone(),
+        token: Some(server.token.clone()),
+        file: dir.join("client.toml"),
+    })?;
+    set_policy_and_sync(&api).await?;
+    let people = demo_people(&api).await?;
+    let failures = provision_everyone(&api, &ca, &people).await?;
+    print_report(&api, &server).await?;
+    if !args.no_wait {
+        println!("The demo keeps running until you press Ctrl-C.");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    server.stop().await;
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{} of {} provisionings failed", failures.len(), people.len())
+    }
+}
+
+/// The emulated tenant, trusting the demo's soft-key attestation CA; returns the running
+/// emulator (it stops when dropped) and the tenant id.
+async fn start_emulator(
+    people: usize,
+    ca: &AttestationCa,
+) -> anyhow::Result<(keyward_sim::server::RunningSim, String)> {
+    let seed = demo_seed(people, ca.certificate_pem());
     let tenant = seed.tenant_id.clone();
     let sim = Sim::new(seed, SimOptions::default()).map_err(anyhow::Error::msg)?;
     let sim = keyward_sim::server::spawn(sim, "127.0.0.1:0".parse()?, None).await?;
     eprintln!("  Entra emulator (keyward sim):   {}", sim.base_url);
+    Ok((sim, tenant))
+}
 
-    // 2. The server on a temporary SQLite database.
-    let config = ServerConfig { data_dir: dir.to_owned(), listen: args.listen, ..ServerConfig::default() };
-    let service = Service::open(config).await.context("cannot start the demo server")?;
-    let demo = Caller::host("demo");
-    let (_, token) = service.create_token(&demo, "demo-admin", Role::Admin).await?;
-    let connector = ConnectorConfig::with_secret(&tenant, DEMO_APP_ID, SecretString::from(DEMO_APP_SECRET))
-        .pointed_at(&sim.base_url);
-    service.set_connector(&demo, connector).await?;
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(l) => l,
-        Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await?,
-    };
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(keyward_server::serve(service.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
-    eprintln!("  Keyward server (keyward serve): {url}");
+/// The Keyward server of the demo, on a temporary SQLite database, serving until stopped.
+struct DemoServer {
+    url: String,
+    /// An admin API token.
+    token: SecretString,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
 
-    // 3. The operator's work, through the API.
-    let api = ApiClient::new(&ClientConfig {
-        server: url.clone(),
-        token: Some(token.clone()),
-        file: dir.join("client.toml"),
-    })?;
+impl DemoServer {
+    /// Opens the database in `dir`, makes an admin token, points the connector at the emulator
+    /// and serves on `listen` (or a free port when it is busy).
+    async fn start(
+        listen: std::net::SocketAddr,
+        dir: &std::path::Path,
+        tenant: &str,
+        sim_url: &str,
+    ) -> anyhow::Result<Self> {
+        let config = ServerConfig { data_dir: dir.to_owned(), listen, ..ServerConfig::default() };
+        let service = Service::open(config).await.context("cannot start the demo server")?;
+        let demo = Caller::host("demo");
+        let (_, token) = service.create_token(&demo, "demo-admin", Role::Admin).await?;
+        let connector =
+            ConnectorConfig::with_secret(tenant, DEMO_APP_ID, SecretString::from(DEMO_APP_SECRET))
+                .pointed_at(sim_url);
+        service.set_connector(&demo, connector).await?;
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        };
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(keyward_server::serve(service.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        eprintln!("  Keyward server (keyward serve): {url}");
+        Ok(Self { url, token, stop, task })
+    }
+
+    /// Stops serving and waits for the server to finish.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// The operator's set-up: Engineering's enrollment policy, then the people from Entra.
+async fn set_policy_and_sync(api: &ApiClient) -> anyhow::Result<()> {
     let policy = keyward_proto::admin::PolicyRequest {
         mode: "mandatory".into(),
         pin_min_length: Some(6),
@@ -137,7 +189,13 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     eprintln!("  enrollment policy: Engineering is mandatory, PINs of 6 or more, at most 2 passkeys each");
     let report = api.sync_people(None).await?;
     eprintln!("  synced {} people from Entra ({} new)", report.seen, report.created);
-    let people: Vec<String> = api
+    Ok(())
+}
+
+/// The demo people's UPNs: enabled members synced from Entra, without the example tenant's
+/// own users and guests.
+async fn demo_people(api: &ApiClient) -> anyhow::Result<Vec<String>> {
+    Ok(api
         .people(Some("@contoso.onmicrosoft.com"), None, 1000)
         .await?
         .items
@@ -149,7 +207,15 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         .filter(|upn| {
             !["adele.vance", "alex.wilber", "megan.bowen", "pradeep.gupta"].iter().any(|x| upn.starts_with(x))
         })
-        .collect();
+        .collect())
+}
+
+/// Provisions a fresh soft key for each person, with a progress bar; returns the failures.
+async fn provision_everyone(
+    api: &ApiClient,
+    ca: &AttestationCa,
+    people: &[String],
+) -> anyhow::Result<Vec<String>> {
     let bar = ProgressBar::new(people.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("  provisioning {bar:30} {pos}/{len} people, ETA {eta} {msg}")
@@ -176,7 +242,7 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
             display_name: None,
         };
         bar.set_message(upn.clone());
-        if let Err(e) = provision_one(&api, &mut client, &request).await {
+        if let Err(e) = provision_one(api, &mut client, &request).await {
             failures.push(format!("{upn}: {e}"));
         }
         bar.inc(1);
@@ -185,26 +251,19 @@ async fn demo(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     for f in &failures {
         eprintln!("  failed: {f}");
     }
+    Ok(failures)
+}
 
-    // 4. The coverage report.
+/// The coverage report, the audit chain's verdict, and how to reach the server.
+async fn print_report(api: &ApiClient, server: &DemoServer) -> anyhow::Result<()> {
     println!();
-    keyward_cli::commands::report::print_coverage(&api, keyward_cli::commands::output::Format::Table).await?;
+    keyward_cli::commands::report::print_coverage(api, keyward_cli::commands::output::Format::Table).await?;
     let chain = api.verify_audit().await?;
     println!("Audit trail: {} events, chain {}", chain.events, if chain.ok { "verified" } else { "BROKEN" });
     println!();
+    let url = &server.url;
     println!("Server:  {url}  (API {url}/api/v1, OpenAPI {url}/api/v1/openapi.json)");
-    println!("Token:   export KEYWARD_SERVER={url} KEYWARD_TOKEN={}", token.expose_secret());
+    println!("Token:   export KEYWARD_SERVER={url} KEYWARD_TOKEN={}", server.token.expose_secret());
     println!("Try:     keyward report coverage   |   keyward passkeys list   |   keyward audit verify");
-
-    if !args.no_wait {
-        println!("The demo keeps running until you press Ctrl-C.");
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    let _ = stop.send(());
-    let _ = server.await;
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        anyhow::bail!("{} of {} provisionings failed", failures.len(), people.len())
-    }
+    Ok(())
 }

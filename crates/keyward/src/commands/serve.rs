@@ -1,5 +1,5 @@
-//! `keyward serve`: the CMS server, with its configuration (file, environment, flags), which
-//! `keyward admin` shares.
+//! `keyward serve`: the CMS server, with its configuration from `keyward.toml`, `KEYWARD_*`
+//! variables and the flags of [`ConfigArgs`] (which `keyward admin` shares).
 
 use std::path::PathBuf;
 

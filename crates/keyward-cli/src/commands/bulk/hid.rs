@@ -54,7 +54,7 @@ pub async fn run(api: &ApiClient, job: &str, lease_secs: u64) -> anyhow::Result<
         }
         let result = async {
             refuse_known_key(api, unit.row.serial.as_deref()).await?;
-            let mut key = crate::commands::device::open("hid", None)?;
+            let mut key = crate::desk_key::open("hid", None)?;
             let req = ProvisionRequest {
                 upn: upn.clone(),
                 serial: unit.row.serial.clone(),

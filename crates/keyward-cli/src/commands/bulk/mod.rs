@@ -219,6 +219,8 @@ fn progress_bar(api_total: u64, done: u64) -> ProgressBar {
     bar
 }
 
+/// Provisions the job's rows on soft keys, `concurrency` at a time (paced to the write quota
+/// when `pace` is set), until no row is pending or leased.
 async fn run_soft(
     api: &Arc<ApiClient>,
     job: &str,
@@ -255,35 +257,15 @@ async fn run_soft(
             }
         }
         if tasks.is_empty() {
-            let status = api.job(job).await?;
-            bar.set_position((status.done + status.failed) as u64);
-            if status.running == 0 && status.pending == 0 {
+            if wait_for_leased_rows(api, job, &bar, lease_secs, &mut waiting_since).await? {
                 break;
             }
-            // Rows leased by a run that stopped: they come back when the lease expires.
-            let since = *waiting_since.get_or_insert_with(Instant::now);
-            bar.set_message(format!(
-                "waiting for {} rows leased by an earlier run (up to {lease_secs} s, {} s so far)",
-                status.running,
-                since.elapsed().as_secs()
-            ));
-            tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
         if let Some(joined) = tasks.join_next().await {
             let (upn, outcome) = joined.context("a provisioning task panicked")?;
-            match outcome.status {
-                "provisioned" => summary.provisioned += 1,
-                "already-done" => summary.already_done += 1,
-                "retry" => {
-                    summary.retried += 1;
-                    continue;
-                }
-                _ => {
-                    summary.failed += 1;
-                    let line = format!("failed: {upn}: {}", outcome.detail);
-                    if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
-                }
+            if !record(&mut summary, &bar, &upn, &outcome) {
+                continue;
             }
             bar.inc(1);
             bar.set_message(upn);
@@ -297,4 +279,47 @@ async fn run_soft(
     bar.finish_with_message("done");
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// With nothing in flight: whether the job is finished; if not, shows the rows still leased by
+/// an earlier run (they come back when the lease expires) and waits a moment.
+async fn wait_for_leased_rows(
+    api: &ApiClient,
+    job: &str,
+    bar: &ProgressBar,
+    lease_secs: u64,
+    waiting_since: &mut Option<Instant>,
+) -> anyhow::Result<bool> {
+    let status = api.job(job).await?;
+    bar.set_position((status.done + status.failed) as u64);
+    if status.running == 0 && status.pending == 0 {
+        return Ok(true);
+    }
+    let since = *waiting_since.get_or_insert_with(Instant::now);
+    bar.set_message(format!(
+        "waiting for {} rows leased by an earlier run (up to {lease_secs} s, {} s so far)",
+        status.running,
+        since.elapsed().as_secs()
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(false)
+}
+
+/// Counts a row's outcome and prints a failure; false for a row put back in the queue, which
+/// is not settled yet.
+fn record(summary: &mut RunSummary, bar: &ProgressBar, upn: &str, outcome: &worker::Outcome) -> bool {
+    match outcome.status {
+        "provisioned" => summary.provisioned += 1,
+        "already-done" => summary.already_done += 1,
+        "retry" => {
+            summary.retried += 1;
+            return false;
+        }
+        _ => {
+            summary.failed += 1;
+            let line = format!("failed: {upn}: {}", outcome.detail);
+            if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
+        }
+    }
+    true
 }

@@ -3,8 +3,8 @@
 //! — then tells the server how it was handed over (never what it is).
 //!
 //! Keys are opened and typed PINs read with the same code as `keyward device`
-//! ([`crate::commands::device::open`], [`crate::commands::device::read_secret`]), so `--key`,
-//! `KEYWARD_PIN` and the no-echo prompt behave the same in both commands.
+//! ([`crate::desk_key`]), so `--key`, `KEYWARD_PIN` and the no-echo prompt behave the same in
+//! both commands.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::flow::{FlowOptions, PinMode, ProvisionRequest, provision_with};
+use super::flow::{FlowOptions, PinMode, ProvisionError, ProvisionRequest, Provisioned, provision_with};
 use super::letter::{Letter, parse_recipient, write_encrypted};
 use super::pin::{Charset, PinGenerator};
+use crate::api_client::ApiClient;
 use crate::commands::ClientArgs;
-use crate::commands::device::{PIN_ENV, open, open_usb, read_secret};
+use crate::desk_key::{PIN_ENV, open, open_usb, read_pin_to_set};
 
 /// How long a re-plugged USB key may take to show up again.
 const REPLUG_WAIT: Duration = Duration::from_secs(30);
@@ -78,15 +79,7 @@ fn progress(line: &str) {
 
 /// Reads a PIN the operator chooses: KEYWARD_PIN, or typed twice without echo.
 fn read_chosen_pin() -> anyhow::Result<SecretString> {
-    if std::env::var_os(PIN_ENV).is_some() {
-        return read_secret(PIN_ENV, "");
-    }
-    let first = read_secret(PIN_ENV, "PIN for the key: ")?;
-    let again = read_secret(PIN_ENV, "repeat the PIN: ")?;
-    if first.expose_secret() != again.expose_secret() {
-        bail!("the two PINs differ; run the command again");
-    }
-    Ok(first)
+    read_pin_to_set(PIN_ENV, "PIN for the key: ", "repeat the PIN: ")
 }
 
 /// Guides a USB reset: the key must be re-plugged, and is used again once it reappears with
@@ -131,18 +124,7 @@ fn show_pin(name: &str, upn: &str, pin: &SecretString) {
 
 /// Runs `keyward provision`.
 pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
-    if args.pin == PinSource::Prompt && (args.pin_length.is_some() || args.pin_charset != Charset::Digits) {
-        bail!("--pin-length and --pin-charset apply to --pin random only; drop them or use --pin random");
-    }
-    if let Some(r) = &args.recipient {
-        parse_recipient(r)?;
-    }
-    if let Some(letter) = &args.letter {
-        let dir = letter.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        if !dir.is_dir() {
-            bail!("the directory of --letter {} does not exist; create it first", letter.display());
-        }
-    }
+    check_args(&args)?;
     let api = args.client.client()?;
     let pin = match args.pin {
         PinSource::Random => PinMode::Random,
@@ -177,27 +159,56 @@ pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
         progress: Some(&progress),
         reopen_for_reset: if hid && args.reset { Some(&reopen) } else { None },
     };
-    let done = match provision_with(&api, &mut key, &request, &opts).await {
-        Ok(done) => done,
-        Err(e) => {
-            let removed = match e.credential_removed() {
-                None => "none was made",
-                Some(true) => "yes",
-                Some(false) => "NO",
-            };
-            let failed = if e.issuance_marked_failed() { "yes" } else { "no" };
-            progress(&format!(
-                "stopped at: {}; issuance marked failed: {failed}; credential removed from the key: {removed}",
-                e.step()
-            ));
-            return Err(e.into());
-        }
-    };
+    let done = provision_with(&api, &mut key, &request, &opts).await.inspect_err(say_what_was_undone)?;
     progress(&format!(
         "passkey {} registered for {} (issuance {})",
         done.passkey.id, args.user, done.issuance_id
     ));
+    hand_over_pin(&api, &args, &request, &done, serial.as_deref()).await?;
+    println!("{}", done.passkey.id);
+    Ok(())
+}
 
+/// Refuses option combinations that cannot work, before the key or the server is touched.
+fn check_args(args: &ProvisionArgs) -> anyhow::Result<()> {
+    if args.pin == PinSource::Prompt && (args.pin_length.is_some() || args.pin_charset != Charset::Digits) {
+        bail!("--pin-length and --pin-charset apply to --pin random only; drop them or use --pin random");
+    }
+    if let Some(r) = &args.recipient {
+        parse_recipient(r)?;
+    }
+    if let Some(letter) = &args.letter {
+        let dir = letter.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            bail!("the directory of --letter {} does not exist; create it first", letter.display());
+        }
+    }
+    Ok(())
+}
+
+/// After a failure: the step that failed and what was undone on the server and on the key.
+fn say_what_was_undone(e: &ProvisionError) {
+    let removed = match e.credential_removed() {
+        None => "none was made",
+        Some(true) => "yes",
+        Some(false) => "NO",
+    };
+    let failed = if e.issuance_marked_failed() { "yes" } else { "no" };
+    progress(&format!(
+        "stopped at: {}; issuance marked failed: {failed}; credential removed from the key: {removed}",
+        e.step()
+    ));
+}
+
+/// Hands the PIN over — in the encrypted letter, or once on the terminal (a PIN the operator
+/// chose is not shown) — and records how in the audit trail.
+async fn hand_over_pin(
+    api: &ApiClient,
+    args: &ProvisionArgs,
+    request: &ProvisionRequest,
+    done: &Provisioned,
+    serial: Option<&str>,
+) -> anyhow::Result<()> {
     let chosen = match &request.pin {
         PinMode::Given(p) => Some(p),
         PinMode::Random => None,
@@ -207,13 +218,8 @@ pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
         api.person(&args.user).await.map(|p| p.person.display_name).unwrap_or_else(|_| args.user.clone());
     let (method, detail) = match (&args.letter, &args.recipient) {
         (Some(path), Some(recipient)) => {
-            let letter = Letter {
-                name: &name,
-                upn: &args.user,
-                serial: serial.as_deref(),
-                model: done.passkey.model.as_deref(),
-                pin,
-            };
+            let letter =
+                Letter { name: &name, upn: &args.user, serial, model: done.passkey.model.as_deref(), pin };
             write_encrypted(path, recipient, &letter)?;
             progress(&format!("PIN letter written to {} (encrypted to {recipient})", path.display()));
             ("letter", Some(format!("{} for {recipient}", path.display())))
@@ -227,6 +233,5 @@ pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
     api.pin_handover(&done.issuance_id, method, detail)
         .await
         .context("the key is provisioned, but the PIN hand-over could not be recorded in the audit")?;
-    println!("{}", done.passkey.id);
     Ok(())
 }

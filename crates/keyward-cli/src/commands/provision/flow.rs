@@ -171,200 +171,292 @@ pub async fn provision_with<T: Transport>(
     opts: &FlowOptions<'_, T>,
 ) -> Result<Provisioned, ProvisionError> {
     let mut run = Run { api, key, issuance: None, credential: None, passkey: None, pin: None, opts };
-
-    run.say(&format!("creating the issuance for {}", req.upn));
-    let issuance = match api.create_issuance(&req.upn, req.serial.clone(), Some(req.channel)).await {
-        Ok(i) => i,
-        Err(e) => {
-            let hint = "Check the UPN (people come from Entra with `keyward people sync`) and the API token.";
-            return Err(run.fail(Step::CreateIssuance, e, hint).await);
-        }
-    };
-    run.issuance = Some(issuance.id.clone());
-    run.say("fetching the registration options from Entra");
-    let options = match api.options(&issuance.id).await {
-        Ok(o) => o,
-        Err(e) => {
-            let hint = "If the issuance needs approval, have it approved and run again; otherwise check the connector.";
-            return Err(run.fail(Step::Options, e, hint).await);
-        }
-    };
-    let plan = match RegistrationPlan::from_creation_options(&options.creation_options) {
-        Ok(p) => p,
-        Err(e) => {
-            return Err(run.fail(Step::Options, e, "Entra's options cannot be used; report this.").await);
-        }
-    };
-
+    let issuance_id = run.create_issuance(req).await?;
+    let (pin_policy, plan) = run.fetch_options(&issuance_id).await?;
     if req.reset {
-        if let Some(reopen) = opts.reopen_for_reset {
-            match reopen() {
-                Ok(client) => *run.key = client,
-                Err(e) => {
-                    let hint = "Re-plug the key when asked, within the time given, and run again.";
-                    return Err(run.fail(Step::Reset, format!("{e:#}"), hint).await);
-                }
-            }
-        }
-        run.say("resetting the key (touch it if it blinks)");
-        if let Err(e) = run.key.reset() {
-            let hint = "A USB key resets only within seconds of being plugged in: re-plug it and run again.";
-            return Err(run.fail(Step::Reset, e, hint).await);
-        }
+        run.reset_key().await?;
     }
-
-    // The PIN.
-    let info = match run.key.get_info() {
-        Ok(i) => i,
-        Err(e) => return Err(run.fail(Step::SetPin, e, "Check the key's connection and run again.").await),
-    };
-    let has_pin = info.options.get("clientPin") == Some(&true);
-    let policy_min = usize::from(options.pin_min_length);
-    let key_min = usize::from(info.min_pin_length);
-    let force = req.force_pin_change.unwrap_or(options.pin_force_change);
-    let config = info.options.get("authnrCfg") == Some(&true);
-    if force && !(config && info.options.get("setMinPINLength") == Some(&true)) {
-        let hint = "This key model cannot force a PIN change (no authenticatorConfig setMinPINLength); \
-                    provision without --force-pin-change or use another key.";
-        return Err(run.fail(Step::ForcePinChange, "not supported by the key", hint).await);
-    }
-    let (pin, handover) = match &req.pin {
-        PinMode::Given(pin) => {
-            if let Err(e) = check_given(pin, policy_min.max(key_min).max(4)) {
-                return Err(run.fail(Step::SetPin, e, "Run again with another PIN.").await);
-            }
-            if has_pin {
-                run.say("the key already has a PIN: using the given one as its PIN");
-            } else {
-                run.say("setting the PIN chosen by the operator");
-                if let Err(e) = run.key.set_pin(pin) {
-                    return Err(run.fail(Step::SetPin, e, "The key refused this PIN; choose another.").await);
-                }
-            }
-            (pin.clone(), None)
-        }
-        PinMode::Random => {
-            if has_pin {
-                let hint = "The key already has a PIN: run again with --reset to erase it (this deletes the \
-                            key's passkeys), or with --pin prompt and the key's current PIN.";
-                return Err(run.fail(Step::SetPin, "the key already has a PIN", hint).await);
-            }
-            let length = opts.generator.length_for(policy_min, key_min);
-            run.say(&format!("setting a random {length}-character PIN"));
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let pin = opts.generator.generate(length);
-                match run.key.set_pin(&pin) {
-                    Ok(()) => break (pin.clone(), Some(pin)),
-                    Err(e)
-                        if e.status() == Some(CtapStatus::PinPolicyViolation) && attempt < PIN_ATTEMPTS =>
-                    {
-                        run.say("the key refused that PIN (its PIN policy); trying another");
-                    }
-                    Err(e) => {
-                        let hint = "Check the key's PIN policy (`keyward device info`); --pin-length or \
-                                    --pin-charset alnum may help.";
-                        return Err(run.fail(Step::SetPin, e, hint).await);
-                    }
-                }
-            }
-        }
-    };
+    let key = run.read_key(&pin_policy, req).await?;
+    let (pin, handover) = run.set_pin(&req.pin, &key).await?;
     run.pin = Some(pin.clone());
+    run.raise_min_pin_length(&key, pin_policy.min_length, &pin).await?;
+    let made = run.make_passkey(&plan, &pin).await?;
+    let passkey = run.register(&issuance_id, &plan, &made, req).await?;
+    run.self_test_passkey(&pin, &made).await?;
+    if key.force_pin_change {
+        run.force_pin_change(&pin).await?;
+    }
+    Ok(Provisioned { issuance_id, passkey, pin: handover })
+}
 
-    if config
-        && info.options.get("setMinPINLength") == Some(&true)
-        && options.pin_min_length > info.min_pin_length
-    {
-        run.say(&format!("raising the key's minimum PIN length to {}", options.pin_min_length));
-        let set = run.key.get_pin_uv_auth_token(&pin, PERMISSION_ACFG, None).and_then(|t| {
-            let req =
-                MinPinLength { new_min_pin_length: Some(options.pin_min_length), ..MinPinLength::default() };
-            run.key.set_min_pin_length(&t, &req)
+/// What the enrollment policy asks of the PIN, as the server sends it with Entra's options.
+struct PinPolicy {
+    /// Minimum PIN length the key must be set to.
+    min_length: u8,
+    /// Whether the key must force a PIN change on first use.
+    force_change: bool,
+}
+
+/// What the key says about its PIN, and what the PIN must be.
+struct KeyFacts {
+    /// The key already has a PIN.
+    has_pin: bool,
+    /// The enrollment policy's minimum PIN length.
+    policy_min: usize,
+    /// The key's own minimum PIN length.
+    key_min: usize,
+    /// The key supports authenticatorConfig setMinPINLength.
+    can_set_min_pin_length: bool,
+    /// The key's minimum PIN length, as it reports it.
+    key_min_pin_length: u8,
+    /// The PIN change is to be forced at first use.
+    force_pin_change: bool,
+}
+
+/// The passkey made on the key: its attestation and the credential it names.
+struct MadePasskey {
+    registration: keyward_ctap::entra::EntraRegistration,
+    credential_id: Vec<u8>,
+    public_key: p256::ecdsa::VerifyingKey,
+}
+
+impl<T: Transport> Run<'_, T> {
+    /// `Ok(value)`, or the error after undoing what can be undone.
+    async fn check<V>(
+        &mut self,
+        result: Result<V, impl ToString>,
+        step: Step,
+        hint: &str,
+    ) -> Result<V, ProvisionError> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.fail(step, e, hint).await),
+        }
+    }
+
+    /// Creates the issuance the rest of the flow belongs to; returns its id.
+    async fn create_issuance(&mut self, req: &ProvisionRequest) -> Result<String, ProvisionError> {
+        self.say(&format!("creating the issuance for {}", req.upn));
+        let created = self.api.create_issuance(&req.upn, req.serial.clone(), Some(req.channel)).await;
+        let hint = "Check the UPN (people come from Entra with `keyward people sync`) and the API token.";
+        let issuance = self.check(created, Step::CreateIssuance, hint).await?;
+        self.issuance = Some(issuance.id.clone());
+        Ok(issuance.id)
+    }
+
+    /// Entra's creation options for the issuance: the registration planned from them, and
+    /// the policy's PIN rules that come with them.
+    async fn fetch_options(
+        &mut self,
+        issuance_id: &str,
+    ) -> Result<(PinPolicy, RegistrationPlan), ProvisionError> {
+        self.say("fetching the registration options from Entra");
+        let fetched = self.api.options(issuance_id).await;
+        let hint =
+            "If the issuance needs approval, have it approved and run again; otherwise check the connector.";
+        let options = self.check(fetched, Step::Options, hint).await?;
+        let planned = RegistrationPlan::from_creation_options(&options.creation_options);
+        let plan = self.check(planned, Step::Options, "Entra's options cannot be used; report this.").await?;
+        Ok((PinPolicy { min_length: options.pin_min_length, force_change: options.pin_force_change }, plan))
+    }
+
+    /// Resets the key, re-opening it first when it must be re-plugged (USB).
+    async fn reset_key(&mut self) -> Result<(), ProvisionError> {
+        if let Some(reopen) = self.opts.reopen_for_reset {
+            let reopened = reopen().map_err(|e| format!("{e:#}"));
+            let hint = "Re-plug the key when asked, within the time given, and run again.";
+            *self.key = self.check(reopened, Step::Reset, hint).await?;
+        }
+        self.say("resetting the key (touch it if it blinks)");
+        let reset = self.key.reset();
+        let hint = "A USB key resets only within seconds of being plugged in: re-plug it and run again.";
+        self.check(reset, Step::Reset, hint).await
+    }
+
+    /// Reads the key's PIN state and limits; refuses a forced PIN change the key cannot do.
+    async fn read_key(
+        &mut self,
+        policy: &PinPolicy,
+        req: &ProvisionRequest,
+    ) -> Result<KeyFacts, ProvisionError> {
+        let info = self.key.get_info();
+        let info = self.check(info, Step::SetPin, "Check the key's connection and run again.").await?;
+        let facts = KeyFacts {
+            has_pin: info.options.get("clientPin") == Some(&true),
+            policy_min: usize::from(policy.min_length),
+            key_min: usize::from(info.min_pin_length),
+            can_set_min_pin_length: info.options.get("authnrCfg") == Some(&true)
+                && info.options.get("setMinPINLength") == Some(&true),
+            key_min_pin_length: info.min_pin_length,
+            force_pin_change: req.force_pin_change.unwrap_or(policy.force_change),
+        };
+        if facts.force_pin_change && !facts.can_set_min_pin_length {
+            let hint = "This key model cannot force a PIN change (no authenticatorConfig setMinPINLength); \
+                        provision without --force-pin-change or use another key.";
+            return Err(self.fail(Step::ForcePinChange, "not supported by the key", hint).await);
+        }
+        Ok(facts)
+    }
+
+    /// Sets the PIN: the operator's (checked against the policy, or kept when the key has it)
+    /// or a random one; returns it, and the random PIN again for hand-over.
+    async fn set_pin(
+        &mut self,
+        mode: &PinMode,
+        key: &KeyFacts,
+    ) -> Result<(SecretString, Option<SecretString>), ProvisionError> {
+        match mode {
+            PinMode::Given(pin) => {
+                let checked = check_given(pin, key.policy_min.max(key.key_min).max(4));
+                self.check(checked, Step::SetPin, "Run again with another PIN.").await?;
+                if key.has_pin {
+                    self.say("the key already has a PIN: using the given one as its PIN");
+                } else {
+                    self.say("setting the PIN chosen by the operator");
+                    let set = self.key.set_pin(pin);
+                    self.check(set, Step::SetPin, "The key refused this PIN; choose another.").await?;
+                }
+                Ok((pin.clone(), None))
+            }
+            PinMode::Random => {
+                if key.has_pin {
+                    let hint = "The key already has a PIN: run again with --reset to erase it (this deletes the \
+                                key's passkeys), or with --pin prompt and the key's current PIN.";
+                    return Err(self.fail(Step::SetPin, "the key already has a PIN", hint).await);
+                }
+                let pin = self.set_random_pin(key).await?;
+                Ok((pin.clone(), Some(pin)))
+            }
+        }
+    }
+
+    /// Sets a fresh random PIN, trying another when the key's PIN policy refuses one.
+    async fn set_random_pin(&mut self, key: &KeyFacts) -> Result<SecretString, ProvisionError> {
+        let length = self.opts.generator.length_for(key.policy_min, key.key_min);
+        self.say(&format!("setting a random {length}-character PIN"));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let pin = self.opts.generator.generate(length);
+            match self.key.set_pin(&pin) {
+                Ok(()) => return Ok(pin),
+                Err(e) if e.status() == Some(CtapStatus::PinPolicyViolation) && attempt < PIN_ATTEMPTS => {
+                    self.say("the key refused that PIN (its PIN policy); trying another");
+                }
+                Err(e) => {
+                    let hint = "Check the key's PIN policy (`keyward device info`); --pin-length or \
+                                --pin-charset alnum may help.";
+                    return Err(self.fail(Step::SetPin, e, hint).await);
+                }
+            }
+        }
+    }
+
+    /// Raises the key's minimum PIN length to the policy's, when the key can and is below it.
+    async fn raise_min_pin_length(
+        &mut self,
+        key: &KeyFacts,
+        policy_min: u8,
+        pin: &SecretString,
+    ) -> Result<(), ProvisionError> {
+        if !key.can_set_min_pin_length || policy_min <= key.key_min_pin_length {
+            return Ok(());
+        }
+        self.say(&format!("raising the key's minimum PIN length to {policy_min}"));
+        let set = self.key.get_pin_uv_auth_token(pin, PERMISSION_ACFG, None).and_then(|t| {
+            let req = MinPinLength { new_min_pin_length: Some(policy_min), ..MinPinLength::default() };
+            self.key.set_min_pin_length(&t, &req)
         });
-        if let Err(e) = set {
-            return Err(run.fail(Step::MinPinLength, e, "Reset the key and run again.").await);
-        }
+        self.check(set, Step::MinPinLength, "Reset the key and run again.").await
     }
 
-    run.say("making the passkey on the key (touch it if it blinks)");
-    let token = match run.key.get_pin_uv_auth_token(&pin, PERMISSION_MC, Some(ENTRA_RP_ID)) {
-        Ok(t) => t,
-        Err(e) => return Err(run.fail(Step::PinToken, e, "Check the PIN and the key's retries.").await),
-    };
-    let made = match run.key.register_for_entra(&plan, &token) {
-        Ok(m) => m,
-        Err(e) => return Err(run.fail(Step::MakeCredential, e, "Use a key model Entra accepts.").await),
-    };
-    for w in &made.warnings {
-        run.say(&format!("warning: {w}"));
-    }
-    let (credential_id, public_key) = match credential_of(&made.attestation) {
-        Ok(c) => c,
-        Err(e) => {
-            return Err(run
-                .fail(Step::MakeCredential, e, "The key's answer is unusable; use another key.")
-                .await);
+    /// Makes the passkey on the key for Entra's options; from here on a failure deletes it.
+    async fn make_passkey(
+        &mut self,
+        plan: &RegistrationPlan,
+        pin: &SecretString,
+    ) -> Result<MadePasskey, ProvisionError> {
+        self.say("making the passkey on the key (touch it if it blinks)");
+        let token = self.key.get_pin_uv_auth_token(pin, PERMISSION_MC, Some(ENTRA_RP_ID));
+        let token = self.check(token, Step::PinToken, "Check the PIN and the key's retries.").await?;
+        let made = self.key.register_for_entra(plan, &token);
+        let made = self.check(made, Step::MakeCredential, "Use a key model Entra accepts.").await?;
+        for w in &made.warnings {
+            self.say(&format!("warning: {w}"));
         }
-    };
-    run.credential = Some(credential_id.clone());
-
-    run.say("registering the passkey in Entra");
-    let body = CompleteRequest {
-        client_data_json: b64::encode(&plan.client_data_json),
-        attestation_object: b64::encode(&made.attestation.attestation_object()),
-        serial: req.serial.clone(),
-        firmware: None,
-        display_name: req.display_name.clone(),
-    };
-    let mut attempt = 0;
-    let done = loop {
-        attempt += 1;
-        match api.complete(&issuance.id, &body).await {
-            Ok(done) => break done,
-            Err(e) if unknown_outcome(&e) && attempt < COMPLETE_ATTEMPTS => {
-                run.say("Entra's answer was lost; asking again");
-                tokio::time::sleep(std::time::Duration::from_millis(500 * attempt as u64)).await;
-            }
-            Err(e) if unknown_outcome(&e) => {
-                let id = issuance.id.clone();
-                let credential_id = b64::encode(&credential_id);
-                let hint = "Entra's answer was lost every time.";
-                return Err(ProvisionError::Failed {
-                    step: Step::Complete,
-                    cause: e.to_string(),
-                    hint: hint.into(),
-                    issuance: IssuanceCleanup::LeftForReconcile { id },
-                    key: KeyCleanup::Kept { credential_id },
-                    passkey: PasskeyCleanup::NoneRegistered,
-                });
-            }
-            Err(e) => {
-                let hint = "Check that the tenant allows this person and this key model (FIDO2 method policy), \
-                            then run again.";
-                return Err(run.fail(Step::Complete, e, hint).await);
-            }
-        }
-    };
-    run.passkey = Some(done.passkey.id.clone());
-
-    run.say("self-test: signing in with the new passkey");
-    if let Err(e) = self_test(run.key, &pin, &credential_id, &public_key) {
-        return Err(run.fail(Step::SelfTest, e, "The key is not fit to hand over; use another key.").await);
+        let credential = credential_of(&made.attestation);
+        let hint = "The key's answer is unusable; use another key.";
+        let (credential_id, public_key) = self.check(credential, Step::MakeCredential, hint).await?;
+        self.credential = Some(credential_id.clone());
+        Ok(MadePasskey { registration: made, credential_id, public_key })
     }
 
-    if force {
-        run.say("forcing a PIN change at first use");
-        let set = run.key.get_pin_uv_auth_token(&pin, PERMISSION_ACFG, None).and_then(|t| {
-            run.key
+    /// Registers the passkey in Entra through the server, asking again while Entra's answer is
+    /// lost; when it stays lost, the credential and the issuance are left for reconcile.
+    async fn register(
+        &mut self,
+        issuance_id: &str,
+        plan: &RegistrationPlan,
+        made: &MadePasskey,
+        req: &ProvisionRequest,
+    ) -> Result<PasskeyView, ProvisionError> {
+        self.say("registering the passkey in Entra");
+        let body = CompleteRequest {
+            client_data_json: b64::encode(&plan.client_data_json),
+            attestation_object: b64::encode(&made.registration.attestation.attestation_object()),
+            serial: req.serial.clone(),
+            firmware: None,
+            display_name: req.display_name.clone(),
+        };
+        let mut attempt = 0;
+        let done = loop {
+            attempt += 1;
+            match self.api.complete(issuance_id, &body).await {
+                Ok(done) => break done,
+                Err(e) if unknown_outcome(&e) && attempt < COMPLETE_ATTEMPTS => {
+                    self.say("Entra's answer was lost; asking again");
+                    tokio::time::sleep(std::time::Duration::from_millis(500 * attempt as u64)).await;
+                }
+                Err(e) if unknown_outcome(&e) => {
+                    return Err(ProvisionError::Failed {
+                        step: Step::Complete,
+                        cause: e.to_string(),
+                        hint: "Entra's answer was lost every time.".into(),
+                        issuance: IssuanceCleanup::LeftForReconcile { id: issuance_id.to_owned() },
+                        key: KeyCleanup::Kept { credential_id: b64::encode(&made.credential_id) },
+                        passkey: PasskeyCleanup::NoneRegistered,
+                    });
+                }
+                Err(e) => {
+                    let hint = "Check that the tenant allows this person and this key model (FIDO2 method policy), \
+                                then run again.";
+                    return Err(self.fail(Step::Complete, e, hint).await);
+                }
+            }
+        };
+        self.passkey = Some(done.passkey.id.clone());
+        Ok(done.passkey)
+    }
+
+    /// Signs in once with the new passkey: a key that cannot is not handed over.
+    async fn self_test_passkey(
+        &mut self,
+        pin: &SecretString,
+        made: &MadePasskey,
+    ) -> Result<(), ProvisionError> {
+        self.say("self-test: signing in with the new passkey");
+        let tested = self_test(&mut *self.key, pin, &made.credential_id, &made.public_key);
+        self.check(tested, Step::SelfTest, "The key is not fit to hand over; use another key.").await
+    }
+
+    /// Makes the person change the PIN at first use (last: such a key refuses PIN tokens).
+    async fn force_pin_change(&mut self, pin: &SecretString) -> Result<(), ProvisionError> {
+        self.say("forcing a PIN change at first use");
+        let set = self.key.get_pin_uv_auth_token(pin, PERMISSION_ACFG, None).and_then(|t| {
+            self.key
                 .set_min_pin_length(&t, &MinPinLength { force_change_pin: true, ..MinPinLength::default() })
         });
-        if let Err(e) = set {
-            return Err(run
-                .fail(Step::ForcePinChange, e, "Run again, or provision without --force-pin-change.")
-                .await);
-        }
+        let hint = "Run again, or provision without --force-pin-change.";
+        self.check(set, Step::ForcePinChange, hint).await
     }
-    Ok(Provisioned { issuance_id: issuance.id, passkey: done.passkey, pin: handover })
 }
