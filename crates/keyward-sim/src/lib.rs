@@ -90,6 +90,9 @@ pub struct SimOptions {
     pub faults: FaultSpec,
     /// Where state is persisted, if anywhere.
     pub state_file: Option<PathBuf>,
+    /// Keep the stricter readings where observed Entra behaviour is looser (see the list of
+    /// choices at the top of this crate).
+    pub strict: bool,
 }
 
 /// A running emulator's shared state; cheap to clone.
