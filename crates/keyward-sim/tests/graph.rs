@@ -73,6 +73,19 @@ impl Client {
         let (s, _, b) = self.call(reqwest::Method::GET, path, None).await;
         (s, b)
     }
+    /// A GET with `ConsistencyLevel: eventual` (Graph's advanced queries).
+    async fn get_eventual(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("ConsistencyLevel", "eventual")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
 }
 
 #[tokio::test]
@@ -164,6 +177,54 @@ async fn users_get_select_filter_and_page() {
     assert_eq!(members["value"][0]["@odata.type"], "#microsoft.graph.user");
     let (_, groups) = client.get("/beta/groups?$filter=displayName eq 'Finance'").await;
     assert_eq!(groups["value"][0]["id"], "0b7f3a52-9c1d-4e8f-a2b6-1d3c5e7f9a01");
+}
+
+/// Graph's advanced-query rules: `$search`, `$count` and `$orderby` with `$filter` need
+/// `ConsistencyLevel: eventual` (errors as seen in microsoft-graph-toolkit #3028 and
+/// microsoft-graph-docs-contrib #2716); plain `$orderby` on displayName does not.
+#[tokio::test]
+async fn users_search_count_and_orderby_need_consistency_level_eventual() {
+    let sim = start(Seed::example(), SimOptions::default()).await;
+    let client = Client::new(&sim, ALL_ROLES);
+    let message = |body: &Value| body["error"]["message"].as_str().unwrap_or("").to_owned();
+    #[rustfmt::skip]
+    let refused: Vec<(&str, &str, &str)> = vec![
+        ("/v1.0/users?$search=\"displayName:adele\"", "Request_UnsupportedQuery",
+         "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'"),
+        ("/v1.0/users?$count=true", "Request_BadRequest", "$count is not currently supported."),
+        ("/v1.0/users?$orderby=displayName&$filter=accountEnabled eq true", "Request_UnsupportedQuery", "Sorting not supported"),
+    ];
+    for (path, code, text) in refused {
+        let (status, body) = client.get(path).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)), "{path}: {body}");
+        assert!(message(&body).starts_with(text), "{path}: {body}");
+    }
+
+    let names = |body: &Value| -> Vec<String> {
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["displayName"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, sorted) = client.get("/v1.0/users?$orderby=displayName desc&$top=2").await;
+    assert_eq!(status, 200, "{sorted}");
+    assert_eq!(names(&sorted), ["Pradeep Gupta", "Partner Guest"]);
+
+    let (status, found) = client
+        .get_eventual("/v1.0/users?$search=\"displayName:van\" OR \"displayName:bow\"&$count=true")
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(names(&found), ["Adele Vance", "Megan Bowen"]);
+    assert_eq!(found["@odata.count"], 2);
+    let (status, both) = client
+        .get_eventual("/v1.0/users?$filter=accountEnabled eq true&$orderby=userPrincipalName&$count=true")
+        .await;
+    assert_eq!(status, 200, "{both}");
+    assert_eq!(both["@odata.count"], 4);
+    assert_eq!(names(&both)[0], "Adele Vance");
+    sim.stop().await;
 }
 
 #[tokio::test]
