@@ -315,6 +315,48 @@ async fn temporary_access_pass_lifecycle_and_policy_bounds() {
     assert!(list["value"].as_array().unwrap().is_empty());
 }
 
+/// The TAP policy's includeTargets and excludeTargets decide who may be issued a pass.
+#[tokio::test]
+async fn temporary_access_passes_follow_the_policy_targets() {
+    let sim = start(Seed::example(), SimOptions::default()).await;
+    let client = Client::new(&sim, ALL_ROLES);
+    let (status, policy) =
+        client.get("/v1.0/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass").await;
+    assert_eq!(status, 200);
+    assert_eq!(policy["includeTargets"][0]["id"], "all_users", "{policy}");
+    let finance = "0b7f3a52-9c1d-4e8f-a2b6-1d3c5e7f9a01";
+    let exclusions = "2d9f5c74-be3f-4a01-84d8-3f5e7a9b1c23";
+    let patch = json!({
+        "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration",
+        "includeTargets": [
+            {"targetType": "group", "id": finance, "isRegistrationRequired": false},
+            {"targetType": "group", "id": exclusions, "isRegistrationRequired": false}
+        ],
+        "excludeTargets": [{"targetType": "group", "id": exclusions}],
+    });
+    let (status, _, body) = client
+        .call(
+            reqwest::Method::PATCH,
+            "/v1.0/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass",
+            Some(patch),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let pass_for = |upn: &str| format!("/v1.0/users/{upn}/authentication/temporaryAccessPassMethods");
+    #[rustfmt::skip]
+    let cases = [
+        ("included by group", "adele.vance@contoso.onmicrosoft.com", 201, ""),
+        ("not included", "alex.wilber@contoso.onmicrosoft.com", 403, "not in includeTargets"),
+        ("included and excluded", "pradeep.gupta@contoso.onmicrosoft.com", 403, "in excludeTargets"),
+    ];
+    for (name, upn, want, text) in cases {
+        let (status, _, body) = client.call(reqwest::Method::POST, &pass_for(upn), Some(json!({}))).await;
+        assert_eq!(status, want, "{name}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap_or("").contains(text), "{name}: {body}");
+    }
+    sim.stop().await;
+}
+
 #[tokio::test]
 async fn batch_runs_each_request_and_fails_dependents_with_424() {
     let sim = start(Seed::example(), SimOptions::default()).await;
