@@ -34,7 +34,7 @@ const AAGUID: [u8; 16] = *b"KeywardTestKey01";
 
 #[path = "support/attestation_ca.rs"]
 mod attestation_ca;
-use attestation_ca::{TestCa, test_ca};
+use attestation_ca::{TestCa, test_ca, test_ca_with_aaguid_criticality};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Fmt {
@@ -899,12 +899,38 @@ async fn a_chain_to_an_untrusted_root_is_not_attested_and_refused_when_enforced(
     let (status, body) = h.post("v1.0", ADELE, &reg.body(&stranger)).await;
     assert_eq!(status, 400);
     assert!(message(&body).contains("without a trusted chain"), "{body}");
+}
 
-    // Packed certificate requirements (§8.2.1) are enforced by the statement check.
-    h.set_policy(Fido2Policy::default());
+/// Entra accepted a packed statement under a self-signed CA with a critical AAGUID extension
+/// when attestation was not enforced (DSInternals.Passkeys' live test); `--strict` keeps the
+/// WebAuthn §8.2.1 certificate requirements.
+#[tokio::test]
+async fn a_certificate_outside_the_packed_profile_is_accepted_unattested_unless_strict() {
     let bad_ou = test_ca(AAGUID, "Not Authenticator Attestation");
-    let reg = Reg::new(&h.fresh_challenge(ADELE), Fmt::PackedFull);
-    let (status, body) = h.post("v1.0", ADELE, &reg.body(&bad_ou)).await;
-    assert_eq!(status, 400);
-    assert!(message(&body).contains("did not verify"), "{body}");
+    let critical = test_ca_with_aaguid_criticality(AAGUID, "Authenticator Attestation", true);
+    for strict in [false, true] {
+        let h = Harness::start_with(SimOptions { strict, ..SimOptions::default() }).await;
+        for (name, ca) in [("OU", &bad_ou), ("critical AAGUID extension", &critical)] {
+            let reg = Reg::new(&h.fresh_challenge(ADELE), Fmt::PackedFull);
+            let (status, body) = h.post("v1.0", ADELE, &reg.body(ca)).await;
+            if strict {
+                assert_eq!(status, 400, "{name}, strict: {body}");
+                assert!(message(&body).contains("did not verify"), "{name}, strict: {body}");
+            } else {
+                assert_eq!(status, 201, "{name}: {body}");
+                assert_eq!(body["attestationLevel"], "notAttested", "{name}: {body}");
+            }
+            // The signature is still checked.
+            let mut forged = Reg::new(&h.fresh_challenge(ADELE), Fmt::PackedFull);
+            forged.corrupt_signature = true;
+            let (status, body) = h.post("v1.0", ADELE, &forged.body(ca)).await;
+            assert_eq!(status, 400, "{name}, forged (strict: {strict}): {body}");
+            assert!(message(&body).contains("did not verify"), "{name}, forged: {body}");
+        }
+        // Enforced attestation refuses it in either mode.
+        h.set_policy(Fido2Policy { is_attestation_enforced: true, ..Default::default() });
+        let reg = Reg::new(&h.fresh_challenge(ADELE), Fmt::PackedFull);
+        let (status, body) = h.post("v1.0", ADELE, &reg.body(&critical)).await;
+        assert_eq!(status, 400, "enforced (strict: {strict}): {body}");
+    }
 }
