@@ -11,22 +11,12 @@
 //! Usage: `issuance_driver URL ADMIN_TOKEN SERVER_PID [ISSUANCES] [BATCHES]`; prints
 //! `cpu_ms_per_issuance_median=…` and `person_id=…` (a person for the read load test).
 
-use std::time::Duration;
-
-#[path = "../../keyward-sim/tests/support/attestation_ca.rs"]
-mod attestation_ca;
-
-use keyward_ctap::client::PERMISSION_MC;
-use keyward_ctap::{Client, HidDevice, MemoryTransport, Timeouts};
-use keyward_sim::seed::{Seed, SeedUser};
-use keyward_sim::{Sim, SimOptions};
-use keyward_softkey::{Attestation, Config, SoftKey};
+use keyward_softkey::Config;
+use keyward_testkit::desk::{AAGUID, SoftDesk, packed_config};
+use keyward_testkit::{seed, sim, test_ca};
+use keyward_webauthn::b64;
 use keyward_webauthn::registration::RegistrationPlan;
-use keyward_webauthn::{ENTRA_RP_ID, b64};
-use secrecy::SecretString;
 use serde_json::{Value, json};
-
-const AAGUID: [u8; 16] = *b"KeywardSoftKey01";
 
 /// CPU time a process has used, in milliseconds: the sum of its threads' scheduler run time
 /// (`/proc/PID/task/*/schedstat`, nanoseconds). Far finer than utime + stime (10 ms ticks, sampled),
@@ -87,29 +77,16 @@ async fn main() {
     let (url, token, pid) = (args[1].clone(), args[2].clone(), args[3].parse::<u32>().unwrap());
     let issuances: usize = args.get(4).map(|s| s.parse().unwrap()).unwrap_or(400);
     let batches: usize = args.get(5).map(|s| s.parse().unwrap()).unwrap_or(20);
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    sim::install_crypto();
 
-    let ca = attestation_ca::test_ca(AAGUID, "Authenticator Attestation");
-    let mut seed = Seed::example();
+    let ca = test_ca(AAGUID, "Authenticator Attestation");
+    let mut seed = seed::with_users(issuances, |i, user| {
+        user.user_principal_name = format!("bench{i:05}@contoso.onmicrosoft.com");
+        user.display_name = format!("Bench {i:05}");
+    });
     seed.attestation_roots_pem = vec![ca.ca_pem.clone()];
-    for i in 0..issuances {
-        seed.users.push(SeedUser {
-            id: uuid::Uuid::new_v4().to_string(),
-            user_principal_name: format!("bench{i:05}@contoso.onmicrosoft.com"),
-            display_name: format!("Bench {i:05}"),
-            account_enabled: true,
-            user_type: "Member".into(),
-            mail: None,
-            groups: vec![],
-        });
-    }
     let tenant = seed.tenant_id.clone();
-    let mut options = SimOptions::default();
-    options.throttle.enabled = false;
-    let sim =
-        keyward_sim::server::spawn(Sim::new(seed, options).unwrap(), "127.0.0.1:0".parse().unwrap(), None)
-            .await
-            .unwrap();
+    let sim = sim::start(seed, sim::unthrottled()).await;
 
     let http = reqwest::Client::new();
     let connector = json!({
@@ -120,21 +97,8 @@ async fn main() {
     call(&http, &url, &token, "PUT", "/api/v1/connector", Some(connector)).await;
     call(&http, &url, &token, "POST", "/api/v1/people/sync", Some(json!({}))).await;
 
-    let config = Config {
-        aaguid: AAGUID,
-        attestation: Attestation::Packed {
-            key: ca.attestation_key.clone(),
-            x5c: vec![ca.attestation_der.clone()],
-        },
-        max_resident_keys: issuances + 10,
-        ..Config::default()
-    };
-    let (host, dev) = MemoryTransport::pair();
-    let _key = SoftKey::spawn(config, dev.from_host, dev.to_host);
-    let timeouts = Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) };
-    let mut client = Client::new(HidDevice::open(host, timeouts).unwrap());
-    let pin = SecretString::from("135790".to_owned());
-    client.set_pin(&pin).unwrap();
+    let config = Config { max_resident_keys: issuances + 10, ..packed_config(&ca, AAGUID) };
+    let mut desk = SoftDesk::open(config, "135790");
 
     let tick = 1000.0 / ticks_per_second();
     let per_batch = issuances / batches;
@@ -171,8 +135,8 @@ async fn main() {
         let (t2, k2) = (cpu_ms(pid), cpu_ticks(pid));
         let mut bodies = Vec::with_capacity(per_batch);
         for plan in &plans {
-            let pin_token = client.get_pin_uv_auth_token(&pin, PERMISSION_MC, Some(ENTRA_RP_ID)).unwrap();
-            let made = client.register_for_entra(plan, &pin_token).unwrap();
+            let pin_token = desk.make_credential_token();
+            let made = desk.client.register_for_entra(plan, &pin_token).unwrap();
             bodies.push(json!({
                 "client_data_json": b64::encode(&plan.client_data_json),
                 "attestation_object": b64::encode(&made.attestation.attestation_object()),

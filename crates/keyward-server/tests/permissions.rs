@@ -3,11 +3,9 @@
 //! body is even read, so the test sends an empty body — and a role it allows never gets 401 or
 //! 403. Without a token every operation is 401. The public routes stay public.
 
-mod support;
-
 use keyward_core::{Permission, Role};
+use keyward_testkit::stack::*;
 use serde_json::{Value, json};
-use support::*;
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", "00000000-0000-4000-8000-000000000000")

@@ -2,16 +2,14 @@
 //! HTTP debug log on: the whole run's log (server, connector, store, HTTP stack) is captured
 //! and searched for every secret that passed through it.
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use keyward_core::Role;
 use keyward_entra::ConnectorConfig;
+use keyward_testkit::stack::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use support::*;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

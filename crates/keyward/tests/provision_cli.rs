@@ -8,12 +8,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use keyward_testkit::seed::{APP, APP_SECRET};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 const UPN: &str = "adele.vance@contoso.onmicrosoft.com";
-const APP: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
-const APP_SECRET: &str = "sim-secret-change-me";
 const AAGUID: &str = "6b657977-6172-642d-7465-73742d6b6579";
 const PASSPHRASE: &str = "provision test passphrase";
 
@@ -173,31 +172,8 @@ impl Stack {
     fn entra_methods(&self, upn: &str) -> Vec<Value> {
         self.rt.block_on(async {
             let http = reqwest::Client::new();
-            let token: Value = http
-                .post(format!("{}/contoso.onmicrosoft.com/oauth2/v2.0/token", self.sim_base))
-                .form(&[
-                    ("client_id", APP),
-                    ("client_secret", APP_SECRET),
-                    ("scope", "https://graph.microsoft.com/.default"),
-                    ("grant_type", "client_credentials"),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let url = format!("{}/v1.0/users/{upn}/authentication/fido2Methods", self.sim_base);
-            let r: Value = http
-                .get(url)
-                .bearer_auth(token["access_token"].as_str().unwrap())
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            r["value"].as_array().cloned().unwrap_or_default()
+            let token = keyward_testkit::sim::app_token(&http, &self.sim_base).await;
+            keyward_testkit::sim::fido2_methods(&http, &self.sim_base, &token, upn).await
         })
     }
 
