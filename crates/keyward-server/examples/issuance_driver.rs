@@ -13,6 +13,7 @@
 
 use keyward_softkey::Config;
 use keyward_testkit::desk::{AAGUID, SoftDesk, packed_config};
+use keyward_testkit::stack::call_api;
 use keyward_testkit::{seed, sim, test_ca};
 use keyward_webauthn::b64;
 use keyward_webauthn::registration::RegistrationPlan;
@@ -48,6 +49,7 @@ fn ticks_per_second() -> f64 {
     out.and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
 }
 
+/// One API call that must succeed; returns the JSON body.
 async fn call(
     http: &reqwest::Client,
     url: &str,
@@ -56,14 +58,8 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> Value {
-    let mut req = http.request(method.parse().unwrap(), format!("{url}{path}")).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let response = req.send().await.unwrap();
-    let status = response.status();
-    let value: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{method} {path}: {status} {value}");
+    let (status, value) = call_api(http, url, token, method, path, body).await;
+    assert!((200..300).contains(&status), "{method} {path}: {status} {value}");
     value
 }
 

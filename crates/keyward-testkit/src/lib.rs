@@ -5,7 +5,8 @@
 //! (keyward-server's tests → testkit → keyward-server) stay in test builds.
 //!
 //! Each part sits behind a feature so a crate builds only what it tests with:
-//! - always: [`attestation_ca`], a CA and a `packed` attestation certificate (rcgen + p256);
+//! - always: [`attestation_ca`], a CA and a `packed` attestation certificate (rcgen + p256), and
+//!   [`log`], an in-memory `tracing` writer for the tests that search the log for secrets;
 //! - `sim`: [`seed`], the emulator's tenant as the tests seed it, and [`sim`], the emulator
 //!   started on loopback with an app token for its Graph API;
 //! - `database`: [`database`], a uniquely named SQLite file or PostgreSQL database, removed on drop;
@@ -20,6 +21,7 @@ pub mod attestation_ca;
 pub mod database;
 #[cfg(feature = "stack")]
 pub mod desk;
+pub mod log;
 #[cfg(feature = "sim")]
 pub mod seed;
 #[cfg(feature = "sim")]

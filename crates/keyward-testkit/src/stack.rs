@@ -196,23 +196,9 @@ impl Stack {
         })
     }
 
-    /// One API call with `role`'s token; returns status and JSON body (`Null` when empty, the
-    /// text when not JSON).
+    /// One API call with `role`'s token; see [`call_api`].
     pub async fn call(&self, role: Role, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().expect("an HTTP method"), format!("{}{path}", self.url))
-            .bearer_auth(&self.tokens[&role]);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let response = req.send().await.expect("the server answers");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("a response body");
-        if text.is_empty() {
-            return (status, Value::Null);
-        }
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        call_api(&self.http, &self.url, &self.tokens[&role], method, path, body).await
     }
 
     /// A soft key with a packed attestation chain from the stack's CA, behind our client, PIN set,
@@ -252,6 +238,30 @@ impl Drop for Stack {
             let _ = closing.join();
         }
     }
+}
+
+/// One Core API call to the server at `url` with the bearer `token`; returns status and JSON
+/// body (`Null` when empty, the text when not JSON).
+pub async fn call_api(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req =
+        http.request(method.parse().expect("an HTTP method"), format!("{url}{path}")).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let response = req.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a response body");
+    if text.is_empty() {
+        return (status, Value::Null);
+    }
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// base64url without padding.

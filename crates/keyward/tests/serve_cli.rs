@@ -11,27 +11,11 @@ use keyward_sim::seed::Seed;
 use keyward_testkit::database::{Backend, TempDatabase};
 use keyward_testkit::desk::SoftDesk;
 use keyward_testkit::seed::trust_ca;
+use keyward_testkit::stack::call_api as call;
 use keyward_testkit::test_ca;
 use keyward_webauthn::b64;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{AAGUID, CLIENT_ID, CLIENT_SECRET, MODEL, keyward, start};
-
-async fn call(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = http.request(method.parse().unwrap(), format!("{url}{path}")).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let response = req.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 fn end_to_end(database_url: Option<String>) {
     let dir = std::env::temp_dir().join(format!("keyward-serve-cli-{}", uuid::Uuid::new_v4()));

@@ -8,9 +8,10 @@
 //! uses every helper, hence the `dead_code` and `unused_imports` allowances.
 #![allow(dead_code, unused_imports)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::ops::Deref;
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 use keyward_core::Role;
 use keyward_testkit::desk::SoftDesk;
@@ -43,16 +44,39 @@ impl Drop for Running {
 }
 
 /// Starts a command and returns it with the rest of the first stdout line starting with `prefix`.
-pub fn start(mut cmd: Command, prefix: &str) -> (Running, String) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+pub fn start(cmd: Command, prefix: &str) -> (Running, String) {
+    start_with(cmd, Stdio::null(), prefix, "", |lines| for _ in lines {})
+}
+
+/// Starts a command logging stderr to `log`; returns it with the first stdout line that starts
+/// with `prefix`, the rest of stdout going to `log.out`.
+pub fn start_logged(cmd: Command, log: &Path, prefix: &str) -> (Running, String) {
+    let out = log.with_extension("out");
+    let see = format!("; see {}", log.display());
+    start_with(cmd, std::fs::File::create(log).unwrap().into(), prefix, &see, move |lines| {
+        let text: Vec<String> = lines.map_while(Result::ok).collect();
+        let _ = std::fs::write(out, text.join("\n"));
+    })
+}
+
+/// Starts `cmd` with `stderr`, reads stdout up to the first line starting with `prefix` (failing
+/// with `hint` appended when there is none), and hands the rest of stdout to `rest` on a thread.
+fn start_with(
+    mut cmd: Command,
+    stderr: Stdio,
+    prefix: &str,
+    hint: &str,
+    rest: impl FnOnce(Lines<BufReader<ChildStdout>>) + Send + 'static,
+) -> (Running, String) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let found = lines
         .by_ref()
         .map_while(Result::ok)
         .find_map(|l| l.strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
-        .unwrap_or_else(|| panic!("no line starting with {prefix:?}"));
-    std::thread::spawn(move || for _ in lines {});
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?}{hint}"));
+    std::thread::spawn(move || rest(lines));
     (Running(child), found)
 }
 
