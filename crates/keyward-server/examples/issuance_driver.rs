@@ -49,18 +49,20 @@ fn ticks_per_second() -> f64 {
     out.and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
 }
 
-/// One API call that must succeed; returns the JSON body.
-async fn call(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> Value {
-    let (status, value) = call_api(http, url, token, method, path, body).await;
-    assert!((200..300).contains(&status), "{method} {path}: {status} {value}");
-    value
+/// The server under load, reached with the admin's token.
+struct Server {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Server {
+    /// One API call that must succeed; returns the JSON body.
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = call_api(&self.http, &self.url, &self.token, method, path, body).await;
+        assert!((200..300).contains(&status), "{method} {path}: {status} {value}");
+        value
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -84,14 +86,14 @@ async fn main() {
     let tenant = seed.tenant_id.clone();
     let sim = sim::start(seed, sim::unthrottled()).await;
 
-    let http = reqwest::Client::new();
+    let server = Server { http: reqwest::Client::new(), url, token };
     let connector = json!({
         "enabled": true, "clientId": "6731de76-14a6-49ae-97bc-6eba6914391e", "tenantId": tenant,
         "credential": {"kind": "secret", "clientSecret": "sim-secret-change-me"},
         "authorityUrl": sim.base_url, "graphUrl": sim.base_url,
     });
-    call(&http, &url, &token, "PUT", "/api/v1/connector", Some(connector)).await;
-    call(&http, &url, &token, "POST", "/api/v1/people/sync", Some(json!({}))).await;
+    server.call("PUT", "/api/v1/connector", Some(connector)).await;
+    server.call("POST", "/api/v1/people/sync", Some(json!({}))).await;
 
     let config = Config { max_resident_keys: issuances + 10, ..packed_config(&ca, AAGUID) };
     let mut desk = SoftDesk::open(config, "135790");
@@ -112,15 +114,13 @@ async fn main() {
         for _ in 0..per_batch {
             let upn = format!("bench{n:05}@contoso.onmicrosoft.com");
             n += 1;
-            let issuance =
-                call(&http, &url, &token, "POST", "/api/v1/issuances", Some(json!({"person": upn}))).await;
+            let issuance = server.call("POST", "/api/v1/issuances", Some(json!({"person": upn}))).await;
             ids.push(issuance["id"].as_str().unwrap().to_owned());
         }
         let (t1, k1) = (cpu_ms(pid), cpu_ticks(pid));
         let mut plans = Vec::with_capacity(per_batch);
         for id in &ids {
-            let options =
-                call(&http, &url, &token, "POST", &format!("/api/v1/issuances/{id}/options"), None).await;
+            let options = server.call("POST", &format!("/api/v1/issuances/{id}/options"), None).await;
             plans.push(
                 RegistrationPlan::from_creation_options(
                     &serde_json::from_value(options["creation_options"].clone()).unwrap(),
@@ -140,7 +140,7 @@ async fn main() {
         }
         let (t3, k3) = (cpu_ms(pid), cpu_ticks(pid));
         for (id, body) in ids.iter().zip(bodies) {
-            call(&http, &url, &token, "POST", &format!("/api/v1/issuances/{id}/complete"), Some(body)).await;
+            server.call("POST", &format!("/api/v1/issuances/{id}/complete"), Some(body)).await;
         }
         let (t4, k4) = (cpu_ms(pid), cpu_ticks(pid));
         measured_ticks += (k2 - k1) + (k4 - k3);
@@ -155,7 +155,7 @@ async fn main() {
     };
     let (both_median, create_median) = (median(&mut both), median(&mut create));
     let (options_median, complete_median) = (median(&mut opts), median(&mut done));
-    let people = call(&http, &url, &token, "GET", "/api/v1/people?search=bench00000", None).await;
+    let people = server.call("GET", "/api/v1/people?search=bench00000", None).await;
     println!("issuances={n} batches={batches}");
     println!("cpu_ms_per_issuance_median={both_median:.3}");
     println!("cpu_ms_per_issuance_batches={both:.3?}");
