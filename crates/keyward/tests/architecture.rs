@@ -39,10 +39,21 @@ fn workspace_dependencies() -> BTreeMap<String, Vec<String>> {
 fn the_emulator_shares_only_wire_types() {
     let deps = workspace_dependencies();
     assert_eq!(deps["keyward-sim"], ["keyward-webauthn"], "keyward-sim may depend only on the wire types");
+    // The binary runs the emulator (`keyward sim`); the testkit starts it for tests only.
     for (name, uses) in &deps {
-        if name != "keyward" {
+        if name != "keyward" && name != "keyward-testkit" {
             assert!(!uses.iter().any(|d| d == "keyward-sim"), "{name} depends on keyward-sim");
         }
+    }
+}
+
+#[test]
+fn the_testkit_is_only_a_dev_dependency() {
+    for (name, uses) in &workspace_dependencies() {
+        assert!(
+            !uses.iter().any(|d| d == "keyward-testkit"),
+            "{name} depends on keyward-testkit: take it under [dev-dependencies] only"
+        );
     }
 }
 
