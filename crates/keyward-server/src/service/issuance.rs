@@ -336,6 +336,7 @@ impl Service {
             person.issuable_object_id(self.slot).map_err(|e| ApiError::Refused(e.to_string()))?.to_owned();
         let connector = self.connector.get(&self.store).await?;
         let tenant_policy = self.connector.tenant_policy(&connector).await?;
+        let groups = super::doctor::targeted_groups_of(&connector, &tenant_policy, &object_id).await?;
         let enrollment = self.effective_policy(&person).await?;
         let mut key = match (&issuance.security_key_id, &c.serial) {
             (Some(k), _) => keys::get(&self.store, *k).await.map_err(store_error)?,
@@ -345,6 +346,7 @@ impl Service {
         let expect = Expectation {
             challenge: issuance.challenge.as_deref().unwrap_or_default(),
             tenant_policy: Some(&tenant_policy),
+            user: Some(keyward_webauthn::entra_rules::Subject { user_id: &object_id, groups: &groups }),
             enrollment: enrollment.as_ref(),
             key: key.as_ref(),
         };
