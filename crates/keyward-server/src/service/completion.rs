@@ -77,7 +77,9 @@ impl Service {
             (None, Some(serial)) => keys::get_by_serial(&self.store, serial).await?,
             (None, None) => None,
         };
-        let checked = self.check_before_post(actor, &issuance, &person, &connector, key.as_ref(), &c).await?;
+        let checked = self
+            .check_before_post(actor, &issuance, &person, &object_id, &connector, key.as_ref(), &c)
+            .await?;
         let intent = self.record_intent(actor, &mut issuance, &person, &mut key, &c, &checked).await?;
         let outcome = register(&connector, &object_id, &intent, &c, &checked).await;
         self.record_outcome(actor, issuance, intent.passkey, key, outcome).await
@@ -115,15 +117,18 @@ impl Service {
         actor: &str,
         issuance: &Issuance,
         person: &Person,
+        object_id: &str,
         connector: &Connector,
         key: Option<&SecurityKey>,
         c: &Completion,
     ) -> Result<CheckedRegistration, ServiceError> {
         let tenant_policy = self.connector.tenant_policy(connector).await?;
+        let groups = super::doctor::targeted_groups_of(connector, &tenant_policy, object_id).await?;
         let enrollment = self.effective_policy(person).await?;
         let expect = Expectation {
             challenge: issuance.challenge.as_deref().unwrap_or_default(),
             tenant_policy: Some(&tenant_policy),
+            user: Some(keyward_webauthn::entra_rules::Subject { user_id: object_id, groups: &groups }),
             enrollment: enrollment.as_ref(),
             key,
         };
