@@ -3,22 +3,21 @@
 //!
 //! The binary's own commands run beside the server or are the server: `serve` (the CMS
 //! server), `admin` (on the server's host, against its database: the first API token), `sim`
-//! (the Entra emulator), `demo` (all of them at once), `inspect` (until its rule check leaves the
-//! server crate) and shell completions and man pages. The operator's commands, which reach a
+//! (the Entra emulator), `demo` (all of them at once), and shell completions and man pages. The operator's commands, which reach a
 //! server only through the Core API, and the commands for the key on the desk are
 //! `keyward-cli`'s; the parser puts them all on one command line.
 
 pub mod admin;
 pub mod completions;
 pub mod demo;
-pub mod inspect;
 pub mod serve;
 pub mod sim;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use keyward_cli::commands::{
-    audit, bulk, connector, device, doctor, keys, passkeys, people, policy, provision, report, softkey, tap,
+    audit, bulk, connector, device, doctor, inspect, keys, passkeys, people, policy, provision, report,
+    softkey, tap,
 };
 
 /// Keyward issues passkeys into Microsoft Entra ID on behalf of users and manages them for life.

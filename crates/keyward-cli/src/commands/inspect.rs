@@ -28,7 +28,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use keyward_cli::commands::ClientArgs;
+use crate::commands::ClientArgs;
 
 mod cbor_json;
 
