@@ -1,4 +1,4 @@
-//! The crate boundaries of ARCHITECTURE.md §2, checked on every test run: the emulator
+//! The crate boundaries of docs/architecture.md §2, checked on every test run: the emulator
 //! shares nothing with the other crates except the wire types of `keyward-webauthn`, so
 //! it can catch the connector's mistakes instead of repeating them.
 

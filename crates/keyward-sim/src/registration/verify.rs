@@ -3,7 +3,7 @@
 //! benchmarked without HTTP.
 //!
 //! Each WebAuthn rule is checked by the emulator itself, in a fixed order, so a refusal
-//! names the exact rule (spec §2.3, §11); the attestation statement (signatures, packed
+//! names the exact rule (docs/entra-graph-api.md §2.3, §11); the attestation statement (signatures, packed
 //! certificate requirements, AAGUID extension) is then verified by `webauthn-rs-core`,
 //! and the certificate chain is checked against the FIDO MDS roots of the AAGUID plus the
 //! seed's extra roots. The two checks that need live state — challenge single use and a
@@ -35,7 +35,7 @@ use crate::keys::LoadedKeys;
 use crate::seed::SeedUser;
 use crate::tenant::StoredFido2Method;
 
-/// The body-shape error Graph returns for a missing or double-encoded entity (spec §2.5).
+/// The body-shape error Graph returns for a missing or double-encoded entity (docs/entra-graph-api.md §2.5).
 pub const MISSING_ENTITY: &str = "The request is missing a fido2AuthenticationMethod entity with a displayName \
      and publicKeyCredential in the request body. All other properties will be ignored.";
 
@@ -274,7 +274,7 @@ pub fn verify_registration(
     // 2. Policy checks that do not depend on the credential.
     policy::check_user(&ctx.policy, &ctx.user)?;
 
-    // 3. Lenient decoding (spec §2.2: clients send base64url or padded standard base64).
+    // 3. Lenient decoding (docs/entra-graph-api.md §2.2: clients send base64url or padded standard base64).
     let id_candidates = keyward_webauthn::b64::credential_id_candidates(id_text).map_err(|_| {
         bad("publicKeyCredential.id is not valid base64url (or base64), with or without padding.")
     })?;

@@ -2,7 +2,7 @@
 //! connector, plus shell completions and man pages.
 //!
 //! Every command here talks to a running `keyward serve` through the typed Core API client
-//! ([`crate::api_client`]) and never to Graph directly (ARCHITECTURE §2): the server holds the
+//! ([`crate::api_client`]) and never to Graph directly (docs/architecture.md §2): the server holds the
 //! Entra credentials, enforces roles and writes the audit trail. What the commands share is where
 //! the server and the token come from ([`ClientArgs`]) and how results are printed
 //! ([`output`]).
