@@ -70,6 +70,9 @@ enum Command {
     Completions(commands::completions::CompletionsArgs),
     /// Print the man page, or write one per command with --out DIR.
     Man(commands::completions::ManArgs),
+    /// Checks on the binary itself (`debug panic`); hidden from `--help`.
+    #[command(hide = true)]
+    Debug(commands::debug::DebugArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -115,6 +118,7 @@ fn main() -> std::process::ExitCode {
                 commands::completions::completions(args, <Cli as clap::CommandFactory>::command())
             }
             Command::Man(args) => commands::completions::man(args, <Cli as clap::CommandFactory>::command()),
+            Command::Debug(args) => commands::debug::run(args),
         }
     });
     exit_code(result)

@@ -51,3 +51,23 @@ fn the_software_authenticator_does_not_share_code_with_the_client() {
         assert!(!softkey.iter().any(|d| d == "keyward-ctap"), "keyward-softkey must not use the CTAP client");
     }
 }
+
+/// The binary must run on a machine without libudev: hidapi uses its pure-Rust hidraw backend
+/// on Linux (root `Cargo.toml`), and a dependency that brought the C backend back would show
+/// up here as a dynamic link to `libudev.so`.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_binary_does_not_link_libudev() {
+    let binary = env!("CARGO_BIN_EXE_keyward");
+    let out = std::process::Command::new("ldd")
+        .arg(binary)
+        .output()
+        .expect("cannot run ldd (part of Debian's libc-bin): install it to run this test");
+    let libraries = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ldd {binary} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(libraries.contains("libc.so"), "ldd's output lists no libc; is this a dynamic binary?\n{libraries}");
+    assert!(
+        !libraries.contains("libudev"),
+        "{binary} links libudev; keep hidapi on its `linux-native-basic-udev` backend:\n{libraries}"
+    );
+}

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod completions;
 pub mod connector;
+pub mod debug;
 pub mod keys;
 pub mod output;
 pub mod passkeys;
