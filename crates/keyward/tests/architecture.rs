@@ -65,7 +65,10 @@ fn the_binary_does_not_link_libudev() {
         .expect("cannot run ldd (part of Debian's libc-bin): install it to run this test");
     let libraries = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "ldd {binary} failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(libraries.contains("libc.so"), "ldd's output lists no libc; is this a dynamic binary?\n{libraries}");
+    assert!(
+        libraries.contains("libc.so"),
+        "ldd's output lists no libc; is this a dynamic binary?\n{libraries}"
+    );
     assert!(
         !libraries.contains("libudev"),
         "{binary} links libudev; keep hidapi on its `linux-native-basic-udev` backend:\n{libraries}"
