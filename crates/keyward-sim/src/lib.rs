@@ -2,7 +2,7 @@
 //! Keyward uses, so that every test, the demo and every benchmark can run without
 //! Microsoft — and a client that passes it would pass the real service.
 //!
-//! The wire format follows `shared/spec/entra-graph-api.md`. Where the real service's
+//! The wire format follows `docs/entra-graph-api.md`. Where the real service's
 //! behaviour is unknown (the spec marks it UNCONFIRMED), the emulator takes the stricter
 //! reading. Those choices, in one place:
 //!
@@ -14,7 +14,7 @@
 //! * **displayName** longer than 30 characters → 400; missing displayName is accepted on
 //!   v1.0 and refused on beta (where the observed error says it is required).
 //! * **`rawId`, `type`, `authenticatorAttachment`, `@odata.type`** in the POST body are
-//!   ignored (spec §2.2 recommends ignoring); the body must otherwise parse.
+//!   ignored (docs/entra-graph-api.md §2.2 recommends ignoring); the body must otherwise parse.
 //! * **Self-service setting off** → 403 `accessDenied` naming the known issue.
 //! * **Guest user** → 400 naming the rule; **disabled method, user not targeted or
 //!   excluded** → 403 `accessDenied`.

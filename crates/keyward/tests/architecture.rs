@@ -92,3 +92,26 @@ fn the_operator_cli_talks_to_the_server_only_through_the_api() {
     }
     assert!(deps["keyward-cli"].iter().any(|d| d == "keyward-proto"), "keyward-cli speaks keyward-proto");
 }
+
+/// The binary must run on a machine without libudev: hidapi uses its pure-Rust hidraw backend
+/// on Linux (root `Cargo.toml`), and a dependency that brought the C backend back would show
+/// up here as a dynamic link to `libudev.so`.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_binary_does_not_link_libudev() {
+    let binary = env!("CARGO_BIN_EXE_keyward");
+    let out = std::process::Command::new("ldd")
+        .arg(binary)
+        .output()
+        .expect("cannot run ldd (part of Debian's libc-bin): install it to run this test");
+    let libraries = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ldd {binary} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        libraries.contains("libc.so"),
+        "ldd's output lists no libc; is this a dynamic binary?\n{libraries}"
+    );
+    assert!(
+        !libraries.contains("libudev"),
+        "{binary} links libudev; keep hidapi on its `linux-native-basic-udev` backend:\n{libraries}"
+    );
+}

@@ -3,7 +3,7 @@
 //! A refused registration is expensive: the key has already made a credential (which must be
 //! deleted again), Graph spends a write from the tenant's quota, and the operator gets a terse
 //! Graph error at the end of a hardware ceremony. Peers leave the operator to discover the causes
-//! one at a time (field notes). Doctor runs the same checks up front, in the order a registration
+//! one at a time (peer tools report it; see docs/architecture.md). Doctor runs the same checks up front, in the order a registration
 //! meets them — connector and permissions, the tenant's FIDO2 method policy (state, the
 //! self-service switch Graph requires, targets, attestation, AAGUID rules and passkey profiles),
 //! the person (Keyward record, Entra link, account, guest) and Keyward's own rules (enrollment

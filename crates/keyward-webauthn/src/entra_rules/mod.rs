@@ -8,7 +8,7 @@
 //! keeps its own implementation on purpose: it is the referee, and a table test runs the same
 //! cases (`tests/data/entra_rules.json`) against both.
 //!
-//! The rules (spec §4.3, §11):
+//! The rules (docs/entra-graph-api.md §4.3, §11):
 //!
 //! * **The method**: the Passkey (FIDO2) method must be enabled, and the self-service switch on
 //!   (the provisioning API requires it — a Graph known issue).

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod completions;
+pub mod debug;
 pub mod demo;
 pub mod serve;
 pub mod sim;
@@ -70,6 +71,9 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page, or write one per command with --out DIR.
     Man(completions::ManArgs),
+    /// Checks on the binary itself (`debug panic`); hidden from `--help`.
+    #[command(hide = true)]
+    Debug(debug::DebugArgs),
 }
 
 /// Runs the parsed command line: `serve` on the runtime it sizes itself, everything else on a
@@ -107,5 +111,6 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             completions::completions(args, <Cli as clap::CommandFactory>::command())
         }
         Command::Man(args) => completions::man(args, <Cli as clap::CommandFactory>::command()),
+        Command::Debug(args) => debug::run(args),
     }
 }
