@@ -11,13 +11,14 @@
 //! [`Service::record_outcome`] (registered, failed, or left pending when the outcome is unknown).
 
 use keyward_core::{
-    AuditDraft, Issuance, IssuanceId, IssuanceState, KeyState, Outcome, Passkey, PasskeyId, PasskeyOrigin,
-    PasskeyState, Permission, Person, SecurityKey,
+    AuditDraft, EffectivePolicy, Issuance, IssuanceId, IssuanceState, KeyState, Outcome, Passkey, PasskeyId,
+    PasskeyOrigin, PasskeyState, Permission, Person, SecurityKey,
 };
 use keyward_entra::{Connector, Registered, RegistrationError, RegistrationPath};
 use keyward_store::{StoreError, issuances, keys, passkeys};
 use keyward_webauthn::b64;
 use keyward_webauthn::graph::{AttestationResponse, Fido2RegistrationRequest, PublicKeyCredential};
+use keyward_webauthn::policy::Fido2Policy;
 use time::OffsetDateTime;
 
 use super::local_check::{self, CheckedRegistration, Expectation};
@@ -55,6 +56,31 @@ struct Intent {
     retry: bool,
 }
 
+/// The rules a registration is checked against before the POST (see [`Service::rules_for`]).
+struct Rules {
+    tenant_policy: Fido2Policy,
+    groups: Vec<String>,
+    enrollment: Option<EffectivePolicy>,
+}
+
+impl Rules {
+    /// The expectation for this issuance's challenge, user and key.
+    fn expectation<'a>(
+        &'a self,
+        issuance: &'a Issuance,
+        object_id: &'a str,
+        key: Option<&'a SecurityKey>,
+    ) -> Expectation<'a> {
+        Expectation {
+            challenge: issuance.challenge.as_deref().unwrap_or_default(),
+            tenant_policy: Some(&self.tenant_policy),
+            user: Some(keyward_webauthn::entra_rules::Subject { user_id: object_id, groups: &self.groups }),
+            enrollment: self.enrollment.as_ref(),
+            key,
+        }
+    }
+}
+
 impl Service {
     /// Checks the client's registration locally, records the passkey as pending, registers it in
     /// Entra and records the result.
@@ -77,9 +103,9 @@ impl Service {
             (None, Some(serial)) => keys::get_by_serial(&self.store, serial).await?,
             (None, None) => None,
         };
-        let checked = self
-            .check_before_post(actor, &issuance, &person, &object_id, &connector, key.as_ref(), &c)
-            .await?;
+        let rules = self.rules_for(&connector, &person, &object_id).await?;
+        let expect = rules.expectation(&issuance, &object_id, key.as_ref());
+        let checked = self.check_before_post(actor, &issuance, expect, &c).await?;
         let intent = self.record_intent(actor, &mut issuance, &person, &mut key, &c, &checked).await?;
         let outcome = register(&connector, &object_id, &intent, &c, &checked).await;
         self.record_outcome(actor, issuance, intent.passkey, key, outcome).await
@@ -110,28 +136,29 @@ impl Service {
         Ok((issuance, person))
     }
 
+    /// What the registration is judged against: the tenant's FIDO2 policy, the targeted groups
+    /// the user is in, and Keyward's enrollment policy for the person.
+    async fn rules_for(
+        &self,
+        connector: &Connector,
+        person: &Person,
+        object_id: &str,
+    ) -> Result<Rules, ServiceError> {
+        let tenant_policy = self.connector.tenant_policy(connector).await?;
+        let groups = super::doctor::targeted_groups_of(connector, &tenant_policy, object_id).await?;
+        let enrollment = self.effective_policy(person).await?;
+        Ok(Rules { tenant_policy, groups, enrollment })
+    }
+
     /// The local checks before the POST. A refusal is audited and leaves the issuance open: a
     /// mixed-up or corrupt body must not let anyone cancel someone else's issuance.
     async fn check_before_post(
         &self,
         actor: &str,
         issuance: &Issuance,
-        person: &Person,
-        object_id: &str,
-        connector: &Connector,
-        key: Option<&SecurityKey>,
+        expect: Expectation<'_>,
         c: &Completion,
     ) -> Result<CheckedRegistration, ServiceError> {
-        let tenant_policy = self.connector.tenant_policy(connector).await?;
-        let groups = super::doctor::targeted_groups_of(connector, &tenant_policy, object_id).await?;
-        let enrollment = self.effective_policy(person).await?;
-        let expect = Expectation {
-            challenge: issuance.challenge.as_deref().unwrap_or_default(),
-            tenant_policy: Some(&tenant_policy),
-            user: Some(keyward_webauthn::entra_rules::Subject { user_id: object_id, groups: &groups }),
-            enrollment: enrollment.as_ref(),
-            key,
-        };
         let refusal = match local_check::check(&c.client_data_json, &c.attestation_object, expect) {
             Ok(checked) => return Ok(checked),
             Err(refusal) => refusal,
