@@ -94,20 +94,25 @@ mod tests {
             attestation_enforcement: enforcement,
             key_restrictions: KeyRestrictions::default(),
         };
-        let mut policy = Fido2Policy::default();
-        policy.passkey_profiles = vec![
-            profile("d001", "Default", AttestationEnforcement::Disabled),
-            profile("f001", "Finance", AttestationEnforcement::RegistrationOnly),
-        ];
-        policy.default_passkey_profile = Some("d001".into());
-        policy.include_targets = vec![IncludeTarget {
-            id: FINANCE.into(),
-            target_type: TargetType::Group,
-            is_registration_required: false,
-            allowed_passkey_profiles: vec!["f001".into()],
-        }];
-        policy
+        Fido2Policy {
+            passkey_profiles: vec![
+                profile("d001", "Default", AttestationEnforcement::Disabled),
+                profile("f001", "Finance", AttestationEnforcement::RegistrationOnly),
+            ],
+            default_passkey_profile: Some("d001".into()),
+            include_targets: vec![IncludeTarget {
+                id: FINANCE.into(),
+                target_type: TargetType::Group,
+                is_registration_required: false,
+                allowed_passkey_profiles: vec!["f001".into()],
+            }],
+            ..Fido2Policy::default()
+        }
     }
+
+    /// One row of the model-rule table: name, tenant policy, user, key model, the finding
+    /// expected first.
+    type Row<'a> = (&'a str, Fido2Policy, Option<&'a Subject<'a>>, Option<Uuid>, &'a str);
 
     /// The blocking checks of doctor's model findings, or `ok` / `warning` when none block.
     fn findings(policy: &Fido2Policy, user: Option<&Subject<'_>>, aaguid: Option<Uuid>) -> Vec<String> {
@@ -142,7 +147,7 @@ mod tests {
         let groups = vec![FINANCE.to_owned()];
         let finance = Subject { user_id: "u1", groups: &groups };
         let nobody = Subject { user_id: "u2", groups: &[] };
-        let cases: Vec<(&str, Fido2Policy, Option<&Subject<'_>>, Option<Uuid>, &str)> = vec![
+        let cases: Vec<Row<'_>> = vec![
             ("nothing enforced", Fido2Policy::default(), None, Some(soft), "ok"),
             ("attestation, MDS model", enforced.clone(), None, Some(mds_model), "ok"),
             (
