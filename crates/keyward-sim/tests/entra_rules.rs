@@ -14,96 +14,15 @@ use ciborium::Value as Cbor;
 use keyward_sim::seed::{Seed, SeedGroup, SeedUser};
 use keyward_sim::server::spawn;
 use keyward_sim::{Sim, SimOptions};
-use keyward_webauthn::entra_rules::{Attestation, KeyFacts, PasskeyType, Subject, judge};
-use keyward_webauthn::policy::Fido2Policy;
+use keyward_testkit::attestation_ca::{TestCa, test_ca};
+use keyward_testkit::rules_table::{CaseKey, Sent, Table};
+use keyward_webauthn::entra_rules::{PasskeyType, judge};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-#[path = "support/attestation_ca.rs"]
-mod attestation_ca;
-use attestation_ca::{TestCa, test_ca};
-
 const APP: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
-const TABLE: &str = include_str!("../../keyward-webauthn/tests/data/entra_rules.json");
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Table {
-    groups: Vec<Group>,
-    users: Vec<User>,
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Group {
-    id: String,
-    display_name: String,
-}
-
-#[derive(Deserialize)]
-struct User {
-    id: String,
-    name: String,
-    groups: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    name: String,
-    user: String,
-    key: CaseKey,
-    policy: serde_json::Map<String, Value>,
-    #[serde(default)]
-    refused: Vec<String>,
-}
-
-/// The key of a case: what the test authenticator sends.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CaseKey {
-    aaguid: uuid::Uuid,
-    attestation: Sent,
-    passkey_type: PasskeyType,
-}
-
-/// The attestation statement the test authenticator makes.
-#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum Sent {
-    /// fmt `none`.
-    None,
-    /// `packed` signed by the credential key, no x5c.
-    #[serde(rename = "self")]
-    SelfAttested,
-    /// `packed` with a chain to a root the tenant does not trust.
-    UntrustedChain,
-    /// `packed` with a chain to a root the tenant trusts.
-    TrustedChain,
-}
-
-impl CaseKey {
-    fn facts(&self) -> KeyFacts {
-        let attestation = match self.attestation {
-            Sent::None | Sent::SelfAttested => Attestation::NoPackedChain,
-            Sent::UntrustedChain => Attestation::UntrustedChain,
-            Sent::TrustedChain => Attestation::TrustedChain,
-        };
-        KeyFacts { aaguid: self.aaguid, attestation, passkey_type: self.passkey_type }
-    }
-}
-
-/// A new tenant's policy with the case's members laid over it.
-fn policy(over: &serde_json::Map<String, Value>) -> Fido2Policy {
-    let mut base = serde_json::to_value(Fido2Policy::default()).unwrap();
-    for (k, v) in over {
-        base[k] = v.clone();
-    }
-    serde_json::from_value(base).unwrap()
-}
 
 /// The example tenant plus the table's users and groups, trusting `roots`.
 fn seed(table: &Table, roots: Vec<String>) -> Seed {
@@ -215,7 +134,7 @@ fn registration(key: &CaseKey, challenge: &str, cas: &Cas) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_agrees_with_the_rule_table() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let table: Table = serde_json::from_str(TABLE).unwrap();
+    let table = Table::load();
     let cas = Cas::for_table(&table);
     let roots = cas.trusted.values().map(|ca| ca.ca_pem.clone()).collect();
     let sim = Sim::new(seed(&table, roots), SimOptions::default()).unwrap();
@@ -224,10 +143,9 @@ async fn the_emulator_agrees_with_the_rule_table() {
     let http = reqwest::Client::new();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     for case in &table.cases {
-        let user = table.users.iter().find(|u| u.id == case.user).unwrap_or_else(|| panic!("{}", case.name));
-        let policy = policy(&case.policy);
-        let expected =
-            judge(&policy, Some(&Subject { user_id: &user.id, groups: &user.groups }), &case.key.facts());
+        let user = table.user_of(case);
+        let policy = case.tenant_policy();
+        let expected = judge(&policy, Some(&user.subject()), &case.key.facts());
         assert_eq!(
             expected.accepted(),
             case.refused.is_empty(),

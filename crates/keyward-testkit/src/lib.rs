@@ -9,6 +9,8 @@
 //!   [`log`], an in-memory `tracing` writer for the tests that search the log for secrets;
 //! - `sim`: [`seed`], the emulator's tenant as the tests seed it, and [`sim`], the emulator
 //!   started on loopback with an app token for its Graph API;
+//! - `rules-table`: [`rules_table`], the table of Entra's registration rules that the pure
+//!   function and the emulator are both held to;
 //! - `database`: [`database`], a uniquely named SQLite file or PostgreSQL database, removed on drop;
 //! - `stack`: [`stack`], the emulator and a Keyward server over loopback with one API token per
 //!   role, and [`desk`], a soft key behind Keyward's CTAP client.
@@ -22,6 +24,8 @@ pub mod database;
 #[cfg(feature = "stack")]
 pub mod desk;
 pub mod log;
+#[cfg(feature = "rules-table")]
+pub mod rules_table;
 #[cfg(feature = "sim")]
 pub mod seed;
 #[cfg(feature = "sim")]
