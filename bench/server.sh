@@ -5,8 +5,9 @@
 #      process), median over batches, on SQLite; budget 2 ms. Creating the issuance request
 #      (made ahead of time, e.g. by a bulk job) is measured apart and printed too.
 #   2. GET /api/v1/people/{id} throughput with wrk for 10 s; target 5000 requests/s.
-# Prints each figure and its ratio to the target. Needs wrk (.ci/run installs it).
+# Prints each figure and its ratio to the target. Needs wrk (Debian package `wrk`).
 set -euo pipefail
+command -v wrk >/dev/null || { echo "bench/server.sh needs wrk: apt-get install wrk" >&2; exit 1; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ISSUANCES=${ISSUANCES:-1000}
 BATCHES=${BATCHES:-20}

@@ -59,7 +59,8 @@ def main() -> int:
             expected_origin=data["expectedOrigin"],
             expected_rp_id=data["expectedRpId"],
             require_user_verification=True,
-            # Entra offers exactly these two (spec §11.1); py_webauthn would also take EdDSA.
+            # Entra offers exactly these two (docs/entra-graph-api.md §11.1); py_webauthn would also
+            # take EdDSA.
             supported_pub_key_algs=[
                 COSEAlgorithmIdentifier.ECDSA_SHA_256,
                 COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,

@@ -1,5 +1,6 @@
 //! Keyward's operator tools: the typed client of the Core API and the commands built on it
-//! (provision, bulk, people, keys, passkeys, policy, TAP, reports, audit, connector, doctor),
+//! (provision, bulk, people, keys, passkeys, policy, TAP, reports, audit, connector, doctor,
+//! inspect),
 //! and the commands for the security key on the desk (`device`, `softkey`), which open the key
 //! and read its PIN through [`desk_key`].
 //!

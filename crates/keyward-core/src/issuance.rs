@@ -3,7 +3,7 @@
 //! States: `requested → approved → options-issued → registered | failed | cancelled | expired`.
 //! The approval step is optional per request (`approval_required`); without it a request goes
 //! straight from requested to options-issued. Every state is recorded before the external call it
-//! leads to, so the store can resume or undo after a crash (ARCHITECTURE §1).
+//! leads to, so the store can resume or undo after a crash (docs/architecture.md §5).
 //!
 //! A self-service request carries a collection code that the user types on their workstation; only
 //! its SHA-256 is stored ([`hash_collection_code`]).

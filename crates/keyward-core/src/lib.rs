@@ -1,6 +1,6 @@
 //! Keyward's domain: the types and rules every other crate agrees on.
 //!
-//! This crate is deliberately free of async and I/O (ARCHITECTURE §2): the store persists these
+//! This crate is deliberately free of async and I/O (docs/architecture.md §2): the store persists these
 //! types, the server exposes them, and the rules that decide what may happen to a person, a key, a
 //! passkey or an issuance live here once, where plain unit tests can cover every case.
 

@@ -326,7 +326,7 @@ mod tests {
         (c, key, token)
     }
 
-    /// Entra's options as observed (spec §1.3), with `exclude` as excludeCredentials ids.
+    /// Entra's options as observed (docs/entra-graph-api.md §1.3), with `exclude` as excludeCredentials ids.
     fn options(exclude: &[String]) -> PublicKeyCreationOptions {
         let param = |alg| CredentialParameters { kind: "public-key".into(), alg };
         PublicKeyCreationOptions {

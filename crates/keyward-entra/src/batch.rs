@@ -1,4 +1,4 @@
-//! JSON batching (`POST /$batch`, spec §8.2) for fan-out reads and deletes.
+//! JSON batching (`POST /$batch`, docs/entra-graph-api.md §8.2) for fan-out reads and deletes.
 //!
 //! Up to 20 requests go in one batch; answers come back per item, in any order, and are
 //! returned here in request order. Inner 429s (and 503/504) are throttled individually:

@@ -22,7 +22,7 @@ pub struct Requirement {
     pub also_satisfied_by: &'static [&'static str],
 }
 
-/// The application permissions Keyward needs (spec §1.2, §3, §4, §6; field notes).
+/// The application permissions Keyward needs (docs/entra-graph-api.md §1.2, §3, §4, §6).
 pub const REQUIRED_PERMISSIONS: &[Requirement] = &[
     Requirement {
         permission: "User.Read.All",

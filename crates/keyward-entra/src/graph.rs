@@ -11,7 +11,7 @@
 //! elsewhere would receive our bearer token.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -59,6 +59,54 @@ impl std::fmt::Debug for Connector {
     }
 }
 
+/// One Graph call as it is repeated: the same URL, body and `client-request-id` every attempt.
+struct Call<'a> {
+    method: Method,
+    url: String,
+    /// The URL's path, as errors and logs show it.
+    shown_path: String,
+    body: Option<&'a Value>,
+    retry: Retry,
+    client_request_id: String,
+}
+
+/// One attempt's answer, read in full.
+struct Answer {
+    status: u16,
+    request_id: String,
+    retry_after: Option<Duration>,
+    text: zeroize::Zeroizing<String>,
+}
+
+impl Call<'_> {
+    /// A failure to connect, send or read the answer.
+    fn transport_error(&self, e: &reqwest::Error) -> GraphError {
+        GraphError::Transport {
+            method: self.method.to_string(),
+            path: self.shown_path.clone(),
+            detail: transport_detail(e),
+            timeout: e.is_timeout(),
+            client_request_id: self.client_request_id.clone(),
+        }
+    }
+
+    /// A 2xx answer: its JSON body (`Null` when empty).
+    fn success(&self, answer: Answer, attempts: u32) -> Result<GraphResponse, GraphError> {
+        let Answer { status, request_id, text, .. } = answer;
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|e| GraphError::Unexpected {
+                method: self.method.to_string(),
+                path: self.shown_path.clone(),
+                detail: format!("body is not JSON: {e}"),
+                request_id: request_id.clone(),
+            })?
+        };
+        Ok(GraphResponse { status, body, request_id, attempts })
+    }
+}
+
 impl Connector {
     /// A connector for a validated configuration.
     pub fn new(config: ConnectorConfig) -> Result<Self, ConfigError> {
@@ -98,7 +146,8 @@ impl Connector {
         }
     }
 
-    /// One Graph call with token, correlation id, retries and debug log.
+    /// One Graph call with token, correlation id, retries and debug log: attempts are sent
+    /// until one succeeds, fails in a way that may not be retried, or the attempts run out.
     pub async fn request(
         &self,
         method: Method,
@@ -107,114 +156,112 @@ impl Connector {
         retry: Retry,
     ) -> Result<GraphResponse, GraphError> {
         let url = self.url(path_or_url)?;
-        let shown_path = display_path(&url);
+        let call = Call {
+            shown_path: display_path(&url),
+            url,
+            method,
+            body,
+            retry,
+            client_request_id: uuid::Uuid::new_v4().to_string(),
+        };
         let policy = &self.config.retry;
-        let client_request_id = uuid::Uuid::new_v4().to_string();
+        let client_request_id = &call.client_request_id;
         let mut refreshed_after_401 = false;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let token = self.tokens.token().await?;
-            if self.config.http_debug {
-                tracing::debug!(
-                    target: "keyward_entra::http", %client_request_id, attempt,
-                    "{method} {url} headers: authorization: {}; body: {}",
-                    redact::REDACTED,
-                    body.map(|b| redact::json(b).to_string()).unwrap_or_default()
-                );
-            }
-            let mut builder = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(token.secret())
-                .header("client-request-id", &client_request_id)
-                .timeout(policy.request_timeout);
-            if let Some(body) = body {
-                builder = builder.json(body);
-            }
-            let started = Instant::now();
-            let outcome = builder.send().await;
-            let response = match outcome {
-                Ok(response) => response,
-                Err(e) => {
-                    let error = GraphError::Transport {
-                        method: method.to_string(),
-                        path: shown_path.clone(),
-                        detail: transport_detail(&e),
-                        timeout: e.is_timeout(),
-                        client_request_id: client_request_id.clone(),
-                    };
-                    if retry == Retry::Safe && attempt < policy.max_attempts {
-                        let wait = retry::backoff(policy, attempt);
-                        tracing::warn!(%client_request_id, attempt, ?wait, "{error}; retrying");
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
-                    return Err(error);
-                }
-            };
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let request_id = header("request-id").unwrap_or_else(|| "-".into());
-            let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
-            // Answers may carry secrets (a new TAP): the raw text is wiped when dropped.
-            let text = match response.text().await {
-                Ok(text) => zeroize::Zeroizing::new(text),
-                Err(e) if retry == Retry::Safe && attempt < policy.max_attempts => {
-                    tracing::warn!(%client_request_id, attempt, "reading the answer failed ({e}); retrying");
-                    tokio::time::sleep(retry::backoff(policy, attempt)).await;
+            let answer = match self.send_once(&call, attempt).await {
+                Ok(answer) => answer,
+                Err(error) if call.retry == Retry::Safe && attempt < policy.max_attempts => {
+                    let wait = retry::backoff(policy, attempt);
+                    tracing::warn!(%client_request_id, attempt, ?wait, "{error}; retrying");
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
-                Err(e) => {
-                    return Err(GraphError::Transport {
-                        method: method.to_string(),
-                        path: shown_path,
-                        detail: transport_detail(&e),
-                        timeout: e.is_timeout(),
-                        client_request_id,
-                    });
-                }
+                Err(error) => return Err(error),
             };
-            if self.config.http_debug {
-                tracing::debug!(
-                    target: "keyward_entra::http", %client_request_id, %request_id, status,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "response headers: {}; body: {}", redact::headers(&headers), redact::body(&text)
-                );
+            if (200..300).contains(&answer.status) {
+                return call.success(answer, attempt);
             }
-            if (200..300).contains(&status) {
-                let body = if text.trim().is_empty() {
-                    Value::Null
-                } else {
-                    serde_json::from_str(&text).map_err(|e| GraphError::Unexpected {
-                        method: method.to_string(),
-                        path: shown_path.clone(),
-                        detail: format!("body is not JSON: {e}"),
-                        request_id: request_id.clone(),
-                    })?
-                };
-                return Ok(GraphResponse { status, body, request_id, attempts: attempt });
-            }
-            if status == 401 && !refreshed_after_401 {
+            if answer.status == 401 && !refreshed_after_401 {
                 refreshed_after_401 = true;
                 self.tokens.invalidate().await;
                 continue;
             }
-            let may_retry = match retry {
-                Retry::Safe => is_retryable_status(status),
-                Retry::ThrottleOnly => status == 429,
-            };
-            if may_retry && attempt < policy.max_attempts {
-                let wait = retry_after.unwrap_or_else(|| retry::backoff(policy, attempt));
-                if wait <= policy.max_retry_after {
-                    tracing::warn!(%client_request_id, %request_id, status, attempt, ?wait, "{method} {shown_path}: retrying after {wait:?}");
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
+            if let Some(wait) = self.wait_before_retry(&call, &answer, attempt) {
+                let (method, shown_path, request_id, status) =
+                    (&call.method, &call.shown_path, &answer.request_id, answer.status);
+                tracing::warn!(%client_request_id, %request_id, status, attempt, ?wait, "{method} {shown_path}: retrying after {wait:?}");
+                tokio::time::sleep(wait).await;
+                continue;
             }
-            return Err(service_error(&method, &shown_path, status, &text, request_id, client_request_id));
+            let Answer { status, request_id, text, .. } = answer;
+            return Err(service_error(
+                &call.method,
+                &call.shown_path,
+                status,
+                &text,
+                request_id,
+                call.client_request_id,
+            ));
         }
+    }
+
+    /// One attempt: a token, the request, and the whole answer read; a failure to connect,
+    /// send or read is a transport error.
+    async fn send_once(&self, call: &Call<'_>, attempt: u32) -> Result<Answer, GraphError> {
+        let token = self.tokens.token().await?;
+        let client_request_id = &call.client_request_id;
+        if self.config.http_debug {
+            tracing::debug!(
+                target: "keyward_entra::http", %client_request_id, attempt,
+                "{} {} headers: authorization: {}; body: {}", call.method, call.url,
+                redact::REDACTED,
+                call.body.map(|b| redact::json(b).to_string()).unwrap_or_default()
+            );
+        }
+        let mut builder = self
+            .http
+            .request(call.method.clone(), &call.url)
+            .bearer_auth(token.secret())
+            .header("client-request-id", client_request_id)
+            .timeout(self.config.retry.request_timeout);
+        if let Some(body) = call.body {
+            builder = builder.json(body);
+        }
+        let started = Instant::now();
+        let response = builder.send().await.map_err(|e| call.transport_error(&e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let request_id = header("request-id").unwrap_or_else(|| "-".into());
+        let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
+        // Answers may carry secrets (a new TAP): the raw text is wiped when dropped.
+        let text = zeroize::Zeroizing::new(response.text().await.map_err(|e| call.transport_error(&e))?);
+        if self.config.http_debug {
+            tracing::debug!(
+                target: "keyward_entra::http", %client_request_id, %request_id, status,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "response headers: {}; body: {}", redact::headers(&headers), redact::body(&text)
+            );
+        }
+        Ok(Answer { status, request_id, retry_after, text })
+    }
+
+    /// How long to wait before repeating a call that failed with this answer, or `None` when
+    /// it may not be repeated: the call's [`Retry`] rule, attempts left, and Entra's
+    /// `Retry-After` (a longer wait than the configured limit is not waited out).
+    fn wait_before_retry(&self, call: &Call<'_>, answer: &Answer, attempt: u32) -> Option<Duration> {
+        let policy = &self.config.retry;
+        let may_retry = match call.retry {
+            Retry::Safe => is_retryable_status(answer.status),
+            Retry::ThrottleOnly => answer.status == 429,
+        };
+        if !may_retry || attempt >= policy.max_attempts {
+            return None;
+        }
+        let wait = answer.retry_after.unwrap_or_else(|| retry::backoff(policy, attempt));
+        (wait <= policy.max_retry_after).then_some(wait)
     }
 
     /// GET and deserialize.

@@ -4,14 +4,13 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keyward_entra::Connector;
 use keyward_sim::SimOptions;
 use keyward_sim::faults::FaultSpec;
 use keyward_sim::throttle::ThrottleProfile;
+use keyward_testkit::log::CapturedLog;
 use keyward_webauthn::policy::TemporaryAccessPassRequest;
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -127,23 +126,9 @@ async fn retries_stop_after_max_attempts_with_the_services_error() {
     assert_eq!(err.code(), Some("serviceNotAvailable"));
 }
 
-/// A `tracing` writer collecting everything into one buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn the_trace_log_never_shows_secrets_tokens_assertions_or_passes() {
-    let captured = Captured::default();
+    let captured = CapturedLog::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -173,7 +158,7 @@ async fn the_trace_log_never_shows_secrets_tokens_assertions_or_passes() {
         secrets.push(tap.pass.expose_secret().to_owned());
         assert!(!format!("{tap:?}").contains(tap.pass.expose_secret()), "Debug shows no pass");
     }
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains("client_assertion=[REDACTED]"), "the debug log was on and covered the assertion");
     assert!(log.contains("temporaryAccessPass\":\"[REDACTED]"), "the TAP response was logged, redacted");
     assert!(log.contains("client-request-id"), "correlation ids are logged");

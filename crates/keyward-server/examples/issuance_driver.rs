@@ -11,22 +11,13 @@
 //! Usage: `issuance_driver URL ADMIN_TOKEN SERVER_PID [ISSUANCES] [BATCHES]`; prints
 //! `cpu_ms_per_issuance_median=…` and `person_id=…` (a person for the read load test).
 
-use std::time::Duration;
-
-#[path = "../../keyward-sim/tests/support/attestation_ca.rs"]
-mod attestation_ca;
-
-use keyward_ctap::client::PERMISSION_MC;
-use keyward_ctap::{Client, HidDevice, MemoryTransport, Timeouts};
-use keyward_sim::seed::{Seed, SeedUser};
-use keyward_sim::{Sim, SimOptions};
-use keyward_softkey::{Attestation, Config, SoftKey};
+use keyward_softkey::Config;
+use keyward_testkit::desk::{AAGUID, SoftDesk, packed_config};
+use keyward_testkit::stack::call_api;
+use keyward_testkit::{seed, sim, test_ca};
+use keyward_webauthn::b64;
 use keyward_webauthn::registration::RegistrationPlan;
-use keyward_webauthn::{ENTRA_RP_ID, b64};
-use secrecy::SecretString;
 use serde_json::{Value, json};
-
-const AAGUID: [u8; 16] = *b"KeywardSoftKey01";
 
 /// CPU time a process has used, in milliseconds: the sum of its threads' scheduler run time
 /// (`/proc/PID/task/*/schedstat`, nanoseconds). Far finer than utime + stime (10 ms ticks, sampled),
@@ -58,23 +49,20 @@ fn ticks_per_second() -> f64 {
     out.and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
 }
 
-async fn call(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> Value {
-    let mut req = http.request(method.parse().unwrap(), format!("{url}{path}")).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
+/// The server under load, reached with the admin's token.
+struct Server {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Server {
+    /// One API call that must succeed; returns the JSON body.
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = call_api(&self.http, &self.url, &self.token, method, path, body).await;
+        assert!((200..300).contains(&status), "{method} {path}: {status} {value}");
+        value
     }
-    let response = req.send().await.unwrap();
-    let status = response.status();
-    let value: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{method} {path}: {status} {value}");
-    value
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -87,54 +75,28 @@ async fn main() {
     let (url, token, pid) = (args[1].clone(), args[2].clone(), args[3].parse::<u32>().unwrap());
     let issuances: usize = args.get(4).map(|s| s.parse().unwrap()).unwrap_or(400);
     let batches: usize = args.get(5).map(|s| s.parse().unwrap()).unwrap_or(20);
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    sim::install_crypto();
 
-    let ca = attestation_ca::test_ca(AAGUID, "Authenticator Attestation");
-    let mut seed = Seed::example();
+    let ca = test_ca(AAGUID, "Authenticator Attestation");
+    let mut seed = seed::with_users(issuances, |i, user| {
+        user.user_principal_name = format!("bench{i:05}@contoso.onmicrosoft.com");
+        user.display_name = format!("Bench {i:05}");
+    });
     seed.attestation_roots_pem = vec![ca.ca_pem.clone()];
-    for i in 0..issuances {
-        seed.users.push(SeedUser {
-            id: uuid::Uuid::new_v4().to_string(),
-            user_principal_name: format!("bench{i:05}@contoso.onmicrosoft.com"),
-            display_name: format!("Bench {i:05}"),
-            account_enabled: true,
-            user_type: "Member".into(),
-            mail: None,
-            groups: vec![],
-        });
-    }
     let tenant = seed.tenant_id.clone();
-    let mut options = SimOptions::default();
-    options.throttle.enabled = false;
-    let sim =
-        keyward_sim::server::spawn(Sim::new(seed, options).unwrap(), "127.0.0.1:0".parse().unwrap(), None)
-            .await
-            .unwrap();
+    let sim = sim::start(seed, sim::unthrottled()).await;
 
-    let http = reqwest::Client::new();
+    let server = Server { http: reqwest::Client::new(), url, token };
     let connector = json!({
         "enabled": true, "clientId": "6731de76-14a6-49ae-97bc-6eba6914391e", "tenantId": tenant,
         "credential": {"kind": "secret", "clientSecret": "sim-secret-change-me"},
         "authorityUrl": sim.base_url, "graphUrl": sim.base_url,
     });
-    call(&http, &url, &token, "PUT", "/api/v1/connector", Some(connector)).await;
-    call(&http, &url, &token, "POST", "/api/v1/people/sync", Some(json!({}))).await;
+    server.call("PUT", "/api/v1/connector", Some(connector)).await;
+    server.call("POST", "/api/v1/people/sync", Some(json!({}))).await;
 
-    let config = Config {
-        aaguid: AAGUID,
-        attestation: Attestation::Packed {
-            key: ca.attestation_key.clone(),
-            x5c: vec![ca.attestation_der.clone()],
-        },
-        max_resident_keys: issuances + 10,
-        ..Config::default()
-    };
-    let (host, dev) = MemoryTransport::pair();
-    let _key = SoftKey::spawn(config, dev.from_host, dev.to_host);
-    let timeouts = Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) };
-    let mut client = Client::new(HidDevice::open(host, timeouts).unwrap());
-    let pin = SecretString::from("135790".to_owned());
-    client.set_pin(&pin).unwrap();
+    let config = Config { max_resident_keys: issuances + 10, ..packed_config(&ca, AAGUID) };
+    let mut desk = SoftDesk::open(config, "135790");
 
     let tick = 1000.0 / ticks_per_second();
     let per_batch = issuances / batches;
@@ -152,15 +114,13 @@ async fn main() {
         for _ in 0..per_batch {
             let upn = format!("bench{n:05}@contoso.onmicrosoft.com");
             n += 1;
-            let issuance =
-                call(&http, &url, &token, "POST", "/api/v1/issuances", Some(json!({"person": upn}))).await;
+            let issuance = server.call("POST", "/api/v1/issuances", Some(json!({"person": upn}))).await;
             ids.push(issuance["id"].as_str().unwrap().to_owned());
         }
         let (t1, k1) = (cpu_ms(pid), cpu_ticks(pid));
         let mut plans = Vec::with_capacity(per_batch);
         for id in &ids {
-            let options =
-                call(&http, &url, &token, "POST", &format!("/api/v1/issuances/{id}/options"), None).await;
+            let options = server.call("POST", &format!("/api/v1/issuances/{id}/options"), None).await;
             plans.push(
                 RegistrationPlan::from_creation_options(
                     &serde_json::from_value(options["creation_options"].clone()).unwrap(),
@@ -171,8 +131,8 @@ async fn main() {
         let (t2, k2) = (cpu_ms(pid), cpu_ticks(pid));
         let mut bodies = Vec::with_capacity(per_batch);
         for plan in &plans {
-            let pin_token = client.get_pin_uv_auth_token(&pin, PERMISSION_MC, Some(ENTRA_RP_ID)).unwrap();
-            let made = client.register_for_entra(plan, &pin_token).unwrap();
+            let pin_token = desk.make_credential_token();
+            let made = desk.client.register_for_entra(plan, &pin_token).unwrap();
             bodies.push(json!({
                 "client_data_json": b64::encode(&plan.client_data_json),
                 "attestation_object": b64::encode(&made.attestation.attestation_object()),
@@ -180,7 +140,7 @@ async fn main() {
         }
         let (t3, k3) = (cpu_ms(pid), cpu_ticks(pid));
         for (id, body) in ids.iter().zip(bodies) {
-            call(&http, &url, &token, "POST", &format!("/api/v1/issuances/{id}/complete"), Some(body)).await;
+            server.call("POST", &format!("/api/v1/issuances/{id}/complete"), Some(body)).await;
         }
         let (t4, k4) = (cpu_ms(pid), cpu_ticks(pid));
         measured_ticks += (k2 - k1) + (k4 - k3);
@@ -195,7 +155,7 @@ async fn main() {
     };
     let (both_median, create_median) = (median(&mut both), median(&mut create));
     let (options_median, complete_median) = (median(&mut opts), median(&mut done));
-    let people = call(&http, &url, &token, "GET", "/api/v1/people?search=bench00000", None).await;
+    let people = server.call("GET", "/api/v1/people?search=bench00000", None).await;
     println!("issuances={n} batches={batches}");
     println!("cpu_ms_per_issuance_median={both_median:.3}");
     println!("cpu_ms_per_issuance_batches={both:.3?}");

@@ -2,11 +2,9 @@
 //! base64, a corrupt attestation, another issuance's challenge, an expired challenge, a
 //! completion before options, a disabled or unlinked person, an unknown state name.
 
-mod support;
-
 use keyward_core::{Person, PersonSource, Role};
+use keyward_testkit::stack::*;
 use serde_json::{Value, json};
-use support::*;
 
 /// Creates an issuance for Adele and fetches its options; returns (id, options body).
 async fn open_issuance(stack: &Stack) -> (String, Value) {

@@ -1,17 +1,15 @@
 //! `GET /api/v1/doctor` against tenants seeded to fail: one tenant per failure cause, each must
 //! be named with its check and a fix, and a healthy tenant must come back all ok.
 
-mod support;
-
 use std::time::Duration;
 
 use keyward_core::{Person, PersonSource, Role};
 use keyward_entra::ConnectorConfig;
 use keyward_sim::seed::Seed;
+use keyward_testkit::stack::*;
 use keyward_webauthn::policy::{EnforcementType, KeyRestrictions, MethodState};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use support::*;
 
 /// The seed's read-only reporting app (User.Read.All only).
 const READER: &str = "2b0a9bde-77f3-4c0e-8f0a-5d1e2c3b4a59";

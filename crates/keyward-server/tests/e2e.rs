@@ -3,11 +3,9 @@
 //! The passkey shows up in the emulated Entra with its AAGUID and model; revoking the key deletes
 //! it there; the audit chain verifies, and stops verifying once a row is altered.
 
-mod support;
-
 use keyward_core::Role;
+use keyward_testkit::stack::*;
 use serde_json::json;
-use support::*;
 
 async fn issuance_end_to_end(backend: Backend) {
     let stack = Stack::start(if backend == Backend::Sqlite {

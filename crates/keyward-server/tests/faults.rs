@@ -4,14 +4,12 @@
 //! once in the store. The operator tool's behaviour is reproduced: a completion whose outcome the
 //! server reports as unknown (502) is sent again, and reconcile runs at the end.
 
-mod support;
-
 use std::collections::HashMap;
 
 use keyward_core::{PasskeyState, Role};
 use keyward_sim::faults::FaultSpec;
+use keyward_testkit::stack::*;
 use serde_json::json;
-use support::*;
 
 const PEOPLE: usize = 200;
 

@@ -5,11 +5,9 @@
 //! body is even read, so the test sends an empty body — and a role it allows never gets 401 or
 //! 403. Without a token every operation is 401. The public routes stay public.
 
-mod support;
-
 use keyward_core::{Permission, Role};
+use keyward_testkit::stack::*;
 use serde_json::{Value, json};
-use support::*;
 
 /// Every operation and the permission it must require, written out by hand.
 const EXPECTED: &[(&str, &str, &str)] = &[

@@ -2,33 +2,16 @@
 //! HTTP debug log on: the whole run's log (server, connector, store, HTTP stack) is captured
 //! and searched for every secret that passed through it.
 
-mod support;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use keyward_core::Role;
 use keyward_entra::ConnectorConfig;
+use keyward_testkit::log::CapturedLog;
+use keyward_testkit::stack::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use support::*;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_secret_is_logged_at_trace() {
-    let log = Captured::default();
+    let log = CapturedLog::default();
     let writer = log.clone();
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -60,7 +43,7 @@ async fn nothing_secret_is_logged_at_trace() {
     assert_eq!(status, 200);
     assert!(!shown.to_string().contains(APP_SECRET), "the connector view shows the secret: {shown}");
 
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     assert!(text.len() > 10_000, "the log captured too little to mean anything ({} bytes)", text.len());
     assert!(text.contains("fido2Methods"), "the HTTP debug log is not on");
     let mut secrets: Vec<(String, String)> = vec![

@@ -2,13 +2,13 @@
 //! uses, so that every test, the demo and every benchmark can run without Microsoft — and
 //! a client that passes it would pass the real service.
 //!
-//! The wire format follows `shared/spec/entra-graph-api.md`. By default the emulator
+//! The wire format follows `docs/entra-graph-api.md`. By default the emulator
 //! behaves as Entra was observed to behave wherever a public source documents it (a doc
 //! page, the error-code reference, a public client's change after failing against
 //! production); `--strict` ([`SimOptions::strict`]) keeps the stricter readings, for a
 //! client that wants to stay inside what every reading allows. Where no source says,
 //! the emulator takes the stricter reading in both modes. The choices, in one place, each
-//! with its source (sources in `shared/research/field-notes.md`, last section):
+//! with its source or marked unknown:
 //!
 //! * **Origin** `https://login.microsoft.com`, also with a trailing slash (DSInternals.Passkeys'
 //!   live test: .NET's UriBuilder writes the slash; accepted). `--strict`: exactly without.
@@ -24,7 +24,7 @@
 //! * **`rawId`, `type`, `authenticatorAttachment`**, and `response.transports`, `publicKey`,
 //!   `authenticatorData` in the POST body → 400 (DSInternals.Passkeys "Fix passkey cloud
 //!   registration issues": only `id`, `response`, `clientExtensionResults` are accepted).
-//!   `@odata.type` is ignored (spec §2.2). Stored transports are therefore empty (what
+//!   `@odata.type` is ignored (docs/entra-graph-api.md §2.2). Stored transports are therefore empty (what
 //!   Entra lists in `excludeCredentials.transports`: unknown).
 //! * **Self-service setting off** → 403 `accessDenied` naming the known issue (Graph
 //!   known issue).

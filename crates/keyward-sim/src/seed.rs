@@ -43,7 +43,7 @@ pub struct Seed {
     /// Extra AAGUID → model names, for authenticators not in the FIDO metadata.
     #[serde(default)]
     pub aaguid_models: BTreeMap<String, String>,
-    /// How credential ids are encoded in `excludeCredentials` (spec §1.4).
+    /// How credential ids are encoded in `excludeCredentials` (docs/entra-graph-api.md §1.4).
     #[serde(default)]
     pub exclude_credential_encoding: IdEncoding,
 }

@@ -1,4 +1,4 @@
-//! Graph throttling as documented for the identity service (spec §8.1).
+//! Graph throttling as documented for the identity service (docs/entra-graph-api.md §8.1).
 //!
 //! Each app in the tenant has two token buckets: resource units (3 500 / 5 000 / 8 000
 //! per 10 s by tenant size) and writes (3 000 per 2 min 30 s). A request costs its

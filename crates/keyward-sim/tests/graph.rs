@@ -4,10 +4,12 @@
 use std::time::Duration;
 
 use keyward_sim::faults::FaultSpec;
-use keyward_sim::seed::{Seed, SeedUser};
+use keyward_sim::seed::Seed;
 use keyward_sim::server::{RunningSim, spawn};
 use keyward_sim::throttle::ThrottleProfile;
 use keyward_sim::{Sim, SimOptions};
+use keyward_testkit::seed::ENGINEERING;
+use keyward_testkit::sim::start;
 use serde_json::{Value, json};
 
 const ALL_ROLES: &[&str] = &[
@@ -18,25 +20,9 @@ const ALL_ROLES: &[&str] = &[
     "UserAuthMethod-Passkey.ReadWrite.All",
 ];
 
+/// The example tenant plus `extra` numbered users, all in Engineering.
 fn seed_with_users(extra: usize) -> Seed {
-    let mut seed = Seed::example();
-    for i in 0..extra {
-        seed.users.push(SeedUser {
-            id: format!("00000000-0000-4000-8000-{i:012}"),
-            user_principal_name: format!("user{i:04}@contoso.onmicrosoft.com"),
-            display_name: format!("User {i:04}"),
-            account_enabled: true,
-            user_type: "Member".into(),
-            mail: None,
-            groups: vec!["1c8e4b63-ad2e-4f90-b3c7-2e4d6f8a0b12".into()],
-        });
-    }
-    seed
-}
-
-async fn start(seed: Seed, options: SimOptions) -> RunningSim {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    spawn(Sim::new(seed, options).unwrap(), "127.0.0.1:0".parse().unwrap(), None).await.unwrap()
+    keyward_testkit::seed::with_users(extra, |_, user| user.groups = vec![ENGINEERING.into()])
 }
 
 struct Client {

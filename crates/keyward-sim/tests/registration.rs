@@ -32,9 +32,7 @@ const AAGUID: [u8; 16] = *b"KeywardTestKey01";
 
 // ---------------------------------------------------------------- test authenticator
 
-#[path = "support/attestation_ca.rs"]
-mod attestation_ca;
-use attestation_ca::{TestCa, test_ca, test_ca_with_aaguid_criticality};
+use keyward_testkit::attestation_ca::{TestCa, test_ca, test_ca_with_aaguid_criticality};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Fmt {

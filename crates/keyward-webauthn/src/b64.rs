@@ -2,7 +2,7 @@
 //!
 //! Graph documents base64url without padding, but real responses and real clients also
 //! use the standard alphabet, `=` padding, and the .NET `UrlTokenEncode` form where a
-//! trailing digit says how many `=` were stripped (spec §1.4). Decoding therefore tries
+//! trailing digit says how many `=` were stripped (docs/entra-graph-api.md §1.4). Decoding therefore tries
 //! each form in turn; encoding always emits base64url without padding.
 
 use base64::Engine;
@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn decodes_every_form_entra_emits() {
-        // (input, expected bytes) — each row is a form seen in real responses (spec §1.4).
+        // (input, expected bytes) — each row is a form seen in real responses (docs/entra-graph-api.md §1.4).
         let bytes: Vec<u8> = (0u8..48).map(|i| i.wrapping_mul(37).wrapping_add(250)).collect();
         let cases = [
             URL_SAFE_NO_PAD.encode(&bytes),

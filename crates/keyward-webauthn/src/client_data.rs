@@ -47,7 +47,7 @@ mod tests {
     fn matches_the_spec_example_byte_for_byte() {
         let data = CollectedClientData::entra_create("QTU1MzNDNzAtNkM3Ni00NTRDLUJDQ0YtRTREMDZCNTBFRTRE");
         let encoded = crate::b64::encode(&data.to_json_bytes());
-        // spec §12.2 (c): the well-formed clientDataJSON for the v1.0 example challenge.
+        // docs/entra-graph-api.md §12.2 (c): the well-formed clientDataJSON for the v1.0 example challenge.
         assert_eq!(
             encoded,
             "eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIiwiY2hhbGxlbmdlIjoiUVRVMU16TkROekF0TmtNM05pMDBOVFJETFVKRFEwWXRSVFJFTURaQ05UQkZSVFJFIiwib3JpZ2luIjoiaHR0cHM6Ly9sb2dpbi5taWNyb3NvZnQuY29tIiwiY3Jvc3NPcmlnaW4iOmZhbHNlfQ"

@@ -1,4 +1,4 @@
-//! Microsoft Graph shapes for passkey provisioning (spec §1–§5, §9).
+//! Microsoft Graph shapes for passkey provisioning (docs/entra-graph-api.md §1–§5, §9).
 //!
 //! Field names follow the Graph CSDL exactly (camelCase). Unknown `@odata.*` keys are
 //! ignored on input; every optional field a real response may omit is an `Option` or
@@ -84,7 +84,7 @@ pub struct CredentialDescriptor {
     /// Always `public-key`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The credential id, in one of the encodings of spec §1.4: decode leniently.
+    /// The credential id, in one of the encodings of docs/entra-graph-api.md §1.4: decode leniently.
     pub id: String,
     /// Transports hinted by the service.
     #[serde(default)]
@@ -124,7 +124,7 @@ pub struct ExtensionInputs {
 /// The body of `POST …/fido2Methods`, as every working client sends it.
 ///
 /// `rawId`, `type`, `authenticatorAttachment` and `@odata.type` are deliberately absent:
-/// Graph has rejected bodies carrying them (field notes).
+/// Graph has rejected bodies carrying them (DSInternals.Passkeys stopped sending them for that reason).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Fido2RegistrationRequest {
@@ -135,7 +135,7 @@ pub struct Fido2RegistrationRequest {
     pub public_key_credential: PublicKeyCredential,
 }
 
-/// The longest `displayName` Keyward sends and the emulator accepts (spec §2.2, §14).
+/// The longest `displayName` Keyward sends and the emulator accepts (docs/entra-graph-api.md §2.2, §14).
 pub const MAX_DISPLAY_NAME_CHARS: usize = 30;
 
 /// `webauthnPublicKeyCredential` (write-only on Graph).
@@ -201,7 +201,7 @@ pub struct Collection<T> {
     pub next_link: Option<String>,
 }
 
-/// The Graph error body (spec §9).
+/// The Graph error body (docs/entra-graph-api.md §9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphErrorBody {
     /// The error.
@@ -234,7 +234,7 @@ pub struct GraphInnerError {
     pub client_request_id: Option<String>,
 }
 
-/// The error body of the Entra token endpoint (spec §7).
+/// The error body of the Entra token endpoint (docs/entra-graph-api.md §7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenErrorBody {
     /// OAuth error, e.g. `invalid_client`.

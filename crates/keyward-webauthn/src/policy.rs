@@ -1,4 +1,4 @@
-//! The FIDO2 authentication-method policy and Temporary Access Pass shapes (spec §4, §5).
+//! The FIDO2 authentication-method policy and Temporary Access Pass shapes (docs/entra-graph-api.md §4, §5).
 //!
 //! The policy is read and patched as a whole by Keyward and enforced by the emulator, so
 //! one typed shape serves both. Deprecated legacy fields (`isAttestationEnforced`,

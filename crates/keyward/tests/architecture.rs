@@ -39,10 +39,21 @@ fn workspace_dependencies() -> BTreeMap<String, Vec<String>> {
 fn the_emulator_shares_only_wire_types() {
     let deps = workspace_dependencies();
     assert_eq!(deps["keyward-sim"], ["keyward-webauthn"], "keyward-sim may depend only on the wire types");
+    // The binary runs the emulator (`keyward sim`); the testkit starts it for tests only.
     for (name, uses) in &deps {
-        if name != "keyward" {
+        if name != "keyward" && name != "keyward-testkit" {
             assert!(!uses.iter().any(|d| d == "keyward-sim"), "{name} depends on keyward-sim");
         }
+    }
+}
+
+#[test]
+fn the_testkit_is_only_a_dev_dependency() {
+    for (name, uses) in &workspace_dependencies() {
+        assert!(
+            !uses.iter().any(|d| d == "keyward-testkit"),
+            "{name} depends on keyward-testkit: take it under [dev-dependencies] only"
+        );
     }
 }
 
@@ -80,4 +91,27 @@ fn the_operator_cli_talks_to_the_server_only_through_the_api() {
         assert!(!deps["keyward-cli"].iter().any(|d| d == forbidden), "keyward-cli depends on {forbidden}");
     }
     assert!(deps["keyward-cli"].iter().any(|d| d == "keyward-proto"), "keyward-cli speaks keyward-proto");
+}
+
+/// The binary must run on a machine without libudev: hidapi uses its pure-Rust hidraw backend
+/// on Linux (root `Cargo.toml`), and a dependency that brought the C backend back would show
+/// up here as a dynamic link to `libudev.so`.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_binary_does_not_link_libudev() {
+    let binary = env!("CARGO_BIN_EXE_keyward");
+    let out = std::process::Command::new("ldd")
+        .arg(binary)
+        .output()
+        .expect("cannot run ldd (part of Debian's libc-bin): install it to run this test");
+    let libraries = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ldd {binary} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        libraries.contains("libc.so"),
+        "ldd's output lists no libc; is this a dynamic binary?\n{libraries}"
+    );
+    assert!(
+        !libraries.contains("libudev"),
+        "{binary} links libudev; keep hidapi on its `linux-native-basic-udev` backend:\n{libraries}"
+    );
 }

@@ -1,28 +1,22 @@
-//! `keyward bulk provision` as an operator runs it: the built binary against `keyward sim` and
-//! `keyward serve` processes. Malformed CSVs are refused with the line named (before any server
+//! `keyward bulk provision` as an operator runs it: the built binary against the emulator and a
+//! Keyward server (the testkit's stack). Malformed CSVs are refused with the line named (before any server
 //! is contacted); a soft-key run killed with SIGKILL part-way and resumed with `--resume`
 //! provisions every person exactly once in the emulated Entra, and leaves no vault without a
 //! registered passkey.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use keyward_core::Role;
+use keyward_sim::seed::SeedUser;
+use keyward_testkit::seed::numbered_user;
+use keyward_testkit::sim;
+use keyward_testkit::stack::StackOptions;
 use serde_json::{Value, json};
 
-const CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
-const CLIENT_SECRET: &str = "sim-secret-change-me";
 const PASSPHRASE: &str = "bulk test vault passphrase";
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn keyward(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
@@ -34,148 +28,51 @@ fn keyward(home: &Path) -> Command {
     cmd
 }
 
-/// Starts a command; returns it and the rest of the first stdout line starting with `prefix`.
-fn start(mut cmd: Command, prefix: &str) -> (Running, String) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let found = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix(prefix).map(|r| r.trim().to_owned()))
-        .unwrap_or_else(|| panic!("no line starting with {prefix:?}"));
-    std::thread::spawn(move || for _ in lines {});
-    (Running(child), found)
-}
-
 fn upn(i: usize) -> String {
     format!("bulk.user{i:03}@contoso.onmicrosoft.com")
 }
 
-/// A sim whose tenant has `users` extra people, a server on SQLite, connector set, people synced.
-struct Stack {
-    dir: PathBuf,
-    sim_base: String,
-    tenant: String,
-    url: String,
-    token: String,
-    _sim: Running,
-    _server: Running,
-}
+/// The testkit's stack whose tenant has `users` extra people and 20 ms of Graph latency, the
+/// connector set and people synced.
+struct Stack(keyward_testkit::stack::Stack);
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for Stack {
+    type Target = keyward_testkit::stack::Stack;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
 impl Stack {
     fn start(users: usize) -> Self {
-        let dir = std::env::temp_dir().join(format!("keyward-bulk-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut seed: Value = serde_json::from_str(keyward_sim::seed::EXAMPLE_SEED).unwrap();
-        for i in 0..users {
-            seed["users"].as_array_mut().unwrap().push(json!({
-                "id": uuid::Uuid::new_v4().to_string(), "userPrincipalName": upn(i),
-                "displayName": format!("Bulk User {i}"), "accountEnabled": true, "groups": [],
+        let mut options = StackOptions::sqlite();
+        options.sim.latency = Duration::from_millis(20);
+        options.seed = Box::new(move |seed| {
+            seed.users.extend((0..users).map(|i| SeedUser {
+                user_principal_name: upn(i),
+                display_name: format!("Bulk User {i}"),
+                ..numbered_user(i)
             }));
-        }
-        let seed_path = dir.join("seed.json");
-        std::fs::write(&seed_path, seed.to_string()).unwrap();
-        let mut sim = keyward(&dir);
-        sim.args(["sim", "--listen", "127.0.0.1:0", "--throttle", "off", "--latency-ms", "20", "--seed"])
-            .arg(&seed_path);
-        let (sim, authority) = start(sim, "authority:");
-        let (sim_base, tenant) = authority.rsplit_once('/').unwrap();
-        let db = format!("sqlite://{}", dir.join("keyward.db").display());
-        let server_args = |cmd: &mut Command| {
-            cmd.arg("--data-dir")
-                .arg(&dir)
-                .arg("--database-url")
-                .arg(&db)
-                .arg("--config")
-                .arg(dir.join("none.toml"));
-        };
-        let mut create = keyward(&dir);
-        create.arg("admin");
-        server_args(&mut create);
-        let out =
-            create.args(["token", "create", "--name", "bulk-admin", "--role", "admin"]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        let mut serve = keyward(&dir);
-        serve.args(["serve", "--listen", "127.0.0.1:0"]);
-        server_args(&mut serve);
-        let (server, url) = start(serve, "Keyward server listening on");
-        let stack = Self {
-            dir: dir.clone(),
-            sim_base: sim_base.to_owned(),
-            tenant: tenant.to_owned(),
-            url,
-            token,
-            _sim: sim,
-            _server: server,
-        };
-        let connector = json!({
-            "enabled": true, "clientId": CLIENT_ID, "tenantId": stack.tenant,
-            "credential": {"kind": "secret", "clientSecret": CLIENT_SECRET},
-            "authorityUrl": stack.sim_base, "graphUrl": stack.sim_base,
         });
-        let (status, body) = stack.call("PUT", "/api/v1/connector", Some(connector));
-        assert_eq!(status, 204, "{body}");
+        let stack = Self(keyward_testkit::stack::Stack::start_blocking(options));
         let (status, body) = stack.call("POST", "/api/v1/people/sync", Some(json!({})));
         assert_eq!(status, 200, "{body}");
         stack
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        block_on(async {
-            let mut req = reqwest::Client::new()
-                .request(method.parse().unwrap(), format!("{}{path}", self.url))
-                .bearer_auth(&self.token);
-            if let Some(b) = body {
-                req = req.json(&b);
-            }
-            let response = req.send().await.unwrap();
-            (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
-        })
+        self.block_on(self.0.call(Role::Admin, method, path, body))
     }
 
-    /// FIDO2 methods the emulated Entra holds for `upn`, read straight from its Graph API.
+    /// FIDO2 methods the emulated Entra holds for each of `upns`, read straight from its Graph API.
     fn entra_methods(&self, upns: &[String]) -> Vec<usize> {
-        block_on(async {
+        self.block_on(async {
             let http = reqwest::Client::new();
-            let token: Value = http
-                .post(format!("{}/{}/oauth2/v2.0/token", self.sim_base, self.tenant))
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", CLIENT_ID),
-                    ("client_secret", CLIENT_SECRET),
-                    ("scope", "https://graph.microsoft.com/.default"),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let bearer = token["access_token"].as_str().unwrap().to_owned();
+            let token = sim::app_token(&http, &self.sim.base_url).await;
             let mut counts = Vec::new();
             for upn in upns {
-                let list: Value = http
-                    .get(format!("{}/v1.0/users/{upn}/authentication/fido2Methods", self.sim_base))
-                    .bearer_auth(&bearer)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                counts.push(list["value"].as_array().unwrap_or_else(|| panic!("{list}")).len());
+                counts.push(sim::fido2_methods(&http, &self.sim.base_url, &token, upn).await.len());
             }
             counts
         })
@@ -183,7 +80,9 @@ impl Stack {
 
     fn bulk(&self) -> Command {
         let mut cmd = keyward(&self.dir);
-        cmd.env("KEYWARD_SERVER", &self.url).env("KEYWARD_TOKEN", &self.token).args(["bulk", "provision"]);
+        cmd.env("KEYWARD_SERVER", &self.url)
+            .env("KEYWARD_TOKEN", self.admin_token())
+            .args(["bulk", "provision"]);
         cmd
     }
 }

@@ -1,19 +1,16 @@
-//! `keyward doctor` and `keyward inspect` as the built binary, against `keyward sim` and
-//! `keyward serve`: each failure cause set up in the tenant (through the seed's users, the FIDO2
-//! policy, enrollment policies, the key inventory and the connector) is named with its fix and
-//! exit code 1; a healthy tenant is all ok with exit code 0. Inspect decodes a body the soft key
-//! made, as JSON, CBOR and base64, and refuses damaged files with a clear error.
+//! `keyward doctor` and `keyward inspect` as the built binary, against the emulator and a Keyward
+//! server (the testkit's stack): each failure cause set up in the tenant (through the seed's users,
+//! the FIDO2 policy, enrollment policies, the key inventory and the connector) is named with its
+//! fix and exit code 1; a healthy tenant is all ok with exit code 0. Inspect decodes a body the
+//! soft key made, as JSON, CBOR and base64, and refuses damaged files with a clear error.
 
 mod support;
 
 use std::path::Path;
 
-use keyward_ctap::client::PERMISSION_MC;
-use keyward_ctap::{Client, HidDevice, MemoryTransport, Timeouts};
-use keyward_softkey::{Attestation, Config, SoftKey};
-use keyward_webauthn::registration::RegistrationPlan;
-use keyward_webauthn::{ENTRA_RP_ID, b64};
-use secrecy::SecretString;
+use keyward_softkey::{Attestation, Config};
+use keyward_testkit::desk::SoftDesk;
+use keyward_webauthn::b64;
 use serde_json::{Value, json};
 use support::*;
 
@@ -184,20 +181,7 @@ fn soft_key_body_with(stack: &Stack, aaguid: [u8; 16], x5c: Vec<Vec<u8>>) -> (Va
         attestation: Attestation::Packed { key: stack.ca.attestation_key.clone(), x5c },
         ..Config::default()
     };
-    let (host, dev) = MemoryTransport::pair();
-    let _key = SoftKey::spawn(config, dev.from_host, dev.to_host);
-    let timeouts =
-        Timeouts { idle: std::time::Duration::from_secs(5), transaction: std::time::Duration::from_secs(10) };
-    let mut client = Client::new(HidDevice::open(host, timeouts).unwrap());
-    let pin = SecretString::from("8642".to_owned());
-    client.set_pin(&pin).unwrap();
-    let plan = RegistrationPlan::from_creation_options(
-        &serde_json::from_value(options["creation_options"].clone()).unwrap(),
-    )
-    .unwrap();
-    let token = client.get_pin_uv_auth_token(&pin, PERMISSION_MC, Some(ENTRA_RP_ID)).unwrap();
-    let made = client.register_for_entra(&plan, &token).unwrap();
-    let att = made.attestation.attestation_object();
+    let (plan, att) = SoftDesk::open(config, "8642").register(&options["creation_options"]);
     let body = json!({
         "displayName": "Soft key",
         "publicKeyCredential": {"id": "x", "response": {

@@ -1,7 +1,7 @@
-//! The operator's everyday commands, driven as a user would: the built `keyward` binary against
-//! `keyward sim` + `keyward serve` processes. Each command's happy path, the reports in every
-//! format checked for content, the errors a user meets first (no token, server down, a role that
-//! may not) each saying what to do, and generated completions and man pages.
+//! The operator's everyday commands, driven as a user would: the built `keyward` binary against the
+//! emulator and a Keyward server (the testkit's stack). Each command's happy path, the reports in
+//! every format checked for content, the errors a user meets first (no token, server down, a role
+//! that may not) each saying what to do, and generated completions and man pages.
 
 mod support;
 

@@ -4,28 +4,19 @@
 //! and working, the letter opening only with the right identity, a forced PIN change, a failed
 //! provisioning leaving nothing behind — and that no PIN leaks into any other output or file.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod support;
 
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use keyward_testkit::seed::{APP, APP_SECRET};
 use serde_json::{Value, json};
+use support::{Running, start_logged};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 const UPN: &str = "adele.vance@contoso.onmicrosoft.com";
-const APP: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
-const APP_SECRET: &str = "sim-secret-change-me";
 const AAGUID: &str = "6b657977-6172-642d-7465-73742d6b6579";
 const PASSPHRASE: &str = "provision test passphrase";
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn keyward() -> Command {
     let mut c = Command::new(BIN);
@@ -36,26 +27,6 @@ fn keyward() -> Command {
         .env_remove("KEYWARD_TOKEN")
         .stdin(Stdio::null());
     c
-}
-
-/// Starts a command logging stderr to `log`; returns it with the first stdout line that starts
-/// with `prefix`, the rest of stdout going to `log.out`.
-fn start(mut cmd: Command, log: &Path, prefix: &str) -> (Running, String) {
-    let err = std::fs::File::create(log).unwrap();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(err).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let found = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
-        .unwrap_or_else(|| panic!("no line starting with {prefix:?}; see {}", log.display()));
-    let out = log.with_extension("out");
-    std::thread::spawn(move || {
-        let text: Vec<String> = lines.map_while(Result::ok).collect();
-        let _ = std::fs::write(out, text.join("\n"));
-    });
-    (Running(child), found)
 }
 
 /// The whole stack for one test, in its own temporary directory.
@@ -91,7 +62,7 @@ impl Stack {
             .arg("--write-ca-cert")
             .arg(dir.join("ca.pem"))
             .env("KEYWARD_SOFTKEY_PASSPHRASE", PASSPHRASE);
-        let (softkey, _) = start(softkey, &dir.join("softkey.log"), "keyward softkey: listening on");
+        let (softkey, _) = start_logged(softkey, &dir.join("softkey.log"), "keyward softkey: listening on");
 
         let mut seed: Value = serde_json::from_str(keyward_sim::seed::EXAMPLE_SEED).unwrap();
         seed["attestationRootsPem"] = json!([std::fs::read_to_string(dir.join("ca.pem")).unwrap()]);
@@ -107,7 +78,7 @@ impl Stack {
         if !faults.is_empty() {
             sim.args(["--faults", faults]);
         }
-        let (sim, authority) = start(sim, &dir.join("sim.log"), "authority:");
+        let (sim, authority) = start_logged(sim, &dir.join("sim.log"), "authority:");
         let (sim_base, tenant) = authority.rsplit_once('/').unwrap();
         let (sim_base, tenant) = (sim_base.to_owned(), tenant.to_owned());
 
@@ -130,7 +101,7 @@ impl Stack {
         let mut serve = keyward();
         serve.args(["serve", "--listen", "127.0.0.1:0"]);
         config(&mut serve);
-        let (server, url) = start(serve, &dir.join("server.log"), "Keyward server listening on");
+        let (server, url) = start_logged(serve, &dir.join("server.log"), "Keyward server listening on");
 
         let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -173,31 +144,8 @@ impl Stack {
     fn entra_methods(&self, upn: &str) -> Vec<Value> {
         self.rt.block_on(async {
             let http = reqwest::Client::new();
-            let token: Value = http
-                .post(format!("{}/contoso.onmicrosoft.com/oauth2/v2.0/token", self.sim_base))
-                .form(&[
-                    ("client_id", APP),
-                    ("client_secret", APP_SECRET),
-                    ("scope", "https://graph.microsoft.com/.default"),
-                    ("grant_type", "client_credentials"),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let url = format!("{}/v1.0/users/{upn}/authentication/fido2Methods", self.sim_base);
-            let r: Value = http
-                .get(url)
-                .bearer_auth(token["access_token"].as_str().unwrap())
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            r["value"].as_array().cloned().unwrap_or_default()
+            let token = keyward_testkit::sim::app_token(&http, &self.sim_base).await;
+            keyward_testkit::sim::fido2_methods(&http, &self.sim_base, &token, upn).await
         })
     }
 

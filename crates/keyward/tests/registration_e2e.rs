@@ -10,29 +10,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use keyward_ctap::client::PERMISSION_MC;
+use keyward_ctap::CtapStatus;
 use keyward_ctap::entra::EntraError;
-use keyward_ctap::{Client, CtapStatus, HidDevice, MemoryTransport, Timeouts};
+use keyward_sim::SimOptions;
 use keyward_sim::seed::{IdEncoding, Seed};
-use keyward_sim::server::{RunningSim, spawn};
-use keyward_sim::{Sim, SimOptions};
-use keyward_softkey::{Attestation, Config, SoftKey};
+use keyward_sim::server::RunningSim;
+use keyward_testkit::desk::{AAGUID, MODEL, SoftDesk};
+use keyward_testkit::seed::{ADELE, trust_ca};
+use keyward_testkit::sim::app_token;
+use keyward_testkit::test_ca;
 use keyward_webauthn::graph::{CredentialCreationOptions, MAX_DISPLAY_NAME_CHARS};
 use keyward_webauthn::registration::{RegistrationPlan, registration_body};
 use keyward_webauthn::{ENTRA_ORIGIN, ENTRA_RP_ID, b64};
-use secrecy::SecretString;
 use serde_json::{Value, json};
-
-#[path = "../../keyward-sim/tests/support/attestation_ca.rs"]
-mod attestation_ca;
-
-const APP: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
-const APP_SECRET: &str = "sim-secret-change-me";
-const ADELE: &str = "3e0a6d85-cf40-4b12-95e9-4a6f8b0c2d34";
-const AAGUID: [u8; 16] = *b"KeywardSoftKey01";
-const MODEL: &str = "Keyward Soft Key (test CA)";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -99,34 +90,12 @@ fn py_webauthn(body: &Value, challenge: &str, roots_pem: &str, tag: &str) -> PyV
 
 /// The emulator with Adele's tenant, attestation enforced, the soft key's CA trusted, and
 /// excludeCredentials ids in the .NET digit-suffix form (the hardest one to decode).
-async fn start_sim(ca_pem: &str) -> RunningSim {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+async fn start_sim(ca: &keyward_testkit::TestCa) -> RunningSim {
     let mut seed = Seed::example();
-    seed.attestation_roots_pem = vec![ca_pem.to_owned()];
-    seed.aaguid_models.insert(uuid::Uuid::from_bytes(AAGUID).to_string(), MODEL.into());
+    trust_ca(&mut seed, ca, AAGUID, MODEL);
     seed.fido2_policy.is_attestation_enforced = true;
     seed.exclude_credential_encoding = IdEncoding::PadDigit;
-    let sim = Sim::new(seed, SimOptions::default()).unwrap();
-    spawn(sim, "127.0.0.1:0".parse().unwrap(), None).await.unwrap()
-}
-
-/// An app-only Graph token from the emulator's token endpoint (client credentials).
-async fn graph_token(http: &reqwest::Client, sim: &RunningSim) -> String {
-    let tenant = "contoso.onmicrosoft.com";
-    let response = http
-        .post(format!("{}/{tenant}/oauth2/v2.0/token", sim.base_url))
-        .form(&[
-            ("client_id", APP),
-            ("client_secret", APP_SECRET),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    keyward_testkit::sim::start(seed, SimOptions::default()).await
 }
 
 async fn creation_options(
@@ -146,31 +115,12 @@ async fn post(http: &reqwest::Client, sim: &RunningSim, token: &str, body: &Valu
     (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
 }
 
-/// The soft key with a packed attestation chain from `ca`, behind our client, PIN set.
-fn soft_key(ca: &attestation_ca::TestCa) -> (Client<MemoryTransport>, SoftKey, SecretString) {
-    let config = Config {
-        aaguid: AAGUID,
-        attestation: Attestation::Packed {
-            key: ca.attestation_key.clone(),
-            x5c: vec![ca.attestation_der.clone()],
-        },
-        ..Config::default()
-    };
-    let (host, dev) = MemoryTransport::pair();
-    let key = SoftKey::spawn(config, dev.from_host, dev.to_host);
-    let timeouts = Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) };
-    let mut client = Client::new(HidDevice::open(host, timeouts).unwrap());
-    let pin = SecretString::from("271828".to_owned());
-    client.set_pin(&pin).unwrap();
-    (client, key, pin)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soft_key_registration_is_accepted_by_the_sim_and_verified_by_py_webauthn() {
-    let ca = attestation_ca::test_ca(AAGUID, "Authenticator Attestation");
-    let sim = start_sim(&ca.ca_pem).await;
+    let ca = test_ca(AAGUID, "Authenticator Attestation");
+    let sim = start_sim(&ca).await;
     let http = reqwest::Client::new();
-    let token = graph_token(&http, &sim).await;
+    let token = app_token(&http, &sim.base_url).await;
 
     // 1. Creation options over HTTP, read into a plan.
     let options = creation_options(&http, &sim, &token).await;
@@ -178,9 +128,9 @@ async fn a_soft_key_registration_is_accepted_by_the_sim_and_verified_by_py_webau
     assert!(plan.warnings.is_empty() && plan.exclude_credentials.is_empty());
 
     // 2. makeCredential through our client on the soft key, UV through a PIN token.
-    let (mut client, key, pin) = soft_key(&ca);
-    let pin_token = client.get_pin_uv_auth_token(&pin, PERMISSION_MC, Some(ENTRA_RP_ID)).unwrap();
-    let registration = client.register_for_entra(&plan, &pin_token).unwrap();
+    let mut desk = SoftDesk::with_ca(&ca);
+    let pin_token = desk.make_credential_token();
+    let registration = desk.client.register_for_entra(&plan, &pin_token).unwrap();
     assert!(registration.warnings.is_empty(), "{:?}", registration.warnings);
     assert_eq!(registration.attestation.fmt, "packed");
     let attestation_object = registration.attestation.attestation_object();
@@ -242,9 +192,9 @@ async fn a_soft_key_registration_is_accepted_by_the_sim_and_verified_by_py_webau
     let options = creation_options(&http, &sim, &token).await;
     let plan = RegistrationPlan::from_creation_options(&options).unwrap();
     assert!(plan.exclude_credentials.contains(&prepared.credential_id));
-    match client.register_for_entra(&plan, &pin_token) {
+    match desk.client.register_for_entra(&plan, &pin_token) {
         Err(EntraError::Ctap(e)) => assert_eq!(e.status(), Some(CtapStatus::CredentialExcluded)),
         other => panic!("a second registration on the same key must be refused: {other:?}"),
     }
-    assert_eq!(key.state().resident_count(), 1);
+    assert_eq!(desk.key.state().resident_count(), 1);
 }

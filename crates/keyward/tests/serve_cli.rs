@@ -6,43 +6,25 @@
 mod support;
 
 use std::process::Command;
-use std::time::Duration;
 
-use keyward_ctap::client::PERMISSION_MC;
-use keyward_ctap::{Client, HidDevice, MemoryTransport, Timeouts};
-use keyward_softkey::{Attestation, Config, SoftKey};
-use keyward_webauthn::registration::RegistrationPlan;
-use keyward_webauthn::{ENTRA_RP_ID, b64};
-use secrecy::SecretString;
-use serde_json::{Value, json};
-use support::{AAGUID, attestation_ca, keyward, start};
-
-async fn call(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = http.request(method.parse().unwrap(), format!("{url}{path}")).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let response = req.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use keyward_sim::seed::Seed;
+use keyward_testkit::database::{Backend, TempDatabase};
+use keyward_testkit::desk::SoftDesk;
+use keyward_testkit::seed::trust_ca;
+use keyward_testkit::stack::call_api as call;
+use keyward_testkit::test_ca;
+use keyward_webauthn::b64;
+use serde_json::json;
+use support::{AAGUID, CLIENT_ID, CLIENT_SECRET, MODEL, keyward, start};
 
 fn end_to_end(database_url: Option<String>) {
     let dir = std::env::temp_dir().join(format!("keyward-serve-cli-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ca = attestation_ca::test_ca(AAGUID, "Authenticator Attestation");
-    let mut seed: Value = serde_json::from_str(keyward_sim::seed::EXAMPLE_SEED).unwrap();
-    seed["attestationRootsPem"] = json!([ca.ca_pem]);
-    seed["aaguidModels"][uuid::Uuid::from_bytes(AAGUID).to_string()] = json!("Keyward Soft Key (test CA)");
+    let ca = test_ca(AAGUID, "Authenticator Attestation");
+    let mut seed = Seed::example();
+    trust_ca(&mut seed, &ca, AAGUID, MODEL);
     let seed_path = dir.join("seed.json");
-    std::fs::write(&seed_path, seed.to_string()).unwrap();
+    std::fs::write(&seed_path, serde_json::to_string(&seed).unwrap()).unwrap();
 
     let mut sim = keyward();
     sim.args(["sim", "--listen", "127.0.0.1:0", "--throttle", "off", "--seed"]).arg(&seed_path);
@@ -77,8 +59,8 @@ fn end_to_end(database_url: Option<String>) {
     rt.block_on(async {
         let http = reqwest::Client::new();
         let connector = json!({
-            "enabled": true, "clientId": "6731de76-14a6-49ae-97bc-6eba6914391e", "tenantId": tenant,
-            "credential": {"kind": "secret", "clientSecret": "sim-secret-change-me"},
+            "enabled": true, "clientId": CLIENT_ID, "tenantId": tenant,
+            "credential": {"kind": "secret", "clientSecret": CLIENT_SECRET},
             "authorityUrl": sim_base, "graphUrl": sim_base,
         });
         let (status, body) = call(&http, &url, &token, "PUT", "/api/v1/connector", Some(connector)).await;
@@ -105,35 +87,16 @@ fn end_to_end(database_url: Option<String>) {
             call(&http, &url, &token, "POST", &format!("/api/v1/issuances/{id}/options"), None).await;
         assert_eq!(status, 200, "{options}");
 
-        let config = Config {
-            aaguid: AAGUID,
-            attestation: Attestation::Packed {
-                key: ca.attestation_key.clone(),
-                x5c: vec![ca.attestation_der.clone()],
-            },
-            ..Config::default()
-        };
-        let (host, dev) = MemoryTransport::pair();
-        let _key = SoftKey::spawn(config, dev.from_host, dev.to_host);
-        let timeouts = Timeouts { idle: Duration::from_secs(5), transaction: Duration::from_secs(10) };
-        let mut client = Client::new(HidDevice::open(host, timeouts).unwrap());
-        let pin = SecretString::from("8642".to_owned());
-        client.set_pin(&pin).unwrap();
-        let plan = RegistrationPlan::from_creation_options(
-            &serde_json::from_value(options["creation_options"].clone()).unwrap(),
-        )
-        .unwrap();
-        let pin_token = client.get_pin_uv_auth_token(&pin, PERMISSION_MC, Some(ENTRA_RP_ID)).unwrap();
-        let made = client.register_for_entra(&plan, &pin_token).unwrap();
+        let (plan, attestation_object) = SoftDesk::with_ca(&ca).register(&options["creation_options"]);
         let body = json!({
             "client_data_json": b64::encode(&plan.client_data_json),
-            "attestation_object": b64::encode(&made.attestation.attestation_object()),
+            "attestation_object": b64::encode(&attestation_object),
             "serial": "CLI-1",
         });
         let (status, done) =
             call(&http, &url, &token, "POST", &format!("/api/v1/issuances/{id}/complete"), Some(body)).await;
         assert_eq!(status, 200, "{done}");
-        assert_eq!(done["passkey"]["model"], "Keyward Soft Key (test CA)");
+        assert_eq!(done["passkey"]["model"], MODEL);
 
         let (status, lost) =
             call(&http, &url, &token, "POST", "/api/v1/keys/CLI-1/state", Some(json!({"state": "lost"})))
@@ -154,23 +117,6 @@ fn sim_and_serve_issue_and_revoke_on_sqlite() {
 
 #[test]
 fn sim_and_serve_issue_and_revoke_on_postgres() {
-    use sqlx::{Connection, Executor};
-    let admin = std::env::var("KEYWARD_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!("keyward_cli_{}", uuid::Uuid::new_v4().simple());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut c =
-            sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL must be running (see .ci/run)");
-        c.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-    });
-    let cut = admin.rfind('/').unwrap();
-    let result = std::panic::catch_unwind(|| end_to_end(Some(format!("{}/{name}", &admin[..cut]))));
-    rt.block_on(async {
-        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-        let _ = c.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
-    });
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    let database = TempDatabase::create_blocking(Backend::Postgres);
+    end_to_end(Some(database.url().to_owned()));
 }

@@ -12,6 +12,7 @@ pub mod bulk;
 pub mod connector;
 pub mod device;
 pub mod doctor;
+pub mod inspect;
 pub mod keys;
 pub mod output;
 pub mod passkeys;

@@ -16,7 +16,8 @@ use utoipa_axum::routes;
 use super::people::person_ref;
 use super::{parse_name, render};
 use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::service::issuance::{Completion, NewIssuance};
+use crate::service::completion::Completion;
+use crate::service::issuance::NewIssuance;
 use crate::service::{Caller, Service};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<Service>> {

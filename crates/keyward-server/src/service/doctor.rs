@@ -3,26 +3,27 @@
 //! A refused registration is expensive: the key has already made a credential (which must be
 //! deleted again), Graph spends a write from the tenant's quota, and the operator gets a terse
 //! Graph error at the end of a hardware ceremony. Peers leave the operator to discover the causes
-//! one at a time (field notes). Doctor runs the same checks up front, in the order a registration
+//! one at a time (peer tools report it; see docs/architecture.md). Doctor runs the same checks up front, in the order a registration
 //! meets them — connector and permissions, the tenant's FIDO2 method policy (state, the
 //! self-service switch Graph requires, targets, attestation, AAGUID rules and passkey profiles),
 //! the person (Keyward record, Entra link, account, guest) and Keyward's own rules (enrollment
 //! policy and its key limit, the key's lifecycle state) — and reports each as a [`Finding`] with
-//! a fix.
+//! a fix. The tenant-policy checks (method, targets, and whether the rules that apply to the user
+//! accept the key model) are `keyward_webauthn::entra_rules`, the same function the check before
+//! the POST and `keyward inspect` use, so the three cannot disagree.
 //!
 //! Group targets are resolved by listing the members of each targeted group (one call per group),
 //! not with `/users/{id}/memberOf`, which the connector's permissions do not promise and the
 //! emulator does not serve. Whether a key's attestation would chain to an MDS root is judged from
 //! its model: only models in the embedded FIDO MDS carry the roots Entra trusts.
 
-use std::collections::HashSet;
-
 use keyward_core::{EnrollmentMode, PasskeyState, Person, SecurityKey};
 use keyward_entra::Connector;
 use keyward_entra::ops::{USER_SELECT, User};
 use keyward_store::{keys, passkeys};
+use keyward_webauthn::entra_rules::{self, Subject};
 use keyward_webauthn::mds;
-use keyward_webauthn::policy::{Fido2Policy, MethodState, TargetType};
+use keyward_webauthn::policy::Fido2Policy;
 use uuid::Uuid;
 
 use super::issuance::PersonRef;
@@ -30,7 +31,6 @@ use super::{Caller, Service, ServiceError};
 
 mod rules;
 
-pub use rules::judge_registration;
 use rules::model_findings;
 
 pub use keyward_proto::doctor::{DoctorReport, Finding, Severity};
@@ -103,7 +103,7 @@ impl Service {
             (Some(c), Some(policy), Some(u)) => {
                 user_findings(u, &mut r);
                 let groups = member_groups(c, policy, &u.id, &mut r).await;
-                target_findings(policy, &u.id, &groups, &mut r);
+                target_findings(policy, &Subject { user_id: &u.id, groups: &groups }, &mut r);
                 Some(groups)
             }
             _ => None,
@@ -116,7 +116,9 @@ impl Service {
             self.doctor_key(serial, key.as_ref(), person.as_ref(), &mut r).await?;
         }
         if let Some(policy) = &policy {
-            model_findings(policy, user.as_ref().map(|u| u.id.as_str()), groups.as_ref(), aaguid, &mut r);
+            let subject =
+                user.as_ref().zip(groups.as_ref()).map(|(u, groups)| Subject { user_id: &u.id, groups });
+            model_findings(policy, subject.as_ref(), aaguid, &mut r);
         }
         Ok(r)
     }
@@ -298,23 +300,15 @@ impl Service {
 
 /// The method's state and the self-service switch.
 fn method_findings(policy: &Fido2Policy, r: &mut DoctorReport) {
-    if policy.state == MethodState::Disabled {
-        r.block(
-            "policy.state",
-            "the Passkey (FIDO2) authentication method is disabled in the tenant",
-            "enable it: Entra admin centre > Authentication methods > Passkey (FIDO2), or `keyward policy set --state enabled`",
-        );
-    } else {
-        r.ok("policy.state", "the Passkey (FIDO2) method is enabled");
+    let refusals = entra_rules::method_refusals(policy);
+    let refused = |check: &str| refusals.iter().find(|f| f.check() == check);
+    match refused("policy.state") {
+        Some(refusal) => rules::block(r, refusal),
+        None => r.ok("policy.state", "the Passkey (FIDO2) method is enabled"),
     }
-    if policy.is_self_service_registration_allowed {
-        r.ok("policy.self-service", "self-service setup is allowed");
-    } else {
-        r.block(
-            "policy.self-service",
-            "isSelfServiceRegistrationAllowed is off; Graph refuses provisioning then (known issue)",
-            "turn on \"Allow self-service set up\" in the Passkey (FIDO2) policy, or `keyward policy set --self-service on`",
-        );
+    match refused("policy.self-service") {
+        Some(refusal) => rules::block(r, refusal),
+        None => r.ok("policy.self-service", "self-service setup is allowed"),
     }
 }
 
@@ -356,62 +350,67 @@ fn user_findings(u: &User, r: &mut DoctorReport) {
     }
 }
 
-/// The targeted groups (of include, exclude) that have the user as a member.
+/// The groups the policy targets (include or exclude) that have the user as a member, and the
+/// groups whose members could not be read, with the error.
+async fn targeted_membership(
+    connector: &Connector,
+    policy: &Fido2Policy,
+    user_id: &str,
+) -> (Vec<String>, Vec<(String, keyward_entra::GraphError)>) {
+    let mut member_of = Vec::new();
+    let mut unread = Vec::new();
+    for id in entra_rules::targeted_groups(policy) {
+        match connector.list_group_members(id, &["id"]).await {
+            Ok(members) if members.iter().any(|m| m.id.eq_ignore_ascii_case(user_id)) => {
+                member_of.push(id.to_owned());
+            }
+            Ok(_) => {}
+            Err(e) => unread.push((id.to_owned(), e)),
+        }
+    }
+    (member_of, unread)
+}
+
+/// The user's targeted groups for the check before the POST (one read per targeted group, none
+/// when the policy targets only all users); a group that cannot be read fails the check.
+pub(crate) async fn targeted_groups_of(
+    connector: &Connector,
+    policy: &Fido2Policy,
+    user_id: &str,
+) -> Result<Vec<String>, ServiceError> {
+    match targeted_membership(connector, policy, user_id).await {
+        (groups, unread) if unread.is_empty() => Ok(groups),
+        (_, unread) => Err(ServiceError::Entra(format!(
+            "cannot read the members of target group {}: {}; the FIDO2 policy cannot be applied to this user, \
+             try again (or grant GroupMember.Read.All)",
+            unread[0].0, unread[0].1
+        ))),
+    }
+}
+
+/// Doctor's view of [`targeted_membership`]: a group it cannot read is a warning.
 async fn member_groups(
     connector: &Connector,
     policy: &Fido2Policy,
     user_id: &str,
     r: &mut DoctorReport,
-) -> HashSet<String> {
-    let ids: HashSet<String> = policy
-        .include_targets
-        .iter()
-        .map(|t| (&t.id, t.target_type))
-        .chain(policy.exclude_targets.iter().map(|t| (&t.id, t.target_type)))
-        .filter(|(id, kind)| *kind == TargetType::Group && !id.eq_ignore_ascii_case("all_users"))
-        .map(|(id, _)| id.to_ascii_lowercase())
-        .collect();
-    let mut member_of = HashSet::new();
-    for id in ids {
-        match connector.list_group_members(&id, &["id"]).await {
-            Ok(members) if members.iter().any(|m| m.id.eq_ignore_ascii_case(user_id)) => {
-                member_of.insert(id);
-            }
-            Ok(_) => {}
-            Err(e) => r.warn(
-                "user.targets",
-                format!("cannot read the members of target group {id}: {e}"),
-                "grant GroupMember.Read.All, or check that the group still exists",
-            ),
-        }
+) -> Vec<String> {
+    let (member_of, unread) = targeted_membership(connector, policy, user_id).await;
+    for (id, e) in unread {
+        r.warn(
+            "user.targets",
+            format!("cannot read the members of target group {id}: {e}"),
+            "grant GroupMember.Read.All, or check that the group still exists",
+        );
     }
     member_of
 }
 
-fn targets(id: &str, kind: TargetType, user_id: &str, groups: &HashSet<String>) -> bool {
-    match kind {
-        TargetType::User => id.eq_ignore_ascii_case(user_id),
-        TargetType::Group => {
-            id.eq_ignore_ascii_case("all_users") || groups.contains(&id.to_ascii_lowercase())
-        }
-    }
-}
-
-fn target_findings(policy: &Fido2Policy, user_id: &str, groups: &HashSet<String>, r: &mut DoctorReport) {
-    if let Some(t) = policy.exclude_targets.iter().find(|t| targets(&t.id, t.target_type, user_id, groups)) {
-        r.block(
-            "user.excluded",
-            format!("the user is excluded from the Passkey (FIDO2) method by exclude target {}", t.id),
-            "remove the user (or their group) from the method's excluded targets",
-        );
-    }
-    if policy.include_targets.iter().any(|t| targets(&t.id, t.target_type, user_id, groups)) {
-        r.ok("user.targets", "the method's include targets cover the user");
-    } else {
-        r.block(
-            "user.not-targeted",
-            "the user is not in any include target of the Passkey (FIDO2) method",
-            "add the user or one of their groups to the method's targets (or target all users)",
-        );
+fn target_findings(policy: &Fido2Policy, user: &Subject<'_>, r: &mut DoctorReport) {
+    let refusals = entra_rules::target_refusals(policy, user);
+    refusals.iter().filter(|f| f.check() == "user.excluded").for_each(|f| rules::block(r, f));
+    match refusals.iter().find(|f| f.check() == "user.not-targeted") {
+        Some(refusal) => rules::block(r, refusal),
+        None => r.ok("user.targets", "the method's include targets cover the user"),
     }
 }

@@ -6,23 +6,18 @@
 //! pending row is what [`reconcile`](super::reconcile) matches against the user's methods in
 //! Entra to finish the job; if the POST never happened, reconcile fails the issuance once the
 //! challenge has expired. Entra itself is never asked to register the same credential twice:
-//! the connector resolves ambiguous answers by looking the credential up first.
+//! the connector resolves ambiguous answers by looking the credential up first. The completion
+//! itself, step by step, is [`completion`](super::completion)'s.
 
 use keyward_core::{
     AuditDraft, Channel, EffectivePolicy, EnrollmentMode, EnrollmentPolicy, Issuance, IssuanceId,
-    IssuanceState, KeyState, Outcome, Passkey, PasskeyId, PasskeyOrigin, PasskeyState, Permission, Person,
-    PersonId, PinRules, SecurityKey,
+    IssuanceState, PasskeyOrigin, PasskeyState, Permission, Person, PersonId, PinRules, SecurityKey,
 };
-use keyward_entra::{Registered, RegistrationError, RegistrationPath};
-use keyward_store::{StoreError, issuances, keys, passkeys, people, policies};
-use keyward_webauthn::b64;
-use keyward_webauthn::graph::{
-    AttestationResponse, CredentialCreationOptions, Fido2RegistrationRequest, PublicKeyCredential,
-};
+use keyward_store::{issuances, keys, passkeys, people, policies};
+use keyward_webauthn::graph::CredentialCreationOptions;
 use time::OffsetDateTime;
 
 use super::cursor::{self, Listed};
-use super::local_check::{self, Expectation};
 use super::{Caller, Service, ServiceError};
 use crate::metrics::Metrics;
 
@@ -60,30 +55,6 @@ pub struct IssuanceOptions {
     pub pin: PinRules,
     /// The person's UPN (for the display name and the PIN letter).
     pub upn: String,
-}
-
-/// The registration the client made.
-#[derive(Debug, Clone)]
-pub struct Completion {
-    /// clientDataJSON bytes, exactly as hashed.
-    pub client_data_json: Vec<u8>,
-    /// attestationObject bytes, as the key returned them.
-    pub attestation_object: Vec<u8>,
-    /// The key's serial, when known.
-    pub serial: Option<String>,
-    /// The key's firmware version, when known.
-    pub firmware: Option<String>,
-    /// The passkey's display name in Entra (cut to 30 characters keeping the serial).
-    pub display_name: Option<String>,
-}
-
-/// A finished issuance.
-#[derive(Debug, Clone)]
-pub struct Completed {
-    /// The issuance, `registered`.
-    pub issuance: Issuance,
-    /// The passkey, `registered`.
-    pub passkey: Passkey,
 }
 
 impl Service {
@@ -236,14 +207,17 @@ impl Service {
     }
 
     /// Loads an issuance and the person it is for, in one read.
-    async fn issuance_with_person(&self, id: IssuanceId) -> Result<(Issuance, Person), ServiceError> {
+    pub(super) async fn issuance_with_person(
+        &self,
+        id: IssuanceId,
+    ) -> Result<(Issuance, Person), ServiceError> {
         issuances::get_with_person(&self.store, id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("issuance {id}")))
     }
 
     /// Saves a transition of `issuance` from `from` in its own transaction.
-    async fn save_transition(
+    pub(super) async fn save_transition(
         &self,
         actor: &str,
         issuance: &Issuance,
@@ -353,198 +327,6 @@ impl Service {
         self.save_transition(actor, &issuance, from).await?;
         let pin = self.effective_policy(&person).await?.map(|p| p.pin).unwrap_or_default();
         Ok(IssuanceOptions { issuance, creation_options: options, pin, upn: person.upn })
-    }
-
-    /// Checks the client's registration locally, records the passkey as pending, registers it in
-    /// Entra and records the result.
-    pub async fn complete_issuance(
-        &self,
-        caller: &Caller,
-        id: IssuanceId,
-        c: Completion,
-    ) -> Result<Completed, ServiceError> {
-        caller.require(Permission::IssuanceCreate)?;
-        let actor = &caller.actor();
-        let (mut issuance, person) = self.issuance_with_person(id).await?;
-        if issuance.state != IssuanceState::OptionsIssued {
-            return Err(ServiceError::Conflict(format!(
-                "issuance {id} is {}, not options-issued; fetch creation options first",
-                issuance.state
-            )));
-        }
-        if issuance.challenge_expired(OffsetDateTime::now_utc()) {
-            let from = issuance.state;
-            issuance.transition(IssuanceState::Expired).map_err(|e| ServiceError::Conflict(e.to_string()))?;
-            self.save_transition(actor, &issuance, from).await?;
-            return Err(ServiceError::Refused(
-                "the challenge expired before the registration was completed; create a new issuance".into(),
-            ));
-        }
-        let object_id = person
-            .issuable_object_id(self.slot)
-            .map_err(|e| ServiceError::Refused(e.to_string()))?
-            .to_owned();
-        let connector = self.connector.get(&self.store).await?;
-        let tenant_policy = self.connector.tenant_policy(&connector).await?;
-        let enrollment = self.effective_policy(&person).await?;
-        let mut key = match (&issuance.security_key_id, &c.serial) {
-            (Some(k), _) => keys::get(&self.store, *k).await?,
-            (None, Some(serial)) => keys::get_by_serial(&self.store, serial).await?,
-            (None, None) => None,
-        };
-        let expect = Expectation {
-            challenge: issuance.challenge.as_deref().unwrap_or_default(),
-            tenant_policy: Some(&tenant_policy),
-            enrollment: enrollment.as_ref(),
-            key: key.as_ref(),
-        };
-        let checked = match local_check::check(&c.client_data_json, &c.attestation_object, expect) {
-            Ok(ok) => ok,
-            Err(refusal) => {
-                // The issuance stays open (a mixed-up or corrupt body must not let anyone cancel
-                // someone else's issuance); the refusal is audited.
-                let detail = serde_json::json!({"reason": refusal.to_string()});
-                let draft =
-                    AuditDraft::new(actor, "issuance.complete-refused", issuances::subject(issuance.id))
-                        .outcome(Outcome::Failure)
-                        .detail(&detail);
-                let mut tx = self.store.begin().await?;
-                keyward_store::audit::append(&mut tx, draft);
-                tx.commit().await?;
-                return Err(ServiceError::Refused(refusal.to_string()));
-            }
-        };
-        let model = keyward_webauthn::mds::embedded()
-            .entry(&checked.aaguid.to_string())
-            .map(|e| e.description.clone());
-        let credential_id = b64::encode(&checked.credential_id);
-        let display_name = keyward_webauthn::registration::fit_display_name(
-            c.display_name.as_deref().or(model.as_deref()).unwrap_or("Security key"),
-            c.serial.as_deref(),
-        );
-
-        // Record the intent (the pending passkey, and the key when it is new) before the POST. A
-        // completion retried after an unknown outcome collides with its own pending passkey: it
-        // reuses that one, and asks Entra whether the earlier POST landed before sending another.
-        let mut passkey = Passkey {
-            id: PasskeyId::new(),
-            entra_method_id: None,
-            credential_id: credential_id.clone(),
-            person_id: person.id,
-            security_key_id: None,
-            aaguid: checked.aaguid,
-            model: model.clone(),
-            display_name: display_name.clone(),
-            created_at: OffsetDateTime::now_utc(),
-            state: PasskeyState::Pending,
-            origin: PasskeyOrigin::Managed,
-        };
-        // The passkey, the issuance's key and their audit events commit together; a duplicate
-        // credential fails the whole transaction.
-        let mut tx = self.store.begin().await?;
-        let mut new_key = None;
-        if key.is_none() && c.serial.is_some() {
-            let mut k = SecurityKey::new(c.serial.clone(), checked.aaguid);
-            k.model = model.clone();
-            k.firmware = c.firmware.clone();
-            keys::insert(&mut tx, actor, &k).await?;
-            new_key = Some(k);
-        }
-        passkey.security_key_id = key.as_ref().or(new_key.as_ref()).map(|k| k.id);
-        let key_learned = issuance.security_key_id.is_none() && passkey.security_key_id.is_some();
-        let from = issuance.state;
-        if key_learned {
-            issuance.security_key_id = passkey.security_key_id;
-        }
-        let recorded = async {
-            passkeys::insert(&mut tx, actor, &passkey).await?;
-            if key_learned {
-                issuances::transition(&mut tx, actor, from, &issuance).await?;
-            }
-            tx.commit().await
-        }
-        .await;
-        let retry = match recorded {
-            Ok(()) => {
-                if new_key.is_some() {
-                    key = new_key;
-                }
-                false
-            }
-            // The failed transaction was rolled back when it was dropped.
-            Err(StoreError::Duplicate(_)) => {
-                if key_learned {
-                    issuance.security_key_id = None;
-                }
-                let existing =
-                    passkeys::find_by_credential_id(&self.store, &credential_id).await?.ok_or_else(|| {
-                        ServiceError::Conflict("the credential changed while it was recorded; retry".into())
-                    })?;
-                if existing.state != PasskeyState::Pending || existing.person_id != person.id {
-                    return Err(ServiceError::Conflict(format!(
-                        "this credential is already recorded as passkey {} ({}); make a new credential",
-                        existing.id, existing.state
-                    )));
-                }
-                passkey = existing;
-                true
-            }
-            Err(e) => return Err(ServiceError::from(e)),
-        };
-
-        let body = Fido2RegistrationRequest {
-            display_name: Some(display_name),
-            public_key_credential: PublicKeyCredential {
-                id: credential_id,
-                response: AttestationResponse {
-                    client_data_json: b64::encode(&c.client_data_json),
-                    attestation_object: b64::encode(&c.attestation_object),
-                },
-                client_extension_results: None,
-            },
-        };
-        let outcome = if retry {
-            match connector.find_credential(&object_id, &checked.credential_id).await {
-                Ok(Some(method)) => Ok(Registered { method, path: RegistrationPath::FoundAfterLostAnswer }),
-                Ok(None) => connector.register_fido2(&object_id, &body).await,
-                Err(e) => Err(RegistrationError::Unknown(e)),
-            }
-        } else {
-            connector.register_fido2(&object_id, &body).await
-        };
-        match outcome {
-            Ok(registered) => {
-                let mut tx = self.store.begin().await?;
-                let model = registered.method.model.as_deref();
-                passkey =
-                    passkeys::mark_registered(&mut tx, actor, &passkey, &registered.method.id, model).await?;
-                let from = issuance.state;
-                issuance
-                    .transition(IssuanceState::Registered)
-                    .map_err(|e| ServiceError::Conflict(e.to_string()))?;
-                issuances::transition(&mut tx, actor, from, &issuance).await?;
-                if let Some(k) = key.as_ref().filter(|k| k.state == KeyState::Available) {
-                    keys::set_state(&mut tx, actor, k.id, KeyState::Issued).await?;
-                }
-                tx.commit().await?;
-                Metrics::count(&self.metrics.issuances, "registered");
-                Ok(Completed { issuance, passkey })
-            }
-            Err(RegistrationError::Unknown(e)) => Err(ServiceError::Entra(format!(
-                "the registration's outcome is unknown ({e}); the passkey stays pending until a reconcile (run one, or wait for the scheduled run) settles it — do not register this key again before that"
-            ))),
-            Err(e) => {
-                let reason = e.to_string();
-                let mut tx = self.store.begin().await?;
-                passkeys::discard_pending(&mut tx, actor, &passkey, &reason).await?;
-                let from = issuance.state;
-                issuance.fail(reason.clone()).map_err(|e| ServiceError::Conflict(e.to_string()))?;
-                issuances::transition(&mut tx, actor, from, &issuance).await?;
-                tx.commit().await?;
-                Metrics::count(&self.metrics.issuances, "failed");
-                Err(ServiceError::Entra(reason))
-            }
-        }
     }
 }
 

@@ -9,14 +9,20 @@
 //! The rules, in the order they are checked (each a row of the table test below): client data is
 //! `webauthn.create`, carries the challenge handed out for *this* issuance, the exact origin and
 //! no cross-origin; the attestation object parses; rpIdHash is SHA-256 of `login.microsoft.com`;
-//! UP and UV are set and credential data is present; the tenant's AAGUID restrictions (legacy list,
-//! and the default passkey profile's list when profiles are in use); attestation present when the
-//! tenant enforces it; the enrollment policy's allowed models; the key is issuable.
+//! UP and UV are set and credential data is present; the tenant's FIDO2 policy as Entra applies it
+//! to this user and key (`keyward_webauthn::entra_rules`, the one implementation shared with
+//! `doctor` and `keyward inspect`: method state, targets, the passkey profiles the user is scoped
+//! to or the legacy settings, AAGUID lists, attestation, passkey type); the enrollment policy's
+//! allowed models; the key is issuable.
+//!
+//! The attestation chain is not verified here (Entra does): a `packed` statement with a chain is
+//! taken to meet enforced attestation, `none`, self attestation and other formats do not.
 
 use keyward_core::{EffectivePolicy, SecurityKey};
 use keyward_webauthn::attestation::{AttestationObject, AttestationParseError};
 use keyward_webauthn::client_data::CollectedClientData;
-use keyward_webauthn::policy::{AttestationEnforcement, EnforcementType, Fido2Policy, KeyRestrictions};
+use keyward_webauthn::entra_rules::{self, Attestation, KeyFacts, PasskeyType, Refusal, Subject};
+use keyward_webauthn::policy::Fido2Policy;
 use keyward_webauthn::{ENTRA_ORIGIN, ENTRA_RP_ID};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -66,6 +72,10 @@ pub enum LocalRefusal {
         "the tenant enforces attestation but the key sent `{0}` attestation; use a key with a packed attestation chain"
     )]
     AttestationRequired(String),
+    /// The tenant's FIDO2 policy refuses the registration for another reason (method, targets,
+    /// passkey profiles, passkey type), or for several.
+    #[error("the tenant's FIDO2 policy refuses this registration: {}", describe(.0))]
+    TenantPolicy(Vec<Refusal>),
     /// The enrollment policy does not allow the model.
     #[error("the enrollment policy of this person's group does not allow this key model (AAGUID {0})")]
     EnrollmentAaguid(Uuid),
@@ -81,6 +91,9 @@ pub struct Expectation<'a> {
     pub challenge: &'a str,
     /// The tenant's FIDO2 method policy, when it could be read.
     pub tenant_policy: Option<&'a Fido2Policy>,
+    /// The user in Entra with their targeted groups; without it the targets are not judged and
+    /// the key passes when any passkey profile accepts it.
+    pub user: Option<Subject<'a>>,
     /// The person's effective enrollment policy, if any group has one.
     pub enrollment: Option<&'a EffectivePolicy>,
     /// The security key the passkey goes on, if known.
@@ -132,7 +145,7 @@ pub fn check(
     let cred = ad.attested.as_ref().ok_or(LocalRefusal::NoCredential)?;
     let aaguid = Uuid::from_bytes(cred.aaguid);
     if let Some(policy) = expect.tenant_policy {
-        check_tenant(policy, aaguid, &att)?;
+        check_tenant(policy, expect.user.as_ref(), aaguid, &att)?;
     }
     if let Some(enrollment) = expect.enrollment
         && !enrollment.allows_aaguid(&aaguid)
@@ -145,33 +158,35 @@ pub fn check(
     Ok(CheckedRegistration { credential_id: cred.credential_id.clone(), aaguid, fmt: att.fmt.clone() })
 }
 
-fn restricts(r: &KeyRestrictions, aaguid: Uuid) -> bool {
-    if !r.is_enforced {
-        return false;
-    }
-    let listed = r.aa_guids.iter().any(|a| Uuid::parse_str(a).is_ok_and(|a| a == aaguid));
-    match r.enforcement_type {
-        EnforcementType::Allow => !listed,
-        EnforcementType::Block => listed,
-    }
+/// Each reason with what to change, for [`LocalRefusal::TenantPolicy`].
+fn describe(reasons: &[Refusal]) -> String {
+    let parts: Vec<String> = reasons.iter().map(|r| format!("{r} (fix: {})", r.fix())).collect();
+    parts.join("; ")
 }
 
-fn check_tenant(policy: &Fido2Policy, aaguid: Uuid, att: &AttestationObject) -> Result<(), LocalRefusal> {
-    let profile = policy
-        .default_passkey_profile
-        .as_ref()
-        .and_then(|id| policy.passkey_profiles.iter().find(|p| &p.id == id));
-    if restricts(&policy.key_restrictions, aaguid)
-        || profile.is_some_and(|p| restricts(&p.key_restrictions, aaguid))
-    {
-        return Err(LocalRefusal::TenantAaguid(aaguid));
+/// The tenant-policy part, delegated to `entra_rules`; a single AAGUID or attestation reason
+/// keeps its own variant (and message), anything else is reported with every reason.
+fn check_tenant(
+    policy: &Fido2Policy,
+    user: Option<&Subject<'_>>,
+    aaguid: Uuid,
+    att: &AttestationObject,
+) -> Result<(), LocalRefusal> {
+    let passkey_type = if att.auth_data.flags.be() { PasskeyType::Synced } else { PasskeyType::DeviceBound };
+    let key = KeyFacts {
+        aaguid,
+        attestation: Attestation::unchecked(&att.fmt, !att.x5c().is_empty()),
+        passkey_type,
+    };
+    let verdict = entra_rules::judge(policy, user, &key);
+    match verdict.refusals() {
+        [] => Ok(()),
+        [Refusal::AaguidNotAllowed { .. } | Refusal::AaguidBlocked { .. }] => {
+            Err(LocalRefusal::TenantAaguid(aaguid))
+        }
+        [Refusal::Attestation { .. }] => Err(LocalRefusal::AttestationRequired(att.fmt.clone())),
+        reasons => Err(LocalRefusal::TenantPolicy(reasons.to_vec())),
     }
-    let enforced = policy.is_attestation_enforced
-        || profile.is_some_and(|p| p.attestation_enforcement == AttestationEnforcement::RegistrationOnly);
-    if enforced && (att.fmt == "none" || att.x5c().is_empty()) {
-        return Err(LocalRefusal::AttestationRequired(att.fmt.clone()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -179,6 +194,10 @@ mod tests {
     use super::*;
     use ciborium::Value;
     use keyward_core::{EnrollmentMode, KeyState, PinRules};
+    use keyward_webauthn::policy::{
+        AttestationEnforcement, EnforcementType, ExcludeTarget, IncludeTarget, KeyRestrictions,
+        PasskeyProfile, TargetType,
+    };
 
     const AAGUID: [u8; 16] = [0x11; 16];
 
@@ -244,9 +263,46 @@ mod tests {
             allowed_aaguids: Some(vec![Uuid::nil()]),
             max_passkeys_per_person: None,
         };
+        // A user scoped to a non-default profile while a legacy restriction (and the default
+        // profile) block the model: the profile the user's target allows is the one that counts.
+        let block = KeyRestrictions {
+            is_enforced: true,
+            enforcement_type: EnforcementType::Block,
+            aa_guids: vec![aaguid.to_string()],
+        };
+        let profile = |id: &str, types: &str, restrictions: &KeyRestrictions| PasskeyProfile {
+            id: id.into(),
+            name: id.into(),
+            passkey_types: types.into(),
+            attestation_enforcement: AttestationEnforcement::Disabled,
+            key_restrictions: restrictions.clone(),
+        };
+        let finance_profile = Fido2Policy {
+            key_restrictions: block.clone(),
+            passkey_profiles: vec![
+                profile("default", "deviceBound", &block),
+                profile("finance", "deviceBound", &KeyRestrictions::default()),
+            ],
+            default_passkey_profile: Some("default".into()),
+            include_targets: vec![IncludeTarget {
+                id: "finance-group".into(),
+                target_type: TargetType::Group,
+                is_registration_required: false,
+                allowed_passkey_profiles: vec!["finance".into()],
+            }],
+            ..Fido2Policy::default()
+        };
+        let finance_groups = vec!["FINANCE-GROUP".to_owned()];
+        let finance_user = Some(Subject { user_id: "u-fin", groups: &finance_groups });
+        let other_user = Some(Subject { user_id: "u-other", groups: &[] });
+        let excluded = Fido2Policy {
+            exclude_targets: vec![ExcludeTarget { id: "u-other".into(), target_type: TargetType::User }],
+            ..Fido2Policy::default()
+        };
         let mut lost = SecurityKey::new(Some("1".into()), aaguid);
         lost.state = KeyState::Lost;
-        let none = Expectation { challenge: "CH", tenant_policy: None, enrollment: None, key: None };
+        let none =
+            Expectation { challenge: "CH", tenant_policy: None, user: None, enrollment: None, key: None };
 
         type Case<'a> = (&'a str, Vec<u8>, Vec<u8>, Expectation<'a>, Option<LocalRefusal>);
         let cases: Vec<Case> = vec![
@@ -364,6 +420,34 @@ mod tests {
                 None,
             ),
             (
+                "scoped to a non-default profile, legacy and default profile block the model",
+                good_cd.clone(),
+                attestation(0x45, ENTRA_RP_ID, "none", false),
+                Expectation { tenant_policy: Some(&finance_profile), user: finance_user, ..none },
+                None,
+            ),
+            (
+                "not targeted, the default profile blocks the model",
+                good_cd.clone(),
+                good_att.clone(),
+                Expectation { tenant_policy: Some(&finance_profile), user: other_user, ..none },
+                Some(LocalRefusal::TenantPolicy(vec![])),
+            ),
+            (
+                "synced passkey, the profile allows device-bound only",
+                good_cd.clone(),
+                attestation(0x4d, ENTRA_RP_ID, "none", false),
+                Expectation { tenant_policy: Some(&finance_profile), user: finance_user, ..none },
+                Some(LocalRefusal::TenantPolicy(vec![])),
+            ),
+            (
+                "excluded user",
+                good_cd.clone(),
+                good_att.clone(),
+                Expectation { tenant_policy: Some(&excluded), user: other_user, ..none },
+                Some(LocalRefusal::TenantPolicy(vec![])),
+            ),
+            (
                 "enrollment policy other model",
                 good_cd.clone(),
                 good_att.clone(),
@@ -389,6 +473,9 @@ mod tests {
                     assert_eq!(std::mem::discriminant(&e), std::mem::discriminant(&w), "{name}: {e}");
                     if matches!(w, LocalRefusal::Key(_)) {
                         assert!(e.to_string().contains("lost"), "{name}: {e}");
+                    }
+                    if matches!(w, LocalRefusal::TenantPolicy(_)) {
+                        assert!(e.to_string().contains("fix: "), "{name}: {e}");
                     }
                 }
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod caller;
+pub mod completion;
 pub mod connector;
 pub mod cursor;
 pub mod doctor;

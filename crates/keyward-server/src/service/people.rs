@@ -199,7 +199,7 @@ impl Service {
         });
         let mut tx = self.store.begin().await?;
         let subject = format!("person:{}", p.id);
-        audit::append(&mut tx, AuditDraft::new(&caller.actor(), "tap.issue", subject).detail(&detail));
+        audit::append(&mut tx, AuditDraft::new(caller.actor(), "tap.issue", subject).detail(&detail));
         tx.commit().await?;
         Ok((issued.method, issued.pass))
     }

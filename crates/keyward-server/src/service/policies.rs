@@ -107,7 +107,7 @@ impl Service {
         let result = connector.update_fido2_policy(changes).await;
         let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
         let mut tx = self.store.begin().await?;
-        let draft = AuditDraft::new(&caller.actor(), "entra-policy.update", "entra:fido2-policy")
+        let draft = AuditDraft::new(caller.actor(), "entra-policy.update", "entra:fido2-policy")
             .outcome(outcome)
             .detail(&detail);
         audit::append(&mut tx, draft);

@@ -1,6 +1,6 @@
 //! Graph's advanced query rules for `GET /users`: `$search`, `$count` and `$orderby` combined
 //! with a filter are served only with the `ConsistencyLevel: eventual` header (Graph
-//! advanced-query docs, spec §6), and refused without it as Graph refuses them.
+//! advanced-query docs, docs/entra-graph-api.md §6), and refused without it as Graph refuses them.
 //!
 //! The refusal texts are the ones seen in public reports: `$search` in
 //! microsoft-graph-toolkit #3028, `$count` in microsoft-graph-docs-contrib #2716. The text

@@ -1,4 +1,4 @@
-//! JSON batching (spec §8.2): up to 20 requests in one `POST /$batch`.
+//! JSON batching (docs/entra-graph-api.md §8.2): up to 20 requests in one `POST /$batch`.
 //!
 //! Each inner request is dispatched through the same router as a top-level call, with
 //! the outer request's `Authorization`, so permissions and throttling apply to each one

@@ -1,4 +1,4 @@
-//! Graph `fido2Methods` and `methods` endpoints (spec §1–§3).
+//! Graph `fido2Methods` and `methods` endpoints (docs/entra-graph-api.md §1–§3).
 //!
 //! Handlers are thin: check the permission, find the user, and hand the work to
 //! [`crate::registration`]. Registration verifies on a snapshot taken under the read lock
@@ -35,7 +35,7 @@ pub const READ_ROLES: &[&str] = &[
     "UserAuthMethod-Passkey.Read.All",
     "UserAuthenticationMethod.Read.All",
 ];
-/// The id every user's password method has (spec §3).
+/// The id every user's password method has (docs/entra-graph-api.md §3).
 pub const PASSWORD_METHOD_ID: &str = "28c10230-6103-485e-b985-444c60001490";
 
 /// The routes of this module.

@@ -1,5 +1,5 @@
 //! Microsoft Graph under `/v1.0` and `/beta`: routes and the conventions every response
-//! follows (spec §0, §9).
+//! follows (docs/entra-graph-api.md §0, §9).
 //!
 //! Every response carries a fresh `request-id`, the caller's `client-request-id` echoed
 //! (or a new one), `x-ms-ags-diagnostic` and `Date`. Errors are the Graph error body with

@@ -1,4 +1,4 @@
-//! The authentication-methods policy (spec §4): read, patch and reset the FIDO2 and
+//! The authentication-methods policy (docs/entra-graph-api.md §4): read, patch and reset the FIDO2 and
 //! Temporary Access Pass configurations.
 //!
 //! A PATCH is merged into the current configuration as JSON and the result must still be

@@ -1,4 +1,4 @@
-//! Temporary Access Pass methods (spec §5): create, list, get, delete.
+//! Temporary Access Pass methods (docs/entra-graph-api.md §5): create, list, get, delete.
 //!
 //! The pass is shown once, in the create response, and never kept: the emulator stores
 //! only when it starts and how long it lives, as the real service returns `null` for the

@@ -1,4 +1,4 @@
-//! Users and group members (spec §6): get, list with `$select`, `$filter`, `$top` and
+//! Users and group members (docs/entra-graph-api.md §6): get, list with `$select`, `$filter`, `$top` and
 //! `@odata.nextLink` paging (plus `$search`, `$count` and `$orderby` as
 //! [`super::advanced_query`] allows them), and the members of a group.
 //!

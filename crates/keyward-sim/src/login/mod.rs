@@ -1,5 +1,5 @@
 //! The Entra login endpoints under `/{tenant}`: client-credentials tokens (secret or
-//! certificate assertion) and OpenID Connect for the portal (spec §7, §10).
+//! certificate assertion) and OpenID Connect for the portal (docs/entra-graph-api.md §7, §10).
 //!
 //! Routes:
 //!

@@ -1,5 +1,5 @@
 //! `fido2Methods/creationOptions`: the URL spellings, the timeout rules per version and
-//! the `webauthnCredentialCreationOptions` body (spec §1, §13).
+//! the `webauthnCredentialCreationOptions` body (docs/entra-graph-api.md §1, §13).
 //!
 //! The body mirrors every real capture rather than the synthetic doc examples: not
 //! wrapped in `value`, rp `login.microsoft.com`, algorithms -7 and -257, `timeout: 0`,

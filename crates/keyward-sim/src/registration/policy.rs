@@ -1,4 +1,4 @@
-//! The FIDO2 method policy as registration enforces it (spec §4.3).
+//! The FIDO2 method policy as registration enforces it (docs/entra-graph-api.md §4.3).
 //!
 //! Two halves: checks that depend only on the user (method state, self-service switch,
 //! guest, include/exclude targets), which creationOptions applies too so a client learns

@@ -3,7 +3,7 @@
 //! benchmarked without HTTP.
 //!
 //! Each WebAuthn rule is checked by the emulator itself, in a fixed order, so a refusal
-//! names the exact rule (spec §2.3, §11); the attestation statement and its certificate chain
+//! names the exact rule (docs/entra-graph-api.md §2.3, §11); the attestation statement and its certificate chain
 //! are then verified by [`super::attestation`]. The two checks that need live state —
 //! challenge single use and a duplicate registered concurrently — are repeated by the caller
 //! under the write lock.
@@ -28,7 +28,7 @@ use crate::keys::LoadedKeys;
 use crate::seed::SeedUser;
 use crate::tenant::StoredFido2Method;
 
-/// The body-shape error Graph returns for a missing or double-encoded entity (spec §2.5).
+/// The body-shape error Graph returns for a missing or double-encoded entity (docs/entra-graph-api.md §2.5).
 pub const MISSING_ENTITY: &str = "The request is missing a fido2AuthenticationMethod entity with a displayName \
      and publicKeyCredential in the request body. All other properties will be ignored.";
 
@@ -235,7 +235,7 @@ struct DecodedBody {
     attestation_object: Vec<u8>,
 }
 
-/// Lenient decoding (spec §2.2: clients send base64url or padded standard base64).
+/// Lenient decoding (docs/entra-graph-api.md §2.2: clients send base64url or padded standard base64).
 fn decode_body(fields: &BodyFields<'_>) -> Result<DecodedBody, GraphFailure> {
     let id_candidates = keyward_webauthn::b64::credential_id_candidates(fields.id).map_err(|_| {
         bad("publicKeyCredential.id is not valid base64url (or base64), with or without padding.")

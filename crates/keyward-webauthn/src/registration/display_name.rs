@@ -1,7 +1,7 @@
 //! Fitting a key's display name into Graph's 30 characters without losing its serial number.
 //!
 //! Names like "YubiKey 5 NFC for Alice Smith (12345678)" are longer than the 30 characters
-//! Graph accepts (DSInternals validates 1–30; spec §2.2). The serial is what an operator
+//! Graph accepts (DSInternals validates 1–30; docs/entra-graph-api.md §2.2). The serial is what an operator
 //! searches for when a key is lost, so it is kept whole and the rest is shortened in the
 //! middle, where it hurts least: the model's start and the owner's surname stay readable.
 //!

@@ -14,9 +14,9 @@
 //!
 //! No crate was taken for the client side: `webauthn-authenticator-rs` builds client data
 //! from a normalised URL and so sends the origin with a trailing slash that strict verifiers
-//! reject (field notes), and the passkey-rs client drives its own authenticator trait rather
+//! reject, and the passkey-rs client drives its own authenticator trait rather
 //! than a CTAP key we already hold a PIN token for. The rules are Entra's, from real captures
-//! (spec §1.3–§2.3), and small.
+//! (docs/entra-graph-api.md §1.3–§2.3), and small.
 
 pub mod body;
 pub mod display_name;

@@ -1,6 +1,6 @@
 //! Entra's creation options, read the way a browser would, into what the key must be asked.
 //!
-//! The options are mostly fixed by Entra (spec §1.3), so the reading is strict where a
+//! The options are mostly fixed by Entra (docs/entra-graph-api.md §1.3), so the reading is strict where a
 //! mistake would only surface later as Graph's generic 400 (relying party, challenge, user
 //! handle, algorithms) and lenient where Entra itself is sloppy (`excludeCredentials` ids in
 //! four encodings, one of them ambiguous). Undecodable exclude ids are skipped and reported
@@ -15,7 +15,7 @@ use crate::graph::{CredentialCreationOptions, PublicKeyCreationOptions};
 /// The largest user handle CTAP 2.1 allows (§6.1, `PublicKeyCredentialUserEntity.id`).
 const MAX_USER_ID_BYTES: usize = 64;
 
-/// A COSE signature algorithm Entra accepts for a passkey (spec §11.1).
+/// A COSE signature algorithm Entra accepts for a passkey (docs/entra-graph-api.md §11.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     /// ECDSA P-256 with SHA-256 (COSE -7).

@@ -3,22 +3,22 @@
 //!
 //! The binary's own commands run beside the server or are the server: `serve` (the CMS
 //! server), `admin` (on the server's host, against its database: the first API token), `sim`
-//! (the Entra emulator), `demo` (all of them at once), `inspect` (until its rule check leaves the
-//! server crate) and shell completions and man pages. The operator's commands, which reach a
+//! (the Entra emulator), `demo` (all of them at once), and shell completions and man pages. The operator's commands, which reach a
 //! server only through the Core API, and the commands for the key on the desk are
 //! `keyward-cli`'s; the parser puts them all on one command line.
 
 pub mod admin;
 pub mod completions;
+pub mod debug;
 pub mod demo;
-pub mod inspect;
 pub mod serve;
 pub mod sim;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use keyward_cli::commands::{
-    audit, bulk, connector, device, doctor, keys, passkeys, people, policy, provision, report, softkey, tap,
+    audit, bulk, connector, device, doctor, inspect, keys, passkeys, people, policy, provision, report,
+    softkey, tap,
 };
 
 /// Keyward issues passkeys into Microsoft Entra ID on behalf of users and manages them for life.
@@ -71,6 +71,9 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page, or write one per command with --out DIR.
     Man(completions::ManArgs),
+    /// Checks on the binary itself (`debug panic`); hidden from `--help`.
+    #[command(hide = true)]
+    Debug(debug::DebugArgs),
 }
 
 /// Runs the parsed command line: `serve` on the runtime it sizes itself, everything else on a
@@ -108,5 +111,6 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             completions::completions(args, <Cli as clap::CommandFactory>::command())
         }
         Command::Man(args) => completions::man(args, <Cli as clap::CommandFactory>::command()),
+        Command::Debug(args) => debug::run(args),
     }
 }

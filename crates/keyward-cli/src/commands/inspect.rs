@@ -11,12 +11,16 @@
 //! Chain signatures are checked with `x509-parser`'s `verify` feature (ring underneath), the
 //! same crate the tests use; `webauthn-rs-core` would verify the whole statement but needs a
 //! registration state and challenge this command does not have.
+//!
+//! With `--policy` the tenant's FIDO2 policy judges the key through `keyward_webauthn::entra_rules`,
+//! the function the server's check before the POST and `doctor` use. The body names no user, so
+//! the targets are not judged and the key passes when any passkey profile accepts it.
 
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use keyward_server::service::doctor::{Finding, Severity, judge_registration, model_name};
 use keyward_webauthn::attestation::{AttestationObject, AttestationParseError};
+use keyward_webauthn::entra_rules::{self, Attestation, KeyFacts, PasskeyType, Verdict};
 use keyward_webauthn::policy::Fido2Policy;
 use keyward_webauthn::{ENTRA_RP_ID, b64, mds};
 use serde::Serialize;
@@ -24,7 +28,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use keyward_cli::commands::ClientArgs;
+use crate::commands::ClientArgs;
 
 mod cbor_json;
 
@@ -99,6 +103,26 @@ enum Source {
     Base64,
 }
 
+/// How a check came out (the words doctor's report uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Severity {
+    /// The check passed.
+    Ok,
+    /// The registration would be refused for this reason.
+    Blocking,
+}
+
+/// One check's result, shaped like a doctor finding.
+#[derive(Debug, Clone, Serialize)]
+struct Finding {
+    check: String,
+    severity: Severity,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
 /// One certificate of the x5c chain.
 #[derive(Debug, Serialize)]
 struct CertView {
@@ -128,6 +152,9 @@ struct Inspection {
     chain: String,
     chains_to_mds_root: bool,
     checks: Vec<Finding>,
+    /// What the tenant's rules see of the key (the AAGUID is `aaguid`).
+    #[serde(skip)]
+    key: Option<KeyFacts>,
 }
 
 fn cose_alg(alg: i64) -> String {
@@ -252,7 +279,7 @@ fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
     let f = ad.flags;
     let cred = ad.attested.as_ref();
     let aaguid = ad.aaguid_string();
-    let model = cred.and_then(|c| model_name(uuid::Uuid::from_bytes(c.aaguid)));
+    let model = aaguid.as_deref().and_then(|a| mds::embedded().entry(a)).map(|e| e.description.clone());
     let rp_ok = ad.rp_id_hash[..] == Sha256::digest(ENTRA_RP_ID.as_bytes())[..];
     let (certificates, verdict, chains) = chain(&att.x5c(), aaguid.as_deref());
     let checks = vec![
@@ -296,6 +323,15 @@ fn inspect(bytes: &[u8]) -> Result<Inspection, InspectError> {
         chain: verdict,
         chains_to_mds_root: chains && att.fmt == "packed",
         checks,
+        key: cred.map(|c| KeyFacts {
+            aaguid: uuid::Uuid::from_bytes(c.aaguid),
+            attestation: match (att.fmt == "packed" && !att.x5c().is_empty(), chains) {
+                (true, true) => Attestation::TrustedChain,
+                (true, false) => Attestation::UntrustedChain,
+                (false, _) => Attestation::NoPackedChain,
+            },
+            passkey_type: if f.be() { PasskeyType::Synced } else { PasskeyType::DeviceBound },
+        }),
     })
 }
 
@@ -333,13 +369,33 @@ fn print_text(i: &Inspection) {
     for f in &i.checks {
         let label = match f.severity {
             Severity::Ok => "ok",
-            Severity::Warning => "WARNING",
             Severity::Blocking => "BLOCKING",
         };
         println!("{label:<9}{:<22}{}", f.check, f.message);
         if let Some(fix) = &f.fix {
             println!("{:<31}fix: {fix}", "");
         }
+    }
+}
+
+/// The tenant's verdict on the key, as findings: one `policy.model` ok, or each reason.
+fn policy_findings(policy: &Fido2Policy, key: &KeyFacts) -> Vec<Finding> {
+    match entra_rules::judge(policy, None, key) {
+        Verdict::Accepted(_) => vec![Finding {
+            check: "policy.model".into(),
+            severity: Severity::Ok,
+            message: format!("the tenant's FIDO2 policy accepts key model {}", key.aaguid),
+            fix: None,
+        }],
+        Verdict::Refused(reasons) => reasons
+            .iter()
+            .map(|r| Finding {
+                check: r.check().into(),
+                severity: Severity::Blocking,
+                message: r.to_string(),
+                fix: Some(r.fix()),
+            })
+            .collect(),
     }
 }
 
@@ -356,12 +412,14 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
     if args.policy || args.client.server.is_some() {
         let api = args.client.client()?;
         let policy: Fido2Policy = serde_json::from_value(api.entra_policy().await?)?;
-        match result.aaguid.as_deref().map(uuid::Uuid::parse_str) {
-            Some(Ok(aaguid)) => {
-                let report = judge_registration(&policy, aaguid, result.chains_to_mds_root);
-                result.checks.extend(report.findings);
+        match result.key {
+            Some(key) => {
+                let judged = policy_findings(&policy, &key);
+                result.checks.extend(judged);
             }
-            _ => result.checks.push(finding("policy", false, "no AAGUID to judge", "inspect a registration")),
+            None => {
+                result.checks.push(finding("policy", false, "no AAGUID to judge", "inspect a registration"))
+            }
         }
     }
     match args.format {
