@@ -160,6 +160,10 @@ mod tests {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
+    /// A row: name, query options, whether `ConsistencyLevel: eventual` is sent, and the text
+    /// of the refusal (`None`: accepted).
+    type Row<'a> = (&'a str, Vec<(&'a str, &'a str)>, bool, Option<&'a str>);
+
     #[test]
     fn advanced_options_need_the_header_and_plain_sorting_does_not() {
         let eventual: HeaderMap =
@@ -168,7 +172,7 @@ mod tests {
                 .collect();
         let plain = HeaderMap::new();
         #[rustfmt::skip]
-        let cases: Vec<(&str, Vec<(&str, &str)>, bool, Option<&str>)> = vec![
+        let cases: Vec<Row<'_>> = vec![
             ("$search without header", vec![("$search", "\"displayName:a\"")], false, Some("only works through MSGraph")),
             ("$count without header", vec![("$count", "true")], false, Some("$count is not currently supported.")),
             ("$orderby with $filter without header", vec![("$orderby", "displayName"), ("$filter", "accountEnabled eq true")], false, Some("Sorting not supported")),
