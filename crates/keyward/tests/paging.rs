@@ -4,7 +4,9 @@
 //! cursors. The test fills the database with 100 000 people in one statement, walks
 //! `GET /api/v1/people` a thousand at a time, and checks that every person comes exactly once
 //! and in UPN order, and that the server's peak memory after the whole walk is within a few
-//! megabytes of its peak after the first tenth: memory that does not grow with the total.
+//! megabytes of its peak half way: memory that does not grow with the total. (Half way, not
+//! earlier: SQLite's page cache, up to 2 MiB per connection, fills while the first part of the
+//! table is read; it is bounded, but it is growth.)
 
 mod support;
 
@@ -68,7 +70,7 @@ fn a_client_pages_through_100_000_people_with_flat_server_memory() {
         let mut after: Option<String> = None;
         let mut seen = 0usize;
         let mut last_upn = String::new();
-        let mut peak_after_first_tenth = 0;
+        let mut peak_half_way = 0;
         loop {
             let mut req =
                 http.get(format!("{url}/api/v1/people")).bearer_auth(&token).query(&[("limit", PAGE)]);
@@ -83,8 +85,8 @@ fn a_client_pages_through_100_000_people_with_flat_server_memory() {
                 last_upn = upn.to_owned();
             }
             seen += items.len();
-            if seen == PEOPLE / 10 {
-                peak_after_first_tenth = peak_rss_kib(pid);
+            if seen == PEOPLE / 2 {
+                peak_half_way = peak_rss_kib(pid);
             }
             match page["next"].as_str() {
                 Some(next) => after = Some(next.to_owned()),
@@ -93,9 +95,10 @@ fn a_client_pages_through_100_000_people_with_flat_server_memory() {
         }
         assert_eq!(seen, PEOPLE, "every person exactly once");
         assert_eq!(last_upn, format!("person{PEOPLE:06}@contoso.example"));
-        let grown_kib = peak_rss_kib(pid).saturating_sub(peak_after_first_tenth);
-        // The rest of the walk returned 90 000 people (about 30 MB of JSON); a server that held
-        // them would grow by that much. Allow allocator noise, not the list.
+        let grown_kib = peak_rss_kib(pid).saturating_sub(peak_half_way);
+        eprintln!("server peak memory: {peak_half_way} KiB half way, {grown_kib} KiB more at the end");
+        // The second half of the walk returned 50 000 people (about 16 MB of JSON); a server that
+        // held them would grow by at least that much. Allow allocator noise, not the list.
         assert!(grown_kib < 8 * 1024, "the server's peak memory grew by {grown_kib} KiB over the walk");
     });
     drop(server);
