@@ -50,6 +50,7 @@ fn bench(c: &mut Criterion) {
         attestation_roots_pem: vec![ca.ca_pem.clone()],
         aaguid_models: BTreeMap::new(),
         existing_credential_ids: vec![],
+        strict: false,
     };
     let now = SystemTime::now();
     let expires = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0) + 3600;

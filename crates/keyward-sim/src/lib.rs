@@ -1,52 +1,85 @@
-//! `keyward-sim`: a strict emulator of the Entra ID login and Microsoft Graph endpoints
-//! Keyward uses, so that every test, the demo and every benchmark can run without
-//! Microsoft — and a client that passes it would pass the real service.
+//! `keyward-sim`: an emulator of the Entra ID login and Microsoft Graph endpoints Keyward
+//! uses, so that every test, the demo and every benchmark can run without Microsoft — and
+//! a client that passes it would pass the real service.
 //!
-//! The wire format follows `docs/entra-graph-api.md`. Where the real service's
-//! behaviour is unknown (the spec marks it UNCONFIRMED), the emulator takes the stricter
-//! reading. Those choices, in one place:
+//! The wire format follows `docs/entra-graph-api.md`. By default the emulator
+//! behaves as Entra was observed to behave wherever a public source documents it (a doc
+//! page, the error-code reference, a public client's change after failing against
+//! production); `--strict` ([`SimOptions::strict`]) keeps the stricter readings, for a
+//! client that wants to stay inside what every reading allows. Where no source says,
+//! the emulator takes the stricter reading in both modes. The choices, in one place, each
+//! with its source or marked unknown:
 //!
-//! * **Origin** must be exactly `https://login.microsoft.com`; a trailing slash or
-//!   `https://login.microsoftonline.com` is refused (400).
-//! * **Challenges** are single-use and bound to the user they were issued for; a used,
-//!   expired, foreign or forged challenge is refused (400 `badRequest`).
-//! * **Duplicate credential id** for the same user → 409 `conflict`.
-//! * **displayName** longer than 30 characters → 400; missing displayName is accepted on
-//!   v1.0 and refused on beta (where the observed error says it is required).
-//! * **`rawId`, `type`, `authenticatorAttachment`, `@odata.type`** in the POST body are
-//!   ignored (docs/entra-graph-api.md §2.2 recommends ignoring); the body must otherwise parse.
-//! * **Self-service setting off** → 403 `accessDenied` naming the known issue.
+//! * **Origin** `https://login.microsoft.com`, also with a trailing slash (DSInternals.Passkeys'
+//!   live test: .NET's UriBuilder writes the slash; accepted). `--strict`: exactly without.
+//!   `https://login.microsoftonline.com` is refused (unknown; stricter).
+//! * **Challenges** are bound to the user they were issued for; an expired, foreign or
+//!   forged one is refused (400 `badRequest`; unknown, stricter). Two credentials from one
+//!   set of creation options are accepted (DSInternals.Passkeys' live test). `--strict`:
+//!   single use.
+//! * **Duplicate credential id** for the same user → 409 `conflict` (unknown).
+//! * **displayName** is required on v1.0 and beta, with the observed error text ("…a
+//!   displayName and publicKeyCredential…", msgraph-beta-sdk-dotnet #941); longer than 30
+//!   characters → 400 (DSInternals, powershellYK, KeyEnroll); counting unit unknown.
+//! * **`rawId`, `type`, `authenticatorAttachment`**, and `response.transports`, `publicKey`,
+//!   `authenticatorData` in the POST body → 400 (DSInternals.Passkeys "Fix passkey cloud
+//!   registration issues": only `id`, `response`, `clientExtensionResults` are accepted).
+//!   `@odata.type` is ignored (docs/entra-graph-api.md §2.2). Stored transports are therefore empty (what
+//!   Entra lists in `excludeCredentials.transports`: unknown).
+//! * **Self-service setting off** → 403 `accessDenied` naming the known issue (Graph
+//!   known issue).
 //! * **Guest user** → 400 naming the rule; **disabled method, user not targeted or
-//!   excluded** → 403 `accessDenied`.
-//! * **EdDSA (-8)** and any algorithm not offered → 400.
+//!   excluded** → 403 `accessDenied` (status and text unknown).
+//! * **TAP policy targets**: a pass for a user outside `includeTargets` or inside
+//!   `excludeTargets` → 403 `accessDenied` (the policy has both lists like FIDO2's; Graph's
+//!   answer unknown).
+//! * **EdDSA (-8)** and any algorithm not offered → 400 (unknown; stricter).
 //! * **Unknown AAGUID model** → `model` is `null`; `attestationLevel` is `attested` only
 //!   when the chain verified to a trusted root, `notAttested` otherwise (also for
 //!   self-attested `packed`). `passkeyType` is `synced` when the backup-eligible flag is
-//!   set, else `deviceBound`.
-//! * **Method id** is the credential id in base64url with a padding digit.
+//!   set, else `deviceBound` (unknown).
+//! * **Self-signed attestation CA, certificate outside the §8.2.1 profile** (wrong OU,
+//!   critical AAGUID extension) with attestation not enforced: accepted as `notAttested`
+//!   when the ES256 signature verifies with the leaf (DSInternals.Passkeys' "Passkeys" test
+//!   CA). `--strict`: refused. Enforced attestation needs a chain to a trusted root; FIDO
+//!   certification status and declared capabilities are not yet read (issue 18).
+//! * **Method id** is the credential id in base64url with a padding digit (indirect
+//!   evidence only: a doc example; do not depend on it).
 //! * **v1.0 creationOptions** refuses a `challengeTimeoutInMinutes` parameter (400);
-//!   beta accepts 5–43 200 in all three URL spellings.
-//! * **Throttling** applies the identity quotas to authentication-method calls too.
-//! * **Unknown user on creationOptions** → 404 `Request_ResourceNotFound`.
+//!   beta accepts 5–43 200 in all three URL spellings (spec).
+//! * **Throttling** applies the identity quotas to authentication-method calls too
+//!   (unknown: the throttling page and field reports disagree).
+//! * **Unknown user on creationOptions** → 404 `Request_ResourceNotFound` (spec).
 //! * **creationOptions** applies the policy checks that do not depend on the credential
 //!   (method disabled, self-service off, guest, not targeted, excluded) already, so a client
-//!   learns before it touches a key.
+//!   learns before it touches a key (unknown; stricter).
 //! * **Attestation enforced but not met, an AAGUID blocked or not allowed, a synced key
 //!   refused by `passkeyTypes`** → 400 `badRequest` (the spec's hints).
 //! * **Unknown attestation formats** are refused even when attestation is not enforced
-//!   (the vendor doc allows custom formats up to 32 characters); `tpm`, `android-key` and
-//!   `apple` are accepted when not enforced.
-//! * **`crossOrigin: true`**, and backup-state without backup-eligible → 400.
+//!   (the vendor doc allows custom formats up to 32 characters; stricter); `tpm`,
+//!   `android-key` and `apple` are accepted when not enforced.
+//! * **`crossOrigin: true`**, and backup-state without backup-eligible → 400 (WebAuthn).
 //! * **`clientDataJSON.challenge`** must be base64url without padding, as browsers write
-//!   it; only `id`, `clientDataJSON` and `attestationObject` are decoded leniently.
-//! * **Replaying an accepted body** → 409 (the duplicate check comes first); a fresh
-//!   credential with a used challenge → 400.
+//!   it; only `id`, `clientDataJSON` and `attestationObject` are decoded leniently (spec
+//!   §2.2 for the lenient fields; the rest unknown).
+//! * **Replaying an accepted body** → 409 (the duplicate check comes first).
 //! * **Policy check order**: disabled, self-service off, guest, excluded, not included.
 //!   With passkey profiles the legacy fields are ignored; a key must satisfy at least one
 //!   profile the user is scoped to, else the default profile (`defaultPasskeyProfile`, or
-//!   the first).
+//!   the first) (unknown order).
 //! * **`attestationLevel`** is `attested` whenever a chain (packed or fido-u2f) reaches a
 //!   trusted root; `attestationCertificates` are SHA-1 thumbprints of the statement's x5c.
+//! * **Users**: `$search` without `ConsistencyLevel: eventual` → 400
+//!   `Request_UnsupportedQuery` (text from microsoft-graph-toolkit #3028); `$count` → 400
+//!   `Request_BadRequest` "$count is not currently supported." (microsoft-graph-docs-contrib
+//!   #2716); `$orderby` with `$filter` → 400 (Graph advanced-query docs; body unknown, the
+//!   emulator's own text). Plain `$orderby` on displayName or userPrincipalName needs no
+//!   header.
+//! * **Token endpoint**: a client-credentials scope without `/.default` → 400
+//!   `invalid_scope` AADSTS1002012 (public issue reports); another resource's `/.default`
+//!   → AADSTS70011 (the emulator serves only Graph). Client assertions with fractional
+//!   `exp`/`nbf`/`iat` are accepted (RFC 7519 NumericDate; MSAL Python sends them).
+//!   `--strict`: integers only (AADSTS50013).
 //! * **Login** choices (assertion clock skew, replay and time-range AADSTS codes, code
 //!   lifetimes, PKCE `S256` only, `response_mode=query` only) are listed in [`login`].
 
@@ -90,6 +123,9 @@ pub struct SimOptions {
     pub faults: FaultSpec,
     /// Where state is persisted, if anywhere.
     pub state_file: Option<PathBuf>,
+    /// Keep the stricter readings where observed Entra behaviour is looser (see the list of
+    /// choices at the top of this crate).
+    pub strict: bool,
 }
 
 /// A running emulator's shared state; cheap to clone.

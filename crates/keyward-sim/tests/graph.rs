@@ -59,6 +59,19 @@ impl Client {
         let (s, _, b) = self.call(reqwest::Method::GET, path, None).await;
         (s, b)
     }
+    /// A GET with `ConsistencyLevel: eventual` (Graph's advanced queries).
+    async fn get_eventual(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("ConsistencyLevel", "eventual")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
 }
 
 #[tokio::test]
@@ -152,6 +165,54 @@ async fn users_get_select_filter_and_page() {
     assert_eq!(groups["value"][0]["id"], "0b7f3a52-9c1d-4e8f-a2b6-1d3c5e7f9a01");
 }
 
+/// Graph's advanced-query rules: `$search`, `$count` and `$orderby` with `$filter` need
+/// `ConsistencyLevel: eventual` (errors as seen in microsoft-graph-toolkit #3028 and
+/// microsoft-graph-docs-contrib #2716); plain `$orderby` on displayName does not.
+#[tokio::test]
+async fn users_search_count_and_orderby_need_consistency_level_eventual() {
+    let sim = start(Seed::example(), SimOptions::default()).await;
+    let client = Client::new(&sim, ALL_ROLES);
+    let message = |body: &Value| body["error"]["message"].as_str().unwrap_or("").to_owned();
+    #[rustfmt::skip]
+    let refused: Vec<(&str, &str, &str)> = vec![
+        ("/v1.0/users?$search=\"displayName:adele\"", "Request_UnsupportedQuery",
+         "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'"),
+        ("/v1.0/users?$count=true", "Request_BadRequest", "$count is not currently supported."),
+        ("/v1.0/users?$orderby=displayName&$filter=accountEnabled eq true", "Request_UnsupportedQuery", "Sorting not supported"),
+    ];
+    for (path, code, text) in refused {
+        let (status, body) = client.get(path).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)), "{path}: {body}");
+        assert!(message(&body).starts_with(text), "{path}: {body}");
+    }
+
+    let names = |body: &Value| -> Vec<String> {
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["displayName"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, sorted) = client.get("/v1.0/users?$orderby=displayName desc&$top=2").await;
+    assert_eq!(status, 200, "{sorted}");
+    assert_eq!(names(&sorted), ["Pradeep Gupta", "Partner Guest"]);
+
+    let (status, found) = client
+        .get_eventual("/v1.0/users?$search=\"displayName:van\" OR \"displayName:bow\"&$count=true")
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(names(&found), ["Adele Vance", "Megan Bowen"]);
+    assert_eq!(found["@odata.count"], 2);
+    let (status, both) = client
+        .get_eventual("/v1.0/users?$filter=accountEnabled eq true&$orderby=userPrincipalName&$count=true")
+        .await;
+    assert_eq!(status, 200, "{both}");
+    assert_eq!(both["@odata.count"], 4);
+    assert_eq!(names(&both)[0], "Adele Vance");
+    sim.stop().await;
+}
+
 #[tokio::test]
 async fn fido2_policy_read_patch_reset_and_bad_patches_change_nothing() {
     let sim = start(Seed::example(), SimOptions::default()).await;
@@ -238,6 +299,48 @@ async fn temporary_access_pass_lifecycle_and_policy_bounds() {
     assert_eq!(status, 204);
     let (_, list) = client.get(base).await;
     assert!(list["value"].as_array().unwrap().is_empty());
+}
+
+/// The TAP policy's includeTargets and excludeTargets decide who may be issued a pass.
+#[tokio::test]
+async fn temporary_access_passes_follow_the_policy_targets() {
+    let sim = start(Seed::example(), SimOptions::default()).await;
+    let client = Client::new(&sim, ALL_ROLES);
+    let (status, policy) =
+        client.get("/v1.0/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass").await;
+    assert_eq!(status, 200);
+    assert_eq!(policy["includeTargets"][0]["id"], "all_users", "{policy}");
+    let finance = "0b7f3a52-9c1d-4e8f-a2b6-1d3c5e7f9a01";
+    let exclusions = "2d9f5c74-be3f-4a01-84d8-3f5e7a9b1c23";
+    let patch = json!({
+        "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration",
+        "includeTargets": [
+            {"targetType": "group", "id": finance, "isRegistrationRequired": false},
+            {"targetType": "group", "id": exclusions, "isRegistrationRequired": false}
+        ],
+        "excludeTargets": [{"targetType": "group", "id": exclusions}],
+    });
+    let (status, _, body) = client
+        .call(
+            reqwest::Method::PATCH,
+            "/v1.0/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass",
+            Some(patch),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let pass_for = |upn: &str| format!("/v1.0/users/{upn}/authentication/temporaryAccessPassMethods");
+    #[rustfmt::skip]
+    let cases = [
+        ("included by group", "adele.vance@contoso.onmicrosoft.com", 201, ""),
+        ("not included", "alex.wilber@contoso.onmicrosoft.com", 403, "not in includeTargets"),
+        ("included and excluded", "pradeep.gupta@contoso.onmicrosoft.com", 403, "in excludeTargets"),
+    ];
+    for (name, upn, want, text) in cases {
+        let (status, _, body) = client.call(reqwest::Method::POST, &pass_for(upn), Some(json!({}))).await;
+        assert_eq!(status, want, "{name}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap_or("").contains(text), "{name}: {body}");
+    }
+    sim.stop().await;
 }
 
 #[tokio::test]

@@ -62,9 +62,13 @@ fn now() -> i64 {
 }
 
 async fn start() -> RunningSim {
+    start_with(SimOptions::default()).await
+}
+
+async fn start_with(options: SimOptions) -> RunningSim {
     let mut seed = Seed::example();
     seed.apps[0].certificates_pem = vec![certs().0.cert_pem.clone()];
-    let sim = Sim::new(seed, SimOptions::default()).unwrap();
+    let sim = Sim::new(seed, options).unwrap();
     spawn(sim, "127.0.0.1:0".parse().unwrap(), None).await.unwrap()
 }
 
@@ -89,6 +93,8 @@ struct Assertion {
     sign_with_stranger: bool,
     /// Name the stranger's certificate.
     thumbprint_of_stranger: bool,
+    /// Write `exp`, `nbf` and `iat` with a fraction of a second, as MSAL Python does.
+    fractional_times: bool,
 }
 
 impl Assertion {
@@ -104,6 +110,7 @@ impl Assertion {
             jti: uuid::Uuid::new_v4().to_string(),
             sign_with_stranger: false,
             thumbprint_of_stranger: false,
+            fractional_times: false,
         }
     }
 
@@ -118,9 +125,12 @@ impl Assertion {
             header.x5t = Some(named.x5t());
         }
         let now = now();
+        let time = |offset: i64| {
+            if self.fractional_times { json!((now + offset) as f64 + 0.372_915) } else { json!(now + offset) }
+        };
         let claims = json!({
             "aud": self.aud, "iss": self.iss, "sub": self.sub, "jti": self.jti,
-            "nbf": now + self.nbf_offset, "iat": now, "exp": now + self.exp_offset,
+            "nbf": time(self.nbf_offset), "iat": time(0), "exp": time(self.exp_offset),
         });
         jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(signer.key_pem.as_bytes()).unwrap())
             .unwrap()
@@ -250,6 +260,44 @@ async fn certificate_assertions_rs256_with_x5t_and_ps256_with_x5t_s256_are_accep
     sim.stop().await;
 }
 
+/// RFC 7519 NumericDate may be fractional and MSAL Python sends such times; Entra accepts them.
+#[tokio::test]
+async fn fractional_assertion_times_are_accepted_by_default_and_refused_in_strict_mode() {
+    let sim = start().await;
+    let fractional = Assertion { fractional_times: true, ..Assertion::new(&sim.base_url) }.sign();
+    expect_token(post_token(&sim.base_url, TID, &assertion_form(&fractional)).await, &sim.base_url).await;
+    // Fractional times still get the time-range check.
+    let expired = Assertion {
+        fractional_times: true,
+        exp_offset: -120,
+        nbf_offset: -700,
+        ..Assertion::new(&sim.base_url)
+    }
+    .sign();
+    expect_error(
+        post_token(&sim.base_url, TID, &assertion_form(&expired)).await,
+        401,
+        "invalid_client",
+        700024,
+    )
+    .await;
+    sim.stop().await;
+
+    let strict = start_with(SimOptions { strict: true, ..SimOptions::default() }).await;
+    let fractional = Assertion { fractional_times: true, ..Assertion::new(&strict.base_url) }.sign();
+    let body = expect_error(
+        post_token(&strict.base_url, TID, &assertion_form(&fractional)).await,
+        401,
+        "invalid_client",
+        50013,
+    )
+    .await;
+    assert!(body["error_description"].as_str().unwrap().contains("--strict"), "{body}");
+    let whole = Assertion::new(&strict.base_url).sign();
+    expect_token(post_token(&strict.base_url, TID, &assertion_form(&whole)).await, &strict.base_url).await;
+    strict.stop().await;
+}
+
 #[tokio::test]
 async fn token_requests_breaking_a_rule_are_refused_with_its_aadsts_code() {
     let sim = start().await;
@@ -271,7 +319,9 @@ async fn token_requests_breaking_a_rule_are_refused_with_its_aadsts_code() {
         ("no credential", TID, with("client_secret", ""), 401, "invalid_client", 7000218),
         ("no grant_type", TID, with("grant_type", ""), 400, "invalid_request", 900144),
         ("unsupported grant", TID, with("grant_type", "password"), 400, "unsupported_grant_type", 70003),
-        ("wrong scope", TID, with("scope", "https://graph.microsoft.com/User.Read"), 400, "invalid_scope", 70011),
+        ("scope without /.default", TID, with("scope", "https://graph.microsoft.com/User.Read"), 400, "invalid_scope", 1002012),
+        ("bare resource", TID, with("scope", "https://graph.microsoft.com"), 400, "invalid_scope", 1002012),
+        ("another resource", TID, with("scope", "https://vault.azure.net/.default"), 400, "invalid_scope", 70011),
         ("two resources", TID, with("scope", "https://graph.microsoft.com/.default https://vault.azure.net/.default"), 400, "invalid_scope", 70011),
         ("unknown tenant", "fabrikam.onmicrosoft.com", secret_form(), 400, "invalid_request", 90002),
         ("common", "common", secret_form(), 400, "invalid_request", 9001023),

@@ -32,7 +32,7 @@ const AAGUID: [u8; 16] = *b"KeywardTestKey01";
 
 // ---------------------------------------------------------------- test authenticator
 
-use keyward_testkit::{TestCa, test_ca};
+use keyward_testkit::attestation_ca::{TestCa, test_ca, test_ca_with_aaguid_criticality};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Fmt {
@@ -195,10 +195,7 @@ impl Reg {
         let mut body = json!({
             "publicKeyCredential": {
                 "id": self.body_id.clone().unwrap_or_else(|| URL_SAFE_NO_PAD.encode(&self.cred_id)),
-                "rawId": URL_SAFE_NO_PAD.encode(&self.cred_id),
-                "type": "public-key",
-                "authenticatorAttachment": "cross-platform",
-                "response": { "clientDataJSON": enc(&cdj), "attestationObject": enc(&att), "transports": ["usb"] },
+                "response": { "clientDataJSON": enc(&cdj), "attestationObject": enc(&att) },
                 "clientExtensionResults": { "credProtect": 1, "hmacCreateSecret": true }
             }
         });
@@ -228,9 +225,13 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
+        Self::start_with(SimOptions::default()).await
+    }
+
+    async fn start_with(options: SimOptions) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let ca = test_ca(AAGUID, "Authenticator Attestation");
-        let sim = Sim::new(seed(&ca.ca_pem), SimOptions::default()).unwrap();
+        let sim = Sim::new(seed(&ca.ca_pem), options).unwrap();
         let running = spawn(sim, "127.0.0.1:0".parse().unwrap(), None).await.unwrap();
         let token = running.sim.issue_access_token(APP, vec!["UserAuthMethod-Passkey.ReadWrite.All".into()]);
         let reader_token = running.sim.issue_access_token(READER, vec!["User.Read.All".into()]);
@@ -478,11 +479,11 @@ async fn a_full_registration_then_list_get_methods_and_delete() {
     );
     assert_eq!(methods["value"][0]["id"], "28c10230-6103-485e-b985-444c60001490");
 
-    // The credential is now excluded in new options, with its transports.
+    // The credential is now excluded in new options (the body carries no transports).
     let (_, options) = h.get("v1.0", &format!("{base}/fido2Methods/creationOptions")).await;
     assert_eq!(
         options["publicKey"]["excludeCredentials"],
-        json!([{"type":"public-key","id":URL_SAFE_NO_PAD.encode(&reg.cred_id),"transports":["usb"]}])
+        json!([{"type":"public-key","id":URL_SAFE_NO_PAD.encode(&reg.cred_id),"transports":[]}])
     );
 
     let (status, _) =
@@ -511,6 +512,8 @@ struct Case {
     raw_body: Option<Box<dyn Fn(Value) -> Value>>,
     status: u16,
     message: &'static str,
+    /// The answer under `--strict`, where it differs.
+    strict: Option<(u16, &'static str)>,
 }
 
 fn case(rule: &'static str, status: u16, message: &'static str) -> Case {
@@ -524,6 +527,7 @@ fn case(rule: &'static str, status: u16, message: &'static str) -> Case {
         raw_body: None,
         status,
         message,
+        strict: None,
     }
 }
 
@@ -552,11 +556,25 @@ impl Case {
         self.version = v;
         self
     }
+    fn strict(mut self, status: u16, message: &'static str) -> Self {
+        self.strict = Some((status, message));
+        self
+    }
 }
 
 #[tokio::test]
 async fn every_registration_rule_is_enforced_and_named() {
-    let h = Harness::start().await;
+    registration_rules(false).await;
+}
+
+#[tokio::test]
+async fn every_registration_rule_is_enforced_and_named_in_strict_mode() {
+    registration_rules(true).await;
+}
+
+/// Posts every case's body to an emulator in default or `--strict` mode.
+async fn registration_rules(strict: bool) {
+    let h = Harness::start_with(SimOptions { strict, ..SimOptions::default() }).await;
     let aaguid = uuid::Uuid::from_bytes(AAGUID).to_string();
     let other_aaguid = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
     let legacy = |f: &dyn Fn(&mut Fido2Policy)| {
@@ -595,7 +613,34 @@ async fn every_registration_rule_is_enforced_and_named() {
         case("displayName too long", 400, "displayName must be at most 30 characters")
             .mutate(|r, _| r.display_name = Some("x".repeat(31))),
         case("displayName 30 ok", 201, "").mutate(|r, _| r.display_name = Some("x".repeat(30))),
-        case("v1.0 displayName optional", 201, "").mutate(|r, _| r.display_name = None),
+        case("v1.0 displayName required", 400, "with a displayName and publicKeyCredential")
+            .mutate(|r, _| r.display_name = None),
+        case("v1.0 empty displayName", 400, "with a displayName and publicKeyCredential")
+            .mutate(|r, _| r.display_name = Some(String::new())),
+        // Members DSInternals.Passkeys stopped sending ("Fix passkey cloud registration issues").
+        case("rawId refused", 400, "publicKeyCredential.rawId cannot be sent").body(|mut b| {
+            b["publicKeyCredential"]["rawId"] = b["publicKeyCredential"]["id"].clone();
+            b
+        }),
+        case("type refused", 400, "publicKeyCredential.type cannot be sent").body(|mut b| {
+            b["publicKeyCredential"]["type"] = "public-key".into();
+            b
+        }),
+        case(
+            "authenticatorAttachment refused",
+            400,
+            "publicKeyCredential.authenticatorAttachment cannot be sent",
+        )
+        .body(|mut b| {
+            b["publicKeyCredential"]["authenticatorAttachment"] = "cross-platform".into();
+            b
+        }),
+        case("transports refused", 400, "publicKeyCredential.response.transports cannot be sent").body(
+            |mut b| {
+                b["publicKeyCredential"]["response"]["transports"] = json!(["usb"]);
+                b
+            },
+        ),
         case("beta displayName required", 400, "displayName")
             .version("beta")
             .mutate(|r, _| r.display_name = None),
@@ -623,13 +668,14 @@ async fn every_registration_rule_is_enforced_and_named() {
         case("expired challenge", 400, "expired").mutate(|r, h| {
             r.challenge = keyward_sim::registration::seal_challenge(&h.running.sim, ADELE, now() - 1)
         }),
-        case("used challenge", 400, "already been used").mutate(move |r, _| r.challenge = used.clone()),
-        case(
-            "origin trailing slash",
-            400,
-            "clientDataJSON.origin must be exactly https://login.microsoft.com",
-        )
-        .mutate(|r, _| r.origin = "https://login.microsoft.com/".into()),
+        // Entra registered two credentials from one set of options (DSInternals' live test).
+        case("used challenge, new credential", 201, "")
+            .strict(400, "already been used")
+            .mutate(move |r, _| r.challenge = used.clone()),
+        // Entra accepted the origin .NET's UriBuilder writes (DSInternals' live test).
+        case("origin trailing slash", 201, "")
+            .strict(400, "clientDataJSON.origin must be exactly https://login.microsoft.com")
+            .mutate(|r, _| r.origin = "https://login.microsoft.com/".into()),
         case(
             "origin microsoftonline",
             400,
@@ -797,9 +843,15 @@ async fn every_registration_rule_is_enforced_and_named() {
         }
         let (status, response) = h.post(c.version, c.user, &body).await;
         let text = message(&response);
-        if status != c.status || !text.contains(c.message) {
-            failures
-                .push(format!("{}: expected {} '{}', got {status} {response}", c.rule, c.status, c.message));
+        let (want_status, want_message) = match c.strict {
+            Some(answer) if strict => answer,
+            _ => (c.status, c.message),
+        };
+        if status != want_status || !text.contains(want_message) {
+            failures.push(format!(
+                "{} (strict: {strict}): expected {want_status} '{want_message}', got {status} {response}",
+                c.rule
+            ));
         }
         if status >= 400 {
             assert!(response["error"]["innerError"]["request-id"].is_string(), "{}: {response}", c.rule);
@@ -845,12 +897,38 @@ async fn a_chain_to_an_untrusted_root_is_not_attested_and_refused_when_enforced(
     let (status, body) = h.post("v1.0", ADELE, &reg.body(&stranger)).await;
     assert_eq!(status, 400);
     assert!(message(&body).contains("without a trusted chain"), "{body}");
+}
 
-    // Packed certificate requirements (§8.2.1) are enforced by the statement check.
-    h.set_policy(Fido2Policy::default());
+/// Entra accepted a packed statement under a self-signed CA with a critical AAGUID extension
+/// when attestation was not enforced (DSInternals.Passkeys' live test); `--strict` keeps the
+/// WebAuthn §8.2.1 certificate requirements.
+#[tokio::test]
+async fn a_certificate_outside_the_packed_profile_is_accepted_unattested_unless_strict() {
     let bad_ou = test_ca(AAGUID, "Not Authenticator Attestation");
-    let reg = Reg::new(&h.fresh_challenge(ADELE), Fmt::PackedFull);
-    let (status, body) = h.post("v1.0", ADELE, &reg.body(&bad_ou)).await;
-    assert_eq!(status, 400);
-    assert!(message(&body).contains("did not verify"), "{body}");
+    let critical = test_ca_with_aaguid_criticality(AAGUID, "Authenticator Attestation", true);
+    for strict in [false, true] {
+        let h = Harness::start_with(SimOptions { strict, ..SimOptions::default() }).await;
+        for (name, ca) in [("OU", &bad_ou), ("critical AAGUID extension", &critical)] {
+            let reg = Reg::new(&h.fresh_challenge(ADELE), Fmt::PackedFull);
+            let (status, body) = h.post("v1.0", ADELE, &reg.body(ca)).await;
+            if strict {
+                assert_eq!(status, 400, "{name}, strict: {body}");
+                assert!(message(&body).contains("did not verify"), "{name}, strict: {body}");
+            } else {
+                assert_eq!(status, 201, "{name}: {body}");
+                assert_eq!(body["attestationLevel"], "notAttested", "{name}: {body}");
+            }
+            // The signature is still checked.
+            let mut forged = Reg::new(&h.fresh_challenge(ADELE), Fmt::PackedFull);
+            forged.corrupt_signature = true;
+            let (status, body) = h.post("v1.0", ADELE, &forged.body(ca)).await;
+            assert_eq!(status, 400, "{name}, forged (strict: {strict}): {body}");
+            assert!(message(&body).contains("did not verify"), "{name}, forged: {body}");
+        }
+        // Enforced attestation refuses it in either mode.
+        h.set_policy(Fido2Policy { is_attestation_enforced: true, ..Default::default() });
+        let reg = Reg::new(&h.fresh_challenge(ADELE), Fmt::PackedFull);
+        let (status, body) = h.post("v1.0", ADELE, &reg.body(&critical)).await;
+        assert_eq!(status, 400, "enforced (strict: {strict}): {body}");
+    }
 }

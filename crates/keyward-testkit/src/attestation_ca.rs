@@ -29,6 +29,12 @@ pub struct TestCa {
 
 /// A fresh root and an attestation certificate for `aaguid` with subject OU `ou`.
 pub fn test_ca(aaguid: [u8; 16], ou: &str) -> TestCa {
+    test_ca_with_aaguid_criticality(aaguid, ou, false)
+}
+
+/// As [`test_ca`], with the AAGUID extension marked critical when `critical` (WebAuthn
+/// §8.2.1 forbids it; DSInternals.Passkeys' "Passkeys" test CA does it).
+pub fn test_ca_with_aaguid_criticality(aaguid: [u8; 16], ou: &str, critical: bool) -> TestCa {
     let ca_key = rcgen::KeyPair::generate().expect("test CA generation");
     let mut ca_params = rcgen::CertificateParams::default();
     ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Keyward Test Attestation Root");
@@ -52,8 +58,10 @@ pub fn test_ca(aaguid: [u8; 16], ou: &str) -> TestCa {
     params.not_after = rcgen::date_time_ymd(2099, 1, 1);
     let mut ext = vec![0x04, 0x10];
     ext.extend_from_slice(&aaguid);
-    params.custom_extensions =
-        vec![rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 45724, 1, 1, 4], ext)];
+    let mut aaguid_extension =
+        rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 45724, 1, 1, 4], ext);
+    aaguid_extension.set_criticality(critical);
+    params.custom_extensions = vec![aaguid_extension];
     let cert = params.signed_by(&spki, &issuer).expect("test CA generation");
     TestCa { ca_pem: ca_cert.pem(), attestation_key, attestation_der: cert.der().to_vec() }
 }

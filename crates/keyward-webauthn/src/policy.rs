@@ -162,12 +162,7 @@ impl Default for Fido2Policy {
             is_self_service_registration_allowed: true,
             is_attestation_enforced: false,
             key_restrictions: KeyRestrictions::default(),
-            include_targets: vec![IncludeTarget {
-                id: "all_users".into(),
-                target_type: TargetType::Group,
-                is_registration_required: false,
-                allowed_passkey_profiles: vec![],
-            }],
+            include_targets: all_users(),
             exclude_targets: vec![],
             default_passkey_profile: None,
             passkey_profiles: vec![],
@@ -231,6 +226,22 @@ pub struct TapPolicy {
     pub maximum_lifetime_in_minutes: u32,
     /// When true, every pass is one-time.
     pub is_usable_once: bool,
+    /// Who may be issued a pass (`all_users` when the field is absent).
+    #[serde(default = "all_users")]
+    pub include_targets: Vec<IncludeTarget>,
+    /// Who may not, overriding includes.
+    #[serde(default)]
+    pub exclude_targets: Vec<ExcludeTarget>,
+}
+
+/// One include target: the group `all_users`.
+fn all_users() -> Vec<IncludeTarget> {
+    vec![IncludeTarget {
+        id: "all_users".into(),
+        target_type: TargetType::Group,
+        is_registration_required: false,
+        allowed_passkey_profiles: vec![],
+    }]
 }
 
 fn tap_id() -> String {
@@ -248,6 +259,8 @@ impl Default for TapPolicy {
             minimum_lifetime_in_minutes: 60,
             maximum_lifetime_in_minutes: 480,
             is_usable_once: false,
+            include_targets: all_users(),
+            exclude_targets: vec![],
         }
     }
 }

@@ -6,6 +6,7 @@
 //! `innerError` carrying the same ids and a second-precision UTC date. Handlers return
 //! [`GraphFailure`]; the conventions layer fills in the ids, so no handler can forget.
 
+pub mod advanced_query;
 pub mod batch;
 pub mod fido2;
 pub mod policy;

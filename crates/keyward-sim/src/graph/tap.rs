@@ -2,7 +2,8 @@
 //!
 //! The pass is shown once, in the create response, and never kept: the emulator stores
 //! only when it starts and how long it lives, as the real service returns `null` for the
-//! pass afterwards. One pass per user; creating a new one replaces the old.
+//! pass afterwards. One pass per user; creating a new one replaces the old. The policy's
+//! include and exclude targets decide who may be issued one, as for FIDO2.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,6 +19,8 @@ use crate::Sim;
 use crate::auth::Caller;
 use crate::graph::users::resolve_user;
 use crate::graph::{ApiVersion, GraphFailure, GraphResult, with_context};
+use crate::registration::policy::targets;
+use crate::seed::SeedUser;
 use crate::tenant::StoredTap;
 
 const WRITE: &[&str] = &["UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-TAP.ReadWrite.All"];
@@ -80,6 +83,21 @@ fn find_user_id(sim: &Sim, user: &str) -> GraphResult<String> {
     Ok(resolve_user(sim, user)?.id.to_ascii_lowercase())
 }
 
+/// Refuses a pass for a user the policy excludes or does not include (403, as FIDO2 does).
+fn check_targets(policy: &TapPolicy, user: &SeedUser) -> GraphResult<()> {
+    if policy.exclude_targets.iter().any(|t| targets(user, &t.id, t.target_type)) {
+        return Err(GraphFailure::forbidden(
+            "The user is in excludeTargets of the Temporary Access Pass authentication method policy.",
+        ));
+    }
+    if !policy.include_targets.iter().any(|t| targets(user, &t.id, t.target_type)) {
+        return Err(GraphFailure::forbidden(
+            "The user is not in includeTargets of the Temporary Access Pass authentication method policy.",
+        ));
+    }
+    Ok(())
+}
+
 /// A pass of `length` characters from an alphabet without look-alikes.
 fn generate_pass(length: u32) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789+-=#@";
@@ -95,7 +113,8 @@ async fn create(
     body: axum::body::Bytes,
 ) -> GraphResult<(StatusCode, Json<Value>)> {
     caller.require_any(WRITE)?;
-    let user_id = find_user_id(&sim, &user)?;
+    let user = resolve_user(&sim, &user)?;
+    let user_id = user.id.to_ascii_lowercase();
     let request: TemporaryAccessPassRequest = if body.is_empty() {
         TemporaryAccessPassRequest::default()
     } else {
@@ -111,6 +130,7 @@ async fn create(
             "Temporary Access Pass is disabled by the authentication methods policy.",
         ));
     }
+    check_targets(&policy, &user)?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let start = match &request.start_date_time {
         None => now,

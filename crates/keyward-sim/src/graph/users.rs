@@ -1,11 +1,13 @@
 //! Users and group members (docs/entra-graph-api.md §6): get, list with `$select`, `$filter`, `$top` and
-//! `@odata.nextLink` paging, and the members of a group.
+//! `@odata.nextLink` paging (plus `$search`, `$count` and `$orderby` as
+//! [`super::advanced_query`] allows them), and the members of a group.
 //!
 //! Only the query options Keyward and the peer tools use are understood; anything else is
 //! refused as Graph refuses an unsupported query, rather than silently ignored, so a
 //! client that relies on an option the emulator does not honour finds out at once.
 
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
@@ -13,6 +15,7 @@ use std::collections::HashMap;
 
 use crate::Sim;
 use crate::auth::Caller;
+use crate::graph::advanced_query::AdvancedQuery;
 use crate::graph::{ApiVersion, GraphFailure, GraphResult, with_context};
 use crate::seed::SeedUser;
 
@@ -249,23 +252,35 @@ async fn list_users(
     State(sim): State<Sim>,
     Extension(version): Extension<ApiVersion>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> GraphResult<Json<Value>> {
     caller.require_any(READ_USERS)?;
+    let advanced = AdvancedQuery::parse(&query, &headers)?;
     let select = select_list(&query)?;
     let filter = query.get("$filter").map(|f| parse_filter(f)).transpose()?;
     let users = sim.read(|t| t.users.clone());
-    let mut items = Vec::new();
+    let mut found = Vec::new();
     for user in &users {
         if let Some(filter) = &filter
             && !matches(filter, user)?
         {
             continue;
         }
-        items.push(project(user, select.as_deref()));
+        let full = full_user(user);
+        if advanced.matches(&full) {
+            found.push((full, user));
+        }
     }
+    advanced.sort(&mut found, |(full, _)| full);
+    let items: Vec<Value> = found.iter().map(|(_, user)| project(user, select.as_deref())).collect();
+    let total = items.len();
     let context = users_context(select.as_deref(), false);
-    Ok(Json(page(&sim, version, "/users", &query, &context, items)?))
+    let mut body = page(&sim, version, "/users", &query, &context, items)?;
+    if advanced.count {
+        body["@odata.count"] = total.into();
+    }
+    Ok(Json(body))
 }
 
 async fn get_user(

@@ -81,13 +81,24 @@ fn client_credentials(
 ) -> Result<TokenResponse, LoginError> {
     let app = authenticate_client(sim, tenant, headers, params)?;
     let scope = params.get("scope").ok_or_else(|| LoginError::missing("scope"))?;
+    if !scope.trim().ends_with("/.default") {
+        return Err(LoginError::bad_request(
+            "invalid_scope",
+            1002012,
+            format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a \
+                 scope value with /.default suffixed to the resource identifier (application ID URI); \
+                 use '{GRAPH_DEFAULT_SCOPE}'."
+            ),
+        ));
+    }
     if scope.trim() != GRAPH_DEFAULT_SCOPE {
         return Err(LoginError::bad_request(
             "invalid_scope",
             70011,
             format!(
                 "The provided value for the input parameter 'scope' is not valid. The scope {scope} is \
-                 not valid. The client credentials grant requires exactly '{GRAPH_DEFAULT_SCOPE}'."
+                 not valid. The emulator serves only Microsoft Graph: use '{GRAPH_DEFAULT_SCOPE}'."
             ),
         ));
     }
@@ -217,11 +228,42 @@ struct AssertionClaims {
     #[serde(default)]
     sub: Option<String>,
     #[serde(default)]
-    exp: Option<i64>,
+    exp: Option<serde_json::Number>,
     #[serde(default)]
-    nbf: Option<i64>,
+    nbf: Option<serde_json::Number>,
+    #[serde(default)]
+    iat: Option<serde_json::Number>,
     #[serde(default)]
     jti: Option<String>,
+}
+
+/// An RFC 7519 NumericDate claim in whole seconds. Fractional values are valid NumericDates
+/// (MSAL Python sends them) and are accepted, rounded down; `--strict` refuses them as the
+/// emulator's first round did, so a client can check it sends integers.
+fn numeric_date(
+    name: &str,
+    value: Option<&serde_json::Number>,
+    strict: bool,
+) -> Result<Option<i64>, LoginError> {
+    let Some(value) = value else { return Ok(None) };
+    if let Some(whole) = value.as_i64() {
+        return Ok(Some(whole));
+    }
+    let invalid = |reason: String| {
+        LoginError::invalid_client(
+            50013,
+            format!("Assertion is invalid. [Reason - The {name} claim {reason}.]"),
+        )
+    };
+    if strict {
+        return Err(invalid(format!(
+            "is {value}, not an integer (the emulator runs with --strict, which refuses fractional NumericDates)"
+        )));
+    }
+    match value.as_f64() {
+        Some(seconds) if seconds.is_finite() && seconds.abs() < 1e15 => Ok(Some(seconds.floor() as i64)),
+        _ => Err(invalid(format!("is {value}, not a NumericDate (seconds since 1970)"))),
+    }
 }
 
 /// A registered certificate: its thumbprints and RSA key.
@@ -285,7 +327,7 @@ fn verify_assertion(sim: &Sim, app: &SeedApp, assertion: &str) -> Result<(), Log
     check_audience(sim, &claims)?;
     check_issuer(app, &claims)?;
     let now = now();
-    let exp = check_lifetime(&claims, now)?;
+    let exp = check_lifetime(&claims, now, sim.options().strict)?;
     use_once(sim, claims.jti, exp, now)
 }
 
@@ -393,12 +435,15 @@ fn check_issuer(app: &SeedApp, claims: &AssertionClaims) -> Result<(), LoginErro
 }
 
 /// `exp` (required) and `nbf` must bracket `now`, give or take the leeway; returns `exp`.
-fn check_lifetime(claims: &AssertionClaims, now: i64) -> Result<i64, LoginError> {
-    let exp = claims.exp.ok_or_else(|| {
+/// `iat` is only checked to be a NumericDate.
+fn check_lifetime(claims: &AssertionClaims, now: i64, strict: bool) -> Result<i64, LoginError> {
+    let exp = numeric_date("exp", claims.exp.as_ref(), strict)?.ok_or_else(|| {
         LoginError::invalid_client(50013, "Assertion is invalid. [Reason - The exp claim is required.]")
     })?;
-    let out_of_range = now > exp + ASSERTION_LEEWAY_SECONDS
-        || claims.nbf.is_some_and(|nbf| nbf > now + ASSERTION_LEEWAY_SECONDS);
+    let nbf = numeric_date("nbf", claims.nbf.as_ref(), strict)?;
+    numeric_date("iat", claims.iat.as_ref(), strict)?;
+    let out_of_range =
+        now > exp + ASSERTION_LEEWAY_SECONDS || nbf.is_some_and(|nbf| nbf > now + ASSERTION_LEEWAY_SECONDS);
     if out_of_range {
         return Err(LoginError::invalid_client(
             700024,
@@ -406,7 +451,7 @@ fn check_lifetime(claims: &AssertionClaims, now: i64) -> Result<i64, LoginError>
                 "Client assertion is not within its valid time range. Current time: {}, assertion valid \
                  from {}, expiry time of assertion {}.",
                 iso(now),
-                claims.nbf.map(iso).unwrap_or_else(|| "(none)".into()),
+                nbf.map(iso).unwrap_or_else(|| "(none)".into()),
                 iso(exp)
             ),
         ));

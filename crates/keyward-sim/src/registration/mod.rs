@@ -13,6 +13,7 @@ pub mod cbor;
 pub mod challenge;
 pub mod options;
 pub mod policy;
+mod untrusted_packed;
 pub mod verify;
 
 pub use challenge::seal_challenge;

@@ -31,7 +31,8 @@ fn in_group(user: &SeedUser, id: &str) -> bool {
     id.eq_ignore_ascii_case("all_users") || user.groups.iter().any(|g| g.eq_ignore_ascii_case(id))
 }
 
-fn targets(user: &SeedUser, id: &str, kind: TargetType) -> bool {
+/// Whether a policy target (a user id, a group id or `all_users`) names `user`.
+pub fn targets(user: &SeedUser, id: &str, kind: TargetType) -> bool {
     match kind {
         TargetType::User => id.eq_ignore_ascii_case(&user.id),
         TargetType::Group => in_group(user, id),

@@ -19,6 +19,9 @@ use crate::attestation::{AttestationObject, AttestationParseError};
 use crate::b64;
 use crate::graph::{AttestationResponse, Fido2RegistrationRequest, PublicKeyCredential};
 
+/// The display name sent when neither a name nor a serial is known.
+pub const UNNAMED_KEY: &str = "Security key";
+
 /// The key's answer cannot be registered with Entra as it is.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
@@ -91,8 +94,11 @@ pub fn registration_body(
         json!({ "hmacCreateSecret": enabled })
     });
     let request = Fido2RegistrationRequest {
-        // An empty name is left out rather than sent as "" (v1.0 makes it optional).
-        display_name: Some(fit_display_name(display_name, serial)).filter(|n| !n.is_empty()),
+        // Graph refuses a body without a displayName ("…a displayName and publicKeyCredential…",
+        // msgraph-beta-sdk-dotnet #941), so an empty name becomes a generic one.
+        display_name: Some(fit_display_name(display_name, serial))
+            .filter(|n| !n.is_empty())
+            .or_else(|| Some(UNNAMED_KEY.to_owned())),
         public_key_credential: PublicKeyCredential {
             id: b64::encode(&credential.credential_id),
             response: AttestationResponse {
@@ -194,7 +200,7 @@ mod tests {
         );
         assert_eq!(prepared.credential_id, [0xC1; 20]);
         let unnamed = registration_body(&plan, &att, "  ", None).unwrap();
-        assert_eq!(unnamed.request.display_name, None);
+        assert_eq!(unnamed.request.display_name.as_deref(), Some(UNNAMED_KEY));
         let serial_only = registration_body(&plan, &att, "", Some("12345678")).unwrap();
         assert_eq!(serial_only.request.display_name.as_deref(), Some("12345678"));
         assert_eq!(&prepared.aaguid, b"KeywardTestKey01");

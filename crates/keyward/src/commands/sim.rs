@@ -37,6 +37,10 @@ pub struct SimArgs {
     /// Keep the tenant's state in this file across restarts (created from the seed if absent).
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Keep the stricter readings where Entra was observed to be looser (integer assertion
+    /// times, exact origin, one credential per creation options, trusted attestation roots).
+    #[arg(long)]
+    strict: bool,
 }
 
 /// Runs the emulator until Ctrl-C.
@@ -60,6 +64,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         throttle: ThrottleProfile::parse(&args.throttle).map_err(anyhow::Error::msg).context("--throttle")?,
         faults: FaultSpec::parse(&args.faults).map_err(anyhow::Error::msg).context("--faults")?,
         state_file: args.state.clone(),
+        strict: args.strict,
     };
     let sim = Sim::new(seed, options).map_err(anyhow::Error::msg)?;
     let tls = if args.tls {
