@@ -259,7 +259,7 @@ impl Service {
         let connector = match self.connector.get(&self.store).await {
             Ok(c) => c,
             Err(e) => {
-                r.block("connector", e.to_string(), "configure the connector: `PUT /api/v1/connector`");
+                r.block("connector", e.to_string(), "configure the connector (`keyward connector set`)");
                 return None;
             }
         };

@@ -64,7 +64,7 @@ pub enum LocalRefusal {
     NoCredential,
     /// The tenant's key restrictions refuse this model.
     #[error(
-        "the tenant's FIDO2 policy does not allow this key model (AAGUID {0}); `keyward policy show` lists the rules"
+        "the tenant's FIDO2 policy does not allow this key model (AAGUID {0}): the key restrictions that apply to this user exclude it"
     )]
     TenantAaguid(Uuid),
     /// The tenant enforces attestation and there is none.
