@@ -16,7 +16,9 @@
 //! * **Challenges** are bound to the user they were issued for; an expired, foreign or
 //!   forged one is refused (400 `badRequest`; unknown, stricter). Two credentials from one
 //!   set of creation options are accepted (DSInternals.Passkeys' live test). `--strict`:
-//!   single use.
+//!   single use. A challenge is base64url of a compact JWE's text, about 6 900 characters
+//!   (DSInternals.Passkeys' test fixture, docs/entra-graph-api.md §1.3); what is inside the
+//!   real JWE is unknown, so the emulator's holds its own sealed claims.
 //! * **Duplicate credential id** for the same user → 409 `conflict` (unknown).
 //! * **displayName** is required on v1.0 and beta, with the observed error text ("…a
 //!   displayName and publicKeyCredential…", msgraph-beta-sdk-dotnet #941); longer than 30
