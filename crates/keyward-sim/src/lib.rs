@@ -28,6 +28,10 @@
 //!   registration issues": only `id`, `response`, `clientExtensionResults` are accepted).
 //!   `@odata.type` is ignored (docs/entra-graph-api.md §2.2). Stored transports are therefore empty (what
 //!   Entra lists in `excludeCredentials.transports`: unknown).
+//! * **`excludeCredentials` ids** are base64url without padding by default (the v1.0 doc);
+//!   the seed's `excludeCredentialEncoding` picks another observed form: `padDigit`,
+//!   `base64`, `base64NoPad`, or `mixed`, forms taken in turn within one list as Entra was
+//!   seen to do (docs/entra-graph-api.md §1.4). Which form a tenant uses when: unknown.
 //! * **Self-service setting off** → 403 `accessDenied` naming the known issue (Graph
 //!   known issue).
 //! * **Guest user** → 400 naming the rule; **disabled method, user not targeted or

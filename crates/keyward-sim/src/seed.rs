@@ -63,6 +63,12 @@ pub enum IdEncoding {
     PadDigit,
     /// standard base64 with `=` padding (seen in 2024 captures).
     Base64,
+    /// standard base64 without padding (the v1.0 doc's 2026 example).
+    Base64NoPad,
+    /// One response mixing forms, id by id in turn: standard base64 with `=`, the padding
+    /// digit form, standard base64 without padding (Entra was seen to put `=`-padded ids
+    /// beside digit-suffixed ones in one list; docs/entra-graph-api.md §1.4).
+    Mixed,
 }
 
 /// An app registration.

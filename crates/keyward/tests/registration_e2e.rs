@@ -198,3 +198,51 @@ async fn a_soft_key_registration_is_accepted_by_the_sim_and_verified_by_py_webau
     }
     assert_eq!(desk.key.state().resident_count(), 1);
 }
+
+/// Entra mixes id forms within one `excludeCredentials` list (`=`-padded standard base64 beside
+/// digit-suffixed ids). Three keys registered for Adele, then the options list all three in the
+/// emulator's mixed form: each of the three keys refuses to register again, a new key does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_exclude_list_stops_every_key_already_registered() {
+    let ca = test_ca(AAGUID, "Authenticator Attestation");
+    let mut seed = Seed::example();
+    trust_ca(&mut seed, &ca, AAGUID, MODEL);
+    seed.exclude_credential_encoding = IdEncoding::Mixed;
+    let sim = keyward_testkit::sim::start(seed, SimOptions::default()).await;
+    let http = reqwest::Client::new();
+    let token = app_token(&http, &sim.base_url).await;
+
+    let mut desks: Vec<SoftDesk> = (0..3).map(|_| SoftDesk::with_ca(&ca)).collect();
+    for (i, desk) in desks.iter_mut().enumerate() {
+        let plan =
+            RegistrationPlan::from_creation_options(&creation_options(&http, &sim, &token).await).unwrap();
+        let pin_token = desk.make_credential_token();
+        let registration = desk.client.register_for_entra(&plan, &pin_token).unwrap();
+        let object = registration.attestation.attestation_object();
+        let prepared = registration_body(&plan, &object, &format!("Mixed list key {i}"), None).unwrap();
+        let (status, created) =
+            post(&http, &sim, &token, &serde_json::to_value(&prepared.request).unwrap()).await;
+        assert_eq!(status, 201, "key {i}: {created}");
+    }
+
+    let options = creation_options(&http, &sim, &token).await;
+    let ids: Vec<&str> = options.public_key.exclude_credentials.iter().map(|d| d.id.as_str()).collect();
+    println!("excludeCredentials ids: {ids:?}");
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(ids[0].len() % 4, 0, "the first id is padded standard base64: {ids:?}");
+    assert!(ids[1].ends_with(['0', '1', '2']), "the second id has a padding digit: {ids:?}");
+    let plan = RegistrationPlan::from_creation_options(&options).unwrap();
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    for (i, desk) in desks.iter_mut().enumerate() {
+        let pin_token = desk.make_credential_token();
+        match desk.client.register_for_entra(&plan, &pin_token) {
+            Err(EntraError::Ctap(e)) => {
+                assert_eq!(e.status(), Some(CtapStatus::CredentialExcluded), "key {i}")
+            }
+            other => panic!("key {i} is registered already and must refuse: {other:?}"),
+        }
+    }
+    let mut new_key = SoftDesk::with_ca(&ca);
+    let pin_token = new_key.make_credential_token();
+    new_key.client.register_for_entra(&plan, &pin_token).expect("a key not in the list registers");
+}

@@ -112,12 +112,19 @@ pub fn iso_seconds(unix: i64) -> String {
     )
 }
 
-/// Encodes a credential id the way the tenant's `excludeCredentials` does.
-pub fn encode_id(bytes: &[u8], encoding: IdEncoding) -> String {
+/// Encodes a credential id the way the tenant's `excludeCredentials` does; `index` is the
+/// id's place in the list (the mixed encoding changes form from one id to the next).
+pub fn encode_id(bytes: &[u8], encoding: IdEncoding, index: usize) -> String {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
     match encoding {
         IdEncoding::Base64url => keyward_webauthn::b64::encode(bytes),
         IdEncoding::PadDigit => keyward_webauthn::b64::encode_with_pad_digit(bytes),
-        IdEncoding::Base64 => base64::engine::general_purpose::STANDARD.encode(bytes),
+        IdEncoding::Base64 => STANDARD.encode(bytes),
+        IdEncoding::Base64NoPad => STANDARD_NO_PAD.encode(bytes),
+        IdEncoding::Mixed => {
+            let forms = [IdEncoding::Base64, IdEncoding::PadDigit, IdEncoding::Base64NoPad];
+            encode_id(bytes, forms[index % forms.len()], index)
+        }
     }
 }
 
@@ -133,13 +140,12 @@ pub fn build(
     let expires = now + minutes * 60;
     let exclude_credentials = existing
         .iter()
-        .filter_map(|m| {
-            let raw = keyward_webauthn::b64::decode_lenient(&m.credential_id).ok()?;
-            Some(CredentialDescriptor {
-                kind: "public-key".into(),
-                id: encode_id(&raw, encoding),
-                transports: m.transports.clone(),
-            })
+        .filter_map(|m| keyward_webauthn::b64::decode_lenient(&m.credential_id).ok().map(|raw| (m, raw)))
+        .enumerate()
+        .map(|(index, (m, raw))| CredentialDescriptor {
+            kind: "public-key".into(),
+            id: encode_id(&raw, encoding, index),
+            transports: m.transports.clone(),
         })
         .collect();
     CredentialCreationOptions {
@@ -176,6 +182,39 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_id_encoding_has_its_form_and_mixed_takes_them_in_turn() {
+        // 32 bytes: standard base64 needs one `=`; bytes 0xfb 0xff make `+` and `/` appear.
+        let id: Vec<u8> = [0xfb, 0xff].iter().copied().cycle().take(32).collect();
+        let cases = [
+            (IdEncoding::Base64url, 0, "-_"),
+            (IdEncoding::PadDigit, 0, "-_"),
+            (IdEncoding::Base64, 0, "+/"),
+            (IdEncoding::Base64NoPad, 0, "+/"),
+            (IdEncoding::Mixed, 0, "+/"),
+            (IdEncoding::Mixed, 1, "-_"),
+            (IdEncoding::Mixed, 2, "+/"),
+        ];
+        let ends = |text: &str| text.chars().last().unwrap();
+        for (encoding, index, alphabet) in cases {
+            let text = encode_id(&id, encoding, index);
+            assert!(text.contains(alphabet), "{encoding:?} #{index}: {text}");
+            assert!(
+                keyward_webauthn::b64::credential_id_matches(&text, &id),
+                "{encoding:?} #{index}: {text}"
+            );
+            let expected_end = match (encoding, index) {
+                (IdEncoding::Base64, _) | (IdEncoding::Mixed, 0) => Some('='),
+                (IdEncoding::PadDigit, _) | (IdEncoding::Mixed, 1) => Some('1'),
+                _ => None,
+            };
+            match expected_end {
+                Some(c) => assert_eq!(ends(&text), c, "{encoding:?} #{index}: {text}"),
+                None => assert!(!"=012".contains(ends(&text)), "{encoding:?} #{index}: {text}"),
+            }
+        }
+    }
 
     #[test]
     fn every_spelling_is_recognised() {
