@@ -117,9 +117,17 @@ pub fn missing_permissions(roles: &[String]) -> Vec<MissingPermission> {
 }
 
 impl Connector {
-    /// Token, one Graph read, and the granted roles against [`REQUIRED_PERMISSIONS`].
+    /// A new token (the cached one is dropped first, so the credentials themselves are
+    /// proven), one Graph read, and the granted roles against [`REQUIRED_PERMISSIONS`]: the
+    /// operator's explicit "test connection".
     pub async fn test_connection(&self) -> ConnectionReport {
         self.tokens.invalidate().await;
+        self.connection_report().await
+    }
+
+    /// As [`Connector::test_connection`], with the cached token when there is one: for checks
+    /// anyone may run often (doctor), which must not cost a token request each time.
+    pub async fn connection_report(&self) -> ConnectionReport {
         let token = match self.tokens.token().await {
             Ok(t) => t,
             Err(e) => {

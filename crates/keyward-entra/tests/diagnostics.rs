@@ -37,6 +37,20 @@ async fn test_connection_names_each_missing_permission() {
     assert!(bad.token.unwrap_err().contains("AADSTS7000215"));
 }
 
+/// Doctor's report uses the cached token; only the explicit test asks for a new one.
+#[tokio::test]
+async fn only_the_explicit_test_asks_for_a_new_token() {
+    let sim = start(seed(0, None), SimOptions::default()).await;
+    let connector = connector(&sim);
+    let first = connector.tokens().token().await.unwrap();
+    assert!(connector.connection_report().await.is_ok());
+    let after_report = connector.tokens().token().await.unwrap();
+    assert_eq!(after_report.secret(), first.secret(), "the report kept the cached token");
+    assert!(connector.test_connection().await.is_ok());
+    let after_test = connector.tokens().token().await.unwrap();
+    assert_ne!(after_test.secret(), first.secret(), "the explicit test fetched a new token");
+}
+
 #[test]
 fn validate_certificate_reports_dates_key_match_and_thumbprints() {
     let good = TestCert::good("keyward-connector");

@@ -263,7 +263,7 @@ impl Service {
                 return None;
             }
         };
-        let report = connector.test_connection().await;
+        let report = connector.connection_report().await;
         if let Err(e) = &report.token {
             r.block(
                 "connector.token",
