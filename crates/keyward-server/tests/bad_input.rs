@@ -1,6 +1,7 @@
 //! Bad input gets a clear error and changes nothing: an oversized body, malformed JSON, bad
 //! base64, a corrupt attestation, another issuance's challenge, an expired challenge, a
-//! completion before options, a disabled or unlinked person, an unknown state name.
+//! completion before options, a disabled or unlinked person, an unknown state name, invented
+//! HTTP methods.
 
 use keyward_core::{Person, PersonSource, Role};
 use keyward_testkit::stack::*;
@@ -190,4 +191,37 @@ async fn issuance_refuses_people_and_requests_it_cannot_serve() {
     let (status, response) = stack.call(Role::Auditor, "GET", "/api/v1/keys?state=misplaced", None).await;
     assert_eq!(status, 400);
     assert!(message(&response).contains("available"), "{response}");
+}
+
+/// Invented HTTP methods are answered and counted, but under one `other` label: fifty of them
+/// leave `/metrics` no larger than one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invented_methods_add_no_metrics_labels() {
+    let stack = Stack::start(StackOptions::sqlite()).await;
+    let send = |method: String| {
+        let request = stack.http.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), &stack.url);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let metrics = || async {
+        stack.http.get(format!("{}/metrics", stack.url)).send().await.unwrap().text().await.unwrap()
+    };
+    assert_ne!(send("INVENTED0".into()).await, 200);
+    let after_one = metrics().await;
+    assert!(after_one.contains("method=\"other\""), "{after_one}");
+    for i in 1..50 {
+        send(format!("INVENTED{i}")).await;
+    }
+    let after_fifty = metrics().await;
+    assert!(!after_fifty.contains("INVENTED"), "an invented method became a label");
+    // The label sets of the request metrics, without the histogram's bucket label.
+    let label_sets = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter_map(|l| Some(l.split_once('{')?.1.split_once('}')?.0))
+            .filter(|labels| labels.contains("method="))
+            .map(|labels| labels.split(',').filter(|l| !l.starts_with("le=")).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    let added: Vec<String> = label_sets(&after_fifty).difference(&label_sets(&after_one)).cloned().collect();
+    // Reading /metrics is itself counted once the first read has answered; nothing else is new.
+    assert!(added.iter().all(|l| l.contains("route=\"/metrics\"")), "label sets added: {added:?}");
 }
