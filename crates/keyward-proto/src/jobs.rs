@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
 pub struct BulkRow {
     /// The CSV line the row came from (for messages and the report).
-    pub line: u64,
+    pub line: u32,
     /// The person's UPN.
     pub upn: String,
     /// The key's serial, when the CSV names one.

@@ -100,7 +100,8 @@ pub struct RevokedCount {
 /// A Temporary Access Pass request.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 pub struct TapRequest {
-    /// Lifetime in minutes (within the tenant's TAP policy).
+    /// Lifetime in minutes, 10 to 43200 (within the tenant's TAP policy).
+    #[schema(minimum = 10, maximum = 43200)]
     pub lifetime_minutes: Option<u32>,
     /// Usable once.
     pub once: Option<bool>,

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 pub use keyward_proto::error::ErrorBody;
 use keyward_proto::error::ErrorDetail;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::service::ServiceError;
 
@@ -124,10 +125,26 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// `axum::Json` whose rejections answer in Keyward's error shape.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `axum::Json` whose rejections answer in Keyward's error shape, and which takes a JSON object
+/// only: serde's derive would also read a struct from an array of its fields in order
+/// (`[null, null]` as a Temporary Access Pass request), which no client means.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        // Content type, size limit and syntax, as axum checks them.
+        let Json(value) = Json::<serde_json::Value>::from_request(request, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::BadRequest("the JSON body must be an object (`{…}`)".into()));
+        }
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|e| ApiError::BadRequest(format!("the JSON body is not valid: {e}")))
+    }
+}
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {

@@ -70,6 +70,9 @@ impl Service {
         upn: Option<&str>,
     ) -> Result<Person, ServiceError> {
         caller.require(Permission::PeopleLink)?;
+        if let Some(upn) = upn {
+            check_upn(upn)?;
+        }
         let id = self.find_person(who).await?.id;
         let (oid, method) = match (object_id, upn) {
             (Some(oid), None) => {
@@ -182,6 +185,13 @@ impl Service {
         once: Option<bool>,
     ) -> Result<(TemporaryAccessPass, SecretString), ServiceError> {
         caller.require(Permission::TapIssue)?;
+        if let Some(minutes) = lifetime_minutes
+            && !TAP_LIFETIME_MINUTES.contains(&minutes)
+        {
+            return Err(ServiceError::Invalid(format!(
+                "lifetime_minutes {minutes} is out of range: a Temporary Access Pass lives 10 to 43200 minutes (30 days), within the tenant's TAP policy"
+            )));
+        }
         let p = self.find_person(who).await?;
         let oid =
             p.issuable_object_id(self.slot).map_err(|e| ServiceError::Refused(e.to_string()))?.to_owned();
@@ -334,4 +344,27 @@ impl Service {
         }
         Ok(done)
     }
+}
+
+/// The lifetimes Graph allows a Temporary Access Pass, in minutes (the TAP policy's minimum and
+/// maximum lifetime both range over 10 to 43200); the tenant's policy may narrow it further.
+pub const TAP_LIFETIME_MINUTES: std::ops::RangeInclusive<u32> = 10..=43_200;
+
+/// The longest user principal name Entra accepts: 64 characters before the `@`, 48 after.
+const MAX_UPN_CHARS: usize = 113;
+
+/// Refuses what cannot be a user principal name before it reaches a Graph URL: empty, without
+/// `@`, longer than Entra allows, or with white space or control characters.
+fn check_upn(upn: &str) -> Result<(), ServiceError> {
+    let plausible =
+        upn.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+            && upn.chars().count() <= MAX_UPN_CHARS
+            && !upn.chars().any(|c| c.is_whitespace() || c.is_control());
+    if plausible {
+        return Ok(());
+    }
+    let shown: String = upn.chars().take(MAX_UPN_CHARS).collect();
+    Err(ServiceError::Invalid(format!(
+        "{shown:?} is not a user principal name: give one like ada@contoso.com (at most {MAX_UPN_CHARS} characters, no spaces)"
+    )))
 }

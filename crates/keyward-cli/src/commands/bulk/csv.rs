@@ -39,18 +39,18 @@ pub enum CsvError {
     DuplicateColumn(String),
     /// Bytes that are not UTF-8.
     #[error("line {0}: the file is not UTF-8 text; save it as \"CSV UTF-8\" and try again")]
-    Encoding(u64),
+    Encoding(u32),
     /// A line too long to be a row.
     #[error("line {line}: the line is longer than {MAX_LINE} bytes; is this really the bulk CSV?")]
     LineTooLong {
         /// The line.
-        line: u64,
+        line: u32,
     },
     /// A field too long.
     #[error("line {line}: the `{column}` field is longer than {MAX_FIELD} characters")]
     FieldTooLong {
         /// The line.
-        line: u64,
+        line: u32,
         /// The column.
         column: String,
     },
@@ -58,18 +58,18 @@ pub enum CsvError {
     #[error(
         "line {0}: a quoted field is not closed (or text follows its closing quote); fields may not span lines"
     )]
-    Quote(u64),
+    Quote(u32),
     /// A row without a UPN.
     #[error("line {line}: the `upn` field is empty; every row needs the person's UPN")]
     MissingUpn {
         /// The line.
-        line: u64,
+        line: u32,
     },
     /// Not a UPN.
     #[error("line {line}: {upn:?} is not a UPN (name@domain)")]
     BadUpn {
         /// The line.
-        line: u64,
+        line: u32,
         /// The value.
         upn: String,
     },
@@ -77,7 +77,7 @@ pub enum CsvError {
     #[error("line {line}: {found} fields, but the header names {expected} columns")]
     FieldCount {
         /// The line.
-        line: u64,
+        line: u32,
         /// Fields on the line.
         found: usize,
         /// Columns in the header.
@@ -85,7 +85,7 @@ pub enum CsvError {
     },
     /// Too many rows.
     #[error("line {0}: more than {MAX_ROWS} rows; split the file")]
-    TooManyRows(u64),
+    TooManyRows(u32),
     /// No data rows after the header.
     #[error("the CSV file has a header but no rows")]
     NoRows,
@@ -95,7 +95,7 @@ pub enum CsvError {
 }
 
 /// Reads one line of at most [`MAX_LINE`] bytes (without the line end); `None` at the end.
-fn read_line(input: &mut impl BufRead, line: u64, buf: &mut Vec<u8>) -> Result<Option<()>, CsvError> {
+fn read_line(input: &mut impl BufRead, line: u32, buf: &mut Vec<u8>) -> Result<Option<()>, CsvError> {
     buf.clear();
     let mut limited = std::io::Read::take(&mut *input, MAX_LINE as u64 + 2);
     let n = limited.read_until(b'\n', buf).map_err(|e| CsvError::Read(e.to_string()))?;
@@ -117,7 +117,7 @@ fn read_line(input: &mut impl BufRead, line: u64, buf: &mut Vec<u8>) -> Result<O
 }
 
 /// Splits one line into fields (RFC 4180 quoting, no embedded line breaks).
-fn split(text: &str, line: u64) -> Result<Vec<String>, CsvError> {
+fn split(text: &str, line: u32) -> Result<Vec<String>, CsvError> {
     let mut fields = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
@@ -186,7 +186,7 @@ fn columns(header: &[String]) -> Result<Columns, CsvError> {
     Ok(Columns { upn, serial, display_name, count: header.len() })
 }
 
-fn decode(bytes: &[u8], line: u64) -> Result<&str, CsvError> {
+fn decode(bytes: &[u8], line: u32) -> Result<&str, CsvError> {
     std::str::from_utf8(bytes).map_err(|_| CsvError::Encoding(line))
 }
 
@@ -205,9 +205,11 @@ pub fn parse(mut input: impl BufRead) -> Result<Vec<BulkRow>, CsvError> {
         .map_err(|_| CsvError::Header { found: header_text.chars().take(80).collect() })?;
     let cols = columns(&header)?;
     let mut rows = Vec::new();
-    let mut line = 1u64;
+    let mut line = 1u32;
     loop {
-        line += 1;
+        // Lines are counted in 32 bits, as the server takes them; a file with more lines than
+        // that is refused like one with too many rows.
+        line = line.checked_add(1).ok_or(CsvError::TooManyRows(line))?;
         if read_line(&mut input, line, &mut buf)?.is_none() {
             break;
         }
@@ -248,7 +250,7 @@ pub fn parse(mut input: impl BufRead) -> Result<Vec<BulkRow>, CsvError> {
 mod tests {
     use super::*;
 
-    fn row(line: u64, upn: &str, serial: Option<&str>, name: Option<&str>) -> BulkRow {
+    fn row(line: u32, upn: &str, serial: Option<&str>, name: Option<&str>) -> BulkRow {
         BulkRow { line, upn: upn.into(), serial: serial.map(Into::into), display_name: name.map(Into::into) }
     }
 
