@@ -115,6 +115,9 @@ impl Connector {
         let http = reqwest::Client::builder()
             .connect_timeout(config.retry.request_timeout)
             .user_agent(concat!("keyward-entra/", env!("CARGO_PKG_VERSION")))
+            // Never follow a redirect: a 307 would resend the token request, secret included,
+            // or a Graph call with its bearer token, to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|_| ConfigError::Url("graphUrl", config.graph_url.clone()))?;
         let config = Arc::new(config);

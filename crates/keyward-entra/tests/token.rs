@@ -99,3 +99,43 @@ async fn login_errors_say_what_to_fix() {
     assert!(matches!(err, TokenError::CertificateNotValidNow(_)), "{err:?}");
     assert!(err.to_string().contains("expired 2021-01-01"), "{err}");
 }
+
+/// A redirect is never followed: a 307 from the token endpoint would have the client resend
+/// its form, secret included, wherever the `Location` points. The token and Graph calls share
+/// one HTTP client, so this holds for both.
+#[tokio::test]
+async fn a_redirect_from_the_token_endpoint_is_not_followed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    let elsewhere = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere_url = format!("http://{}", elsewhere.local_addr().unwrap());
+    let reached = Arc::new(AtomicBool::new(false));
+    let flag = reached.clone();
+    tokio::spawn(async move {
+        if elsewhere.accept().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    let redirector = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirector_url = format!("http://{}", redirector.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = redirector.accept().await {
+            let mut buf = vec![0u8; 16 * 1024];
+            let _ = socket.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {elsewhere_url}/token\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+
+    let mut config =
+        keyward_entra::ConnectorConfig::new(TENANT, CLIENT, secret(SECRET)).pointed_at(&redirector_url);
+    config.retry = fast_retry();
+    let error = Connector::new(config).unwrap().tokens().token().await.unwrap_err();
+    assert!(error.to_string().contains("307"), "the error names the redirect: {error}");
+    assert!(!reached.load(Ordering::SeqCst), "the token request was sent where the redirect pointed");
+}
