@@ -45,6 +45,14 @@ pub enum ApiClientError {
         /// The transport error.
         reason: String,
     },
+    /// The server URL would have the API token travel in clear, or is not an HTTP URL.
+    #[error(
+        "refusing to send the API token to {url}: use https://, or http:// only for a server on this machine (127.0.0.1, [::1] or localhost)"
+    )]
+    InsecureServer {
+        /// The server URL.
+        url: String,
+    },
     /// The server answered with an error.
     #[error("{message} (HTTP {status}, {code})")]
     Api {
@@ -145,6 +153,23 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
+/// The token goes over TLS, or in clear only to a server on this machine (loopback).
+fn check_transport(server: &str) -> Result<(), ApiClientError> {
+    let insecure = || ApiClientError::InsecureServer { url: server.to_owned() };
+    let url = url::Url::parse(server).map_err(|_| insecure())?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(insecure()),
+    }
+}
+
 /// Percent-encodes a path segment (UPNs contain `@` and may contain `#`).
 fn seg(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20")
@@ -155,6 +180,7 @@ impl ApiClient {
     pub fn new(config: &ClientConfig) -> Result<Self, ApiClientError> {
         let token =
             config.token.clone().ok_or_else(|| ApiClientError::NoToken(config.file.display().to_string()))?;
+        check_transport(&config.server)?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
@@ -523,5 +549,29 @@ impl ApiClient {
     /// Every row of a job with its outcome.
     pub async fn job_report(&self, id: &str) -> Result<Vec<UnitOutcome>, ApiClientError> {
         self.all(&format!("/api/v1/jobs/{}/report", seg(id))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_token_travels_in_clear_only_to_this_machine() {
+        let cases = [
+            ("https://keyward.contoso.com", true),
+            ("https://10.0.0.5:8443", true),
+            ("http://127.0.0.1:8080", true),
+            ("http://127.1.2.3:8080", true),
+            ("http://[::1]:8080", true),
+            ("http://localhost:8080", true),
+            ("http://keyward.contoso.com", false),
+            ("http://10.0.0.5:8080", false),
+            ("http://localhost.contoso.com", false),
+            ("ftp://127.0.0.1", false),
+            ("keyward.contoso.com", false),
+            ("", false),
+        ];
+        for (url, allowed) in cases {
+            assert_eq!(super::check_transport(url).is_ok(), allowed, "{url}");
+        }
     }
 }

@@ -308,6 +308,18 @@ fn errors_say_what_to_do_next() {
     assert!(down.stderr.contains("cannot reach the Keyward server at http://127.0.0.1:9"), "{}", down.stderr);
     assert!(down.stderr.contains("is `keyward serve` running"), "{}", down.stderr);
 
+    // A server elsewhere over plain HTTP: the token is not sent, and the message says why.
+    let clear = run(isolated(home.path()).env("KEYWARD_TOKEN", "kw_x").args([
+        "people",
+        "list",
+        "--server",
+        "http://keyward.contoso.com:8080",
+    ]));
+    assert!(!clear.ok, "{clear:?}");
+    assert!(clear.stderr.contains("refusing to send the API token"), "{}", clear.stderr);
+    assert!(clear.stderr.contains("use https://"), "{}", clear.stderr);
+    assert!(!clear.stderr.contains("kw_x"), "{}", clear.stderr);
+
     // A broken client file names itself.
     let file = home.path().join("client.toml");
     std::fs::write(&file, "server = 42\n").unwrap();
