@@ -21,7 +21,10 @@ pub use ids::{ApiTokenId, IssuanceId, JobId, PasskeyId, PersonId, PolicyId, Secu
 pub use issuance::{Channel, Issuance, IssuanceError, IssuanceState};
 pub use key::{KeyError, KeyState, SecurityKey};
 pub use passkey::{Passkey, PasskeyError, PasskeyOrigin, PasskeyState};
-pub use person::{ExternalRefSlot, ExternalRefs, LinkMethod, Person, PersonError, PersonSource};
+pub use person::{
+    ExternalRefSlot, ExternalRefs, LinkMethod, MAX_UPN_CHARS, Person, PersonError, PersonSource,
+    is_plausible_upn,
+};
 pub use policy::{EffectivePolicy, EnrollmentMode, EnrollmentPolicy, PinRules};
 pub use rbac::{Permission, Role};
 pub use text::UnknownName;

@@ -28,6 +28,18 @@ pub enum PersonError {
     Inactive(String),
 }
 
+/// The longest user principal name Entra accepts: 64 characters before the `@`, 48 after.
+pub const MAX_UPN_CHARS: usize = 113;
+
+/// Whether `upn` can be a user principal name (`name@domain.tld`, at most [`MAX_UPN_CHARS`]
+/// characters, no white space, control characters or `/`): checked before a UPN from a person
+/// or a file is looked up in Entra, where it becomes part of a URL.
+pub fn is_plausible_upn(upn: &str) -> bool {
+    upn.split_once('@').is_some_and(|(name, domain)| !name.is_empty() && domain.contains('.'))
+        && upn.chars().count() <= MAX_UPN_CHARS
+        && !upn.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/')
+}
+
 /// One of the three external-reference slots (1, 2 or 3) that may hold the Entra object id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "u8", into = "u8")]
@@ -184,6 +196,27 @@ impl Person {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plausible_upns() {
+        let long = format!("{}@contoso.com", "a".repeat(MAX_UPN_CHARS));
+        let cases = [
+            ("ada@contoso.com", true),
+            ("john_fabrikam.com#EXT#@contoso.onmicrosoft.com", true),
+            ("o'brien@contoso.com", true),
+            ("", false),
+            ("ada", false),
+            ("@contoso.com", false),
+            ("ada@contoso", false),
+            ("ada lovelace@contoso.com", false),
+            ("ada@contoso.com/authentication", false),
+            ("ada\u{7}@contoso.com", false),
+            (long.as_str(), false),
+        ];
+        for (upn, plausible) in cases {
+            assert_eq!(is_plausible_upn(upn), plausible, "{upn:?}");
+        }
+    }
+
     use super::*;
 
     const OID: &str = "1d7c5b1a-8b1e-4f4e-9f43-2a5b6c7d8e9f";

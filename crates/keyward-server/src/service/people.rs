@@ -350,21 +350,14 @@ impl Service {
 /// maximum lifetime both range over 10 to 43200); the tenant's policy may narrow it further.
 pub const TAP_LIFETIME_MINUTES: std::ops::RangeInclusive<u32> = 10..=43_200;
 
-/// The longest user principal name Entra accepts: 64 characters before the `@`, 48 after.
-const MAX_UPN_CHARS: usize = 113;
-
-/// Refuses what cannot be a user principal name before it reaches a Graph URL: empty, without
-/// `@`, longer than Entra allows, or with white space or control characters.
+/// Refuses what cannot be a user principal name before it reaches a Graph URL.
 fn check_upn(upn: &str) -> Result<(), ServiceError> {
-    let plausible =
-        upn.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-            && upn.chars().count() <= MAX_UPN_CHARS
-            && !upn.chars().any(|c| c.is_whitespace() || c.is_control());
-    if plausible {
+    if keyward_core::is_plausible_upn(upn) {
         return Ok(());
     }
-    let shown: String = upn.chars().take(MAX_UPN_CHARS).collect();
+    let shown: String = upn.chars().take(keyward_core::MAX_UPN_CHARS).collect();
     Err(ServiceError::Invalid(format!(
-        "{shown:?} is not a user principal name: give one like ada@contoso.com (at most {MAX_UPN_CHARS} characters, no spaces)"
+        "{shown:?} is not a user principal name: give one like ada@contoso.com (at most {} characters, no spaces)",
+        keyward_core::MAX_UPN_CHARS
     )))
 }

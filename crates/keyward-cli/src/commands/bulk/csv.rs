@@ -232,10 +232,7 @@ pub fn parse(mut input: impl BufRead) -> Result<Vec<BulkRow>, CsvError> {
         }
         let get = |i: Option<usize>| i.and_then(|i| fields.get(i)).filter(|f| !f.is_empty()).cloned();
         let upn = get(Some(cols.upn)).ok_or(CsvError::MissingUpn { line })?;
-        let well_formed = upn.split_once('@').is_some_and(|(name, domain)| {
-            !name.is_empty() && domain.contains('.') && !upn.chars().any(|c| c.is_whitespace() || c == '/')
-        });
-        if !well_formed {
+        if !keyward_core::is_plausible_upn(&upn) {
             return Err(CsvError::BadUpn { line, upn: upn.chars().take(80).collect() });
         }
         rows.push(BulkRow { line, upn, serial: get(cols.serial), display_name: get(cols.display_name) });
