@@ -285,14 +285,8 @@ impl ApiClient {
     }
 
     /// Links a person by object id or UPN.
-    pub async fn link_person(
-        &self,
-        who: &str,
-        object_id: Option<String>,
-        upn: Option<String>,
-    ) -> Result<PersonView, ApiClientError> {
-        let body = LinkRequest { object_id, upn };
-        self.call(reqwest::Method::PUT, &format!("/api/v1/people/{}/link", seg(who)), Some(&body)).await
+    pub async fn link_person(&self, who: &str, body: &LinkRequest) -> Result<PersonView, ApiClientError> {
+        self.call(reqwest::Method::PUT, &format!("/api/v1/people/{}/link", seg(who)), Some(body)).await
     }
 
     /// Issues a Temporary Access Pass.

@@ -64,6 +64,22 @@ pub enum IssuanceError {
     /// The requester tried to approve their own request.
     #[error("the requester cannot approve their own issuance; ask another operator")]
     SelfApproval,
+    /// The person's Entra link changed after the issuance was created (and approved): the
+    /// passkey would land on another account than the one the request named.
+    #[error(
+        "the person's Entra link changed since this issuance was created (it named Entra account {bound}, the person is now linked to {now}); cancel it and create a new issuance for the new account"
+    )]
+    LinkChanged {
+        /// The object id the issuance was created for.
+        bound: String,
+        /// The object id the person is linked to now (`none` when unlinked).
+        now: String,
+    },
+    /// An issuance from before issuances were bound to an account.
+    #[error(
+        "this issuance was created before Keyward bound issuances to an Entra account; cancel it and create a new one"
+    )]
+    Unbound,
 }
 
 impl IssuanceState {
@@ -109,6 +125,11 @@ pub struct Issuance {
     pub approved_by: Option<String>,
     /// The key the passkey goes on, when known.
     pub security_key_id: Option<SecurityKeyId>,
+    /// The Entra object id the passkey is for, recorded when the issuance is created; approval
+    /// covers it, and every later step refuses if the person's link no longer names it.
+    pub entra_object_id: Option<String>,
+    /// The person's UPN when the issuance was created (what the approver saw).
+    pub entra_upn: Option<String>,
     /// SHA-256 (hex) of the self-service collection code.
     pub collection_code_hash: Option<String>,
     /// The Entra challenge handed to the client with the creation options (base64url); the
@@ -146,6 +167,8 @@ impl Issuance {
             approval_required,
             approved_by: None,
             security_key_id: None,
+            entra_object_id: None,
+            entra_upn: None,
             collection_code_hash: None,
             challenge: None,
             challenge_expires_at: None,
@@ -178,6 +201,26 @@ impl Issuance {
         self.transition(IssuanceState::Failed)?;
         self.failure_reason = Some(reason.into());
         Ok(())
+    }
+
+    /// Binds the issuance to the Entra account it is for (at creation).
+    pub fn bind_to(mut self, object_id: &str, upn: &str) -> Self {
+        self.entra_object_id = Some(object_id.to_owned());
+        self.entra_upn = Some(upn.to_owned());
+        self
+    }
+
+    /// Refuses unless the person's current link (`now`, their object id or `None` when
+    /// unlinked) is still the account the issuance was created for.
+    pub fn check_bound(&self, now: Option<&str>) -> Result<(), IssuanceError> {
+        let bound = self.entra_object_id.as_deref().ok_or(IssuanceError::Unbound)?;
+        match now {
+            Some(now) if now.eq_ignore_ascii_case(bound) => Ok(()),
+            _ => Err(IssuanceError::LinkChanged {
+                bound: bound.to_owned(),
+                now: now.unwrap_or("none").to_owned(),
+            }),
+        }
     }
 
     /// Whether the challenge handed out has expired at `now`.
@@ -254,6 +297,21 @@ mod tests {
         assert_eq!(h, hash_collection_code(&SecretString::from(" ABCD-1234\n")));
         assert!(!h.contains("ABCD"));
         assert_ne!(h, hash_collection_code(&SecretString::from("ABCD-1235")));
+    }
+
+    #[test]
+    fn an_issuance_holds_to_the_account_it_was_created_for() {
+        let oid = "1d7c5b1a-8b1e-4f4e-9f43-2a5b6c7d8e9f";
+        let other = "2e8d6c2b-9c2f-4a5f-8a54-3b6c7d8e9f0a";
+        let unbound = Issuance::new(PersonId::new(), "op1", Channel::Operator, false);
+        assert_eq!(unbound.check_bound(Some(oid)), Err(IssuanceError::Unbound));
+        let i = unbound.bind_to(oid, "ada@contoso.example");
+        assert_eq!(i.check_bound(Some(oid)), Ok(()));
+        assert_eq!(i.check_bound(Some(&oid.to_uppercase())), Ok(()));
+        let e = i.check_bound(Some(other)).unwrap_err();
+        assert_eq!(e, IssuanceError::LinkChanged { bound: oid.into(), now: other.into() });
+        assert!(e.to_string().contains("cancel it and create a new issuance"), "{e}");
+        assert!(matches!(i.check_bound(None), Err(IssuanceError::LinkChanged { now, .. }) if now == "none"));
     }
 
     #[test]

@@ -26,6 +26,9 @@ named_enum! {
         PeopleRead = "people:read",
         /// Set or change a person's Entra link.
         PeopleLink = "people:link",
+        /// Link a person to an account whose UPN is not theirs, or relink a person who holds
+        /// passkeys (revoking them first).
+        PeopleRelink = "people:relink",
         /// Sync people from Entra.
         PeopleSync = "people:sync",
         /// List and show issuances.
@@ -76,6 +79,7 @@ impl Role {
             //                 admin operator helpdesk auditor
             PeopleRead      => [Y,    Y,       Y,       Y],
             PeopleLink      => [Y,    Y,       Y,       N],
+            PeopleRelink    => [Y,    N,       N,       N],
             PeopleSync      => [Y,    Y,       N,       N],
             IssuanceRead    => [Y,    Y,       Y,       Y],
             IssuanceCreate  => [Y,    Y,       N,       N],
@@ -117,8 +121,13 @@ mod tests {
     }
 
     #[test]
-    fn only_admin_manages_tokens_connector_and_policy() {
-        for p in [Permission::TokensManage, Permission::ConnectorManage, Permission::PolicyManage] {
+    fn only_admin_manages_tokens_connector_policy_and_relinks() {
+        for p in [
+            Permission::TokensManage,
+            Permission::ConnectorManage,
+            Permission::PolicyManage,
+            Permission::PeopleRelink,
+        ] {
             for r in Role::ALL {
                 assert_eq!(r.allows(p), *r == Role::Admin, "{r} and {p}");
             }

@@ -40,6 +40,15 @@ pub const REQUIRED_PERMISSIONS: &[Requirement] = &[
         ],
     },
     Requirement {
+        permission: "RoleManagement.Read.Directory",
+        purpose: "read directory role members (protected people: administrators get passkeys and TAPs only from an admin)",
+        also_satisfied_by: &[
+            "RoleManagement.ReadWrite.Directory",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
+    },
+    Requirement {
         permission: "UserAuthenticationMethod.ReadWrite.All",
         purpose: "register, list and delete passkeys, issue Temporary Access Passes",
         also_satisfied_by: &[],
@@ -166,6 +175,7 @@ mod tests {
                 &[
                     "User.Read.All",
                     "GroupMember.Read.All",
+                    "RoleManagement.Read.Directory",
                     "UserAuthenticationMethod.ReadWrite.All",
                     "Policy.ReadWrite.AuthenticationMethod",
                 ],
@@ -183,6 +193,7 @@ mod tests {
                 &["User.Read.All"],
                 &[
                     "GroupMember.Read.All",
+                    "RoleManagement.Read.Directory",
                     "UserAuthenticationMethod.ReadWrite.All",
                     "Policy.ReadWrite.AuthenticationMethod",
                 ],
@@ -192,6 +203,7 @@ mod tests {
                 &[
                     "User.Read.All",
                     "GroupMember.Read.All",
+                    "RoleManagement.Read.Directory",
                     "UserAuthenticationMethod.ReadWrite.All",
                     "Policy.ReadWrite.AuthenticationMethod",
                 ],

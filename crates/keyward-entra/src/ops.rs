@@ -62,6 +62,20 @@ pub struct Group {
     pub display_name: Option<String>,
 }
 
+/// An activated directory role (Global Administrator and the like).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryRole {
+    /// The role's object id in this tenant.
+    pub id: String,
+    /// Display name, e.g. `Global Administrator`.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The id of the role's template, the same in every tenant.
+    #[serde(default)]
+    pub role_template_id: Option<String>,
+}
+
 /// A Temporary Access Pass just created: the pass value is a secret, shown once.
 #[derive(Debug, Clone)]
 pub struct IssuedTap {
@@ -119,6 +133,22 @@ impl Connector {
                 m.get("@odata.type").and_then(Value::as_str).is_none_or(|t| t == "#microsoft.graph.user")
             })
             .filter_map(|m| serde_json::from_value(m).ok())
+            .collect())
+    }
+
+    /// The directory roles activated in the tenant (a role appears once someone holds it).
+    pub async fn list_directory_roles(&self) -> Result<Vec<DirectoryRole>, GraphError> {
+        self.get_all("/directoryRoles?$select=id,displayName,roleTemplateId").await
+    }
+
+    /// The object ids of a directory role's members (users, groups and service principals
+    /// alike: whoever holds the role).
+    pub async fn list_directory_role_members(&self, role_id: &str) -> Result<Vec<String>, GraphError> {
+        let members: Vec<Value> =
+            self.get_all(&format!("/directoryRoles/{}/members?$select=id", enc(role_id))).await?;
+        Ok(members
+            .into_iter()
+            .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned))
             .collect())
     }
 

@@ -23,6 +23,12 @@ pub struct IssuanceView {
     pub approved_by: Option<String>,
     /// The key, when known.
     pub security_key_id: Option<String>,
+    /// The Entra account (object id) the passkey goes to, fixed when the issuance was created.
+    #[serde(default)]
+    pub entra_object_id: Option<String>,
+    /// The person's UPN when the issuance was created.
+    #[serde(default)]
+    pub entra_upn: Option<String>,
     /// When the challenge expires.
     pub challenge_expires_at: Option<String>,
     /// `requested`, `approved`, `options-issued`, `registered`, `failed`, `cancelled`, `expired`.

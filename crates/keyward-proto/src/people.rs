@@ -57,6 +57,13 @@ pub struct LinkRequest {
     pub object_id: Option<String>,
     /// A UPN to look up in Entra.
     pub upn: Option<String>,
+    /// Link to an account whose UPN is not the person's own (admin only; audited).
+    #[serde(default)]
+    pub allow_other_upn: bool,
+    /// Relink a person who holds passkeys or open issuances under another account: revoke
+    /// and cancel them first (admin only).
+    #[serde(default)]
+    pub revoke_existing: bool,
 }
 
 /// What to sync.

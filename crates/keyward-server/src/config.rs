@@ -72,7 +72,27 @@ pub struct ServerConfig {
     pub sync_interval_minutes: u64,
     /// Threads that run requests and jobs; default one per core (`KEYWARD_WORKER_THREADS`).
     pub worker_threads: Option<usize>,
+    /// Entra directory roles (display names or template ids) whose members are protected: only
+    /// an admin issues them a passkey or a TAP (`KEYWARD_PROTECTED_ROLES`, comma-separated; an
+    /// empty list protects nobody by role).
+    pub protected_roles: Vec<String>,
+    /// Entra groups (display names) whose members are protected likewise
+    /// (`KEYWARD_PROTECTED_GROUPS`, comma-separated).
+    pub protected_groups: Vec<String>,
+    /// The longest Temporary Access Pass a helpdesk token may issue, in minutes; helpdesk TAPs
+    /// are always single-use (`KEYWARD_HELPDESK_TAP_MAX_MINUTES`).
+    pub helpdesk_tap_max_minutes: u32,
 }
+
+/// The directory roles protected by default: those whose holders can take over the tenant or
+/// other people's sign-in methods.
+pub const DEFAULT_PROTECTED_ROLES: &[&str] = &[
+    "Global Administrator",
+    "Privileged Authentication Administrator",
+    "Privileged Role Administrator",
+    "Authentication Administrator",
+    "Security Administrator",
+];
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -87,6 +107,9 @@ impl Default for ServerConfig {
             max_body_bytes: 256 * 1024,
             sync_interval_minutes: 60,
             worker_threads: None,
+            protected_roles: DEFAULT_PROTECTED_ROLES.iter().map(|r| r.to_string()).collect(),
+            protected_groups: Vec::new(),
+            helpdesk_tap_max_minutes: 60,
         }
     }
 }
@@ -145,6 +168,19 @@ impl ServerConfig {
         if let Some(v) = get("KEYWARD_WORKER_THREADS") {
             self.worker_threads = Some(parse("KEYWARD_WORKER_THREADS", &v, "a number of threads")?);
         }
+        let list = |v: String| -> Vec<String> {
+            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        };
+        if let Some(v) = get("KEYWARD_PROTECTED_ROLES") {
+            self.protected_roles = list(v);
+        }
+        if let Some(v) = get("KEYWARD_PROTECTED_GROUPS") {
+            self.protected_groups = list(v);
+        }
+        if let Some(v) = get("KEYWARD_HELPDESK_TAP_MAX_MINUTES") {
+            self.helpdesk_tap_max_minutes =
+                parse("KEYWARD_HELPDESK_TAP_MAX_MINUTES", &v, "a number of minutes")?;
+        }
         if let Some(v) = get("KEYWARD_MAX_BODY_BYTES") {
             self.max_body_bytes = parse("KEYWARD_MAX_BODY_BYTES", &v, "a number of bytes")?;
         }
@@ -172,6 +208,12 @@ impl ServerConfig {
             return Err(ConfigError::Invalid {
                 name: "worker_threads".into(),
                 message: "must be at least 1; leave it out for the default".into(),
+            });
+        }
+        if !(10..=43_200).contains(&self.helpdesk_tap_max_minutes) {
+            return Err(ConfigError::Invalid {
+                name: "helpdesk_tap_max_minutes".into(),
+                message: "must be 10 to 43200 minutes, the range a Temporary Access Pass may live".into(),
             });
         }
         if self.max_body_bytes < 16 * 1024 {

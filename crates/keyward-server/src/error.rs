@@ -102,6 +102,7 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             e @ ServiceError::Forbidden { .. } => Self::Forbidden(e.to_string()),
+            ServiceError::Protected(why) => Self::Forbidden(why),
             ServiceError::NotFound(what) => Self::NotFound(what),
             e @ ServiceError::UnknownPerson(_) => Self::Missing(e.to_string()),
             ServiceError::Invalid(why) => Self::BadRequest(why),

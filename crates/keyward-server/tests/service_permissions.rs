@@ -6,6 +6,7 @@
 
 use keyward_core::{ApiTokenId, EnrollmentMode, Permission, PinRules, Role};
 use keyward_server::service::issuance::{NewIssuance, PersonRef};
+use keyward_server::service::people::LinkChange;
 use keyward_server::service::policies::PolicyChange;
 use keyward_server::{Caller, ServerConfig, Service, ServiceError};
 
@@ -48,7 +49,20 @@ async fn every_operation_checks_its_callers_permission() {
     forbidden("set a policy", service.set_policy(&operator, "staff", change).await, Permission::PolicyManage);
     forbidden("delete a policy", service.delete_policy(&auditor, "staff").await, Permission::PolicyManage);
     forbidden("sync people", service.sync_people(&helpdesk, None).await, Permission::PeopleSync);
-    forbidden("link a person", service.link_person(&auditor, &ada, None, None).await, Permission::PeopleLink);
+    let link = LinkChange::default();
+    forbidden("link a person", service.link_person(&auditor, &ada, &link).await, Permission::PeopleLink);
+    let relink = LinkChange { revoke_existing: true, ..LinkChange::default() };
+    forbidden(
+        "relink a person",
+        service.link_person(&helpdesk, &ada, &relink).await,
+        Permission::PeopleRelink,
+    );
+    let other = LinkChange { allow_other_upn: true, ..LinkChange::default() };
+    forbidden(
+        "link to another UPN",
+        service.link_person(&operator, &ada, &other).await,
+        Permission::PeopleRelink,
+    );
     forbidden("issue a TAP", service.issue_tap(&auditor, &ada, None, None).await, Permission::TapIssue);
     let new = NewIssuance { person: ada.clone(), channel: keyward_core::Channel::Operator, serial: None };
     forbidden(

@@ -116,6 +116,9 @@ pub struct SeedUser {
     /// Ids of the groups the user belongs to.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Built-in directory roles the user holds, by display name (`Global Administrator`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directory_roles: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -147,6 +150,17 @@ impl Seed {
             }
             if !upns.insert(user.user_principal_name.to_ascii_lowercase()) {
                 return Err(format!("userPrincipalName {} appears twice", user.user_principal_name));
+            }
+            for role in &user.directory_roles {
+                if crate::graph::roles::template_id(role).is_none() {
+                    let known: Vec<&str> =
+                        crate::graph::roles::BUILT_IN_ROLES.iter().map(|(n, _)| *n).collect();
+                    return Err(format!(
+                        "user {} holds directory role {role:?}, which the emulator does not know; use one of: {}",
+                        user.user_principal_name,
+                        known.join(", ")
+                    ));
+                }
             }
             for group in &user.groups {
                 if !self.groups.iter().any(|g| g.id.eq_ignore_ascii_case(group)) {

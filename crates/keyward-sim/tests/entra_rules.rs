@@ -38,6 +38,7 @@ fn seed(table: &Table, roots: Vec<String>) -> Seed {
         user_type: "Member".into(),
         mail: None,
         groups: u.groups.clone(),
+        directory_roles: vec![],
     }));
     seed.attestation_roots_pem = roots;
     seed

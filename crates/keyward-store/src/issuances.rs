@@ -17,7 +17,8 @@ use crate::write::Write;
 use crate::{audit, people};
 
 const COLUMNS: &str = "id, person_id, requester, channel, approval_required, approved_by, security_key_id, \
-                       collection_code_hash, challenge, challenge_expires_at, state, failure_reason, created_at, updated_at";
+                       collection_code_hash, challenge, challenge_expires_at, state, failure_reason, created_at, updated_at, \
+                       entra_object_id, entra_upn";
 
 fn from_row(r: &Row) -> Result<Issuance> {
     Ok(Issuance {
@@ -28,6 +29,8 @@ fn from_row(r: &Row) -> Result<Issuance> {
         approval_required: flag(r, "approval_required")?,
         approved_by: opt_text(r, "approved_by")?,
         security_key_id: opt_parsed(r, "security_key_id")?,
+        entra_object_id: opt_text(r, "entra_object_id")?,
+        entra_upn: opt_text(r, "entra_upn")?,
         collection_code_hash: opt_text(r, "collection_code_hash")?,
         challenge: opt_text(r, "challenge")?,
         challenge_expires_at: opt_int(r, "challenge_expires_at")?.map(from_micros),
@@ -47,7 +50,7 @@ pub fn subject(id: IssuanceId) -> String {
 pub async fn create(tx: &mut Tx, actor: &str, i: &Issuance) -> Result<()> {
     let insert = Write::new(
         Stmt::new(format!(
-            "INSERT INTO issuance ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
+            "INSERT INTO issuance ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)"
         ))
         .bind(i.id.to_string())
         .bind(i.person_id.to_string())
@@ -62,11 +65,16 @@ pub async fn create(tx: &mut Tx, actor: &str, i: &Issuance) -> Result<()> {
         .bind(i.state.as_str())
         .bind(i.failure_reason.clone())
         .bind(to_micros(i.created_at))
-        .bind(to_micros(i.updated_at)),
+        .bind(to_micros(i.updated_at))
+        .bind(i.entra_object_id.clone())
+        .bind(i.entra_upn.clone()),
     )
     .on_error(|e| StoreError::unique(e, || "an issuance with this collection code".into()));
     tx.write(insert).await?;
-    let detail = json!({"person": i.person_id, "channel": i.channel.as_str(), "approval_required": i.approval_required});
+    let detail = json!({
+        "person": i.person_id, "channel": i.channel.as_str(), "approval_required": i.approval_required,
+        "entra_object_id": i.entra_object_id, "entra_upn": i.entra_upn,
+    });
     audit::append(tx, AuditDraft::new(actor, "issuance.create", subject(i.id)).detail(&detail));
     Ok(())
 }
@@ -109,8 +117,13 @@ pub async fn transition(tx: &mut Tx, actor: &str, expected: IssuanceState, next:
         move |actual| StoreError::StaleIssuance { id: id.to_string(), expected, actual: actual.state },
     );
     tx.write(update).await?;
-    let detail =
+    let mut detail =
         json!({"from": expected.as_str(), "to": next.state.as_str(), "failure_reason": next.failure_reason});
+    if next.state == IssuanceState::Approved {
+        // What the approver approved: the account, not only the person.
+        detail["entra_object_id"] = json!(next.entra_object_id);
+        detail["entra_upn"] = json!(next.entra_upn);
+    }
     audit::append(
         tx,
         AuditDraft::new(actor, format!("issuance.{}", next.state), subject(next.id)).detail(&detail),
@@ -144,6 +157,18 @@ pub async fn find_by_collection_code_hash(store: &Store, hash: &str) -> Result<O
         .fetch_optional(store)
         .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// A person's issuances that have not finished (requested, approved or options issued).
+pub async fn list_open_by_person(store: &Store, person: PersonId) -> Result<Vec<Issuance>> {
+    let rows = Stmt::new(format!(
+        "SELECT {COLUMNS} FROM issuance WHERE person_id = $1 AND state IN ('requested', 'approved', 'options-issued')
+         ORDER BY created_at"
+    ))
+    .bind(person.to_string())
+    .fetch_all(store)
+    .await?;
+    rows.iter().map(from_row).collect()
 }
 
 /// Issuances, optionally for one person and/or in one state, newest first: those before `before`

@@ -189,22 +189,46 @@ pub async fn upsert_from_entra(
     Ok((p, Upserted::Updated))
 }
 
-/// Sets (or replaces) a person's Entra link.
+/// A link being made, with what the audit trail should say about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Link<'a> {
+    /// The Entra object id.
+    pub object_id: &'a str,
+    /// How it was found.
+    pub method: LinkMethod,
+    /// The object id it replaces, if any.
+    pub previous: Option<&'a str>,
+    /// The account's UPN in Entra.
+    pub entra_upn: &'a str,
+    /// Whether the account's UPN differs from the person's (an admin's override).
+    pub upn_override: bool,
+}
+
+/// Sets (or replaces) a person's Entra link; another person already holding the object id in
+/// `slot` is refused by the unique index.
 pub async fn set_link(
     tx: &mut Tx,
     actor: &str,
     id: PersonId,
     slot: ExternalRefSlot,
-    object_id: &str,
-    method: LinkMethod,
+    link: &Link<'_>,
 ) -> Result<Person> {
     let mut p = one(&mut *tx, &format!("SELECT {COLUMNS} FROM person WHERE id = $1"), id.to_string())
         .await?
         .ok_or_else(|| StoreError::NotFound(subject(id)))?;
-    p.link(slot, object_id, method).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    update(tx, &p).await?;
-    let detail = json!({"object_id": object_id, "method": method.as_str(), "slot": slot.number()});
-    audit::append(tx, AuditDraft::new(actor, "person.link", subject(id)).detail(&detail));
+    p.link(slot, link.object_id, link.method).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    update(tx, &p).await.map_err(|e| match e {
+        StoreError::Duplicate(_) => {
+            StoreError::Duplicate(format!("a person linked to Entra account {}", link.object_id))
+        }
+        e => e,
+    })?;
+    let detail = json!({
+        "object_id": link.object_id, "method": link.method.as_str(), "slot": slot.number(),
+        "previous_object_id": link.previous, "entra_upn": link.entra_upn, "upn_override": link.upn_override,
+    });
+    let action = if link.previous.is_some() { "person.relink" } else { "person.link" };
+    audit::append(tx, AuditDraft::new(actor, action, subject(id)).detail(&detail));
     Ok(p)
 }
 

@@ -107,12 +107,21 @@ async fn people_sync_links_and_leavers(store: Store) {
 
     // Manual link, disable, leaver.
     let other = Uuid::new_v4().to_string();
-    let linked = commit(&store, async |tx| {
-        people::set_link(tx, "op", page1[1].id, slot, &other, LinkMethod::ObjectId).await
-    })
-    .await
-    .unwrap();
+    let link = people::Link {
+        object_id: &other,
+        method: LinkMethod::ObjectId,
+        previous: None,
+        entra_upn: "x@contoso.example",
+        upn_override: false,
+    };
+    let linked =
+        commit(&store, async |tx| people::set_link(tx, "op", page1[1].id, slot, &link).await).await.unwrap();
     assert_eq!(linked.entra_object_id(slot), Some(other.as_str()));
+    // One Entra account, one person: a second link to the same object id is refused.
+    let mut tx = store.begin().await.unwrap();
+    let twice = people::set_link(&mut tx, "op", page1[0].id, slot, &link).await;
+    assert!(matches!(&twice, Err(StoreError::Duplicate(what)) if what.contains(&other)), "{twice:?}");
+    drop(tx);
     commit(&store, async |tx| people::set_enabled(tx, "sync", p.id, false).await.unwrap()).await;
     assert!(!people::get(&store, p.id).await.unwrap().unwrap().enabled);
     commit(&store, async |tx| people::mark_deleted(tx, "sync", newp.id).await.unwrap()).await;

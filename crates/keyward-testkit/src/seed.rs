@@ -51,6 +51,7 @@ pub fn numbered_user(i: usize) -> SeedUser {
         user_type: "Member".into(),
         mail: None,
         groups: vec![],
+        directory_roles: vec![],
     }
 }
 

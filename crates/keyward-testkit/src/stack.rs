@@ -43,6 +43,8 @@ pub struct StackOptions {
     /// Whether the server's connector is pointed at the emulator before the stack is handed over
     /// (as `keyward connector set` would); off for tests of setting it.
     pub connector: bool,
+    /// Changes to the server's configuration (after the stack's listen address and database).
+    pub server: Box<dyn FnOnce(&mut ServerConfig) + Send>,
 }
 
 impl StackOptions {
@@ -54,6 +56,7 @@ impl StackOptions {
             extra_users: 0,
             seed: Box::new(|_| {}),
             connector: true,
+            server: Box::new(|_| {}),
         }
     }
 
@@ -118,12 +121,13 @@ impl Stack {
             Some(database) => database.url().to_owned(),
             None => format!("sqlite://{}", dir.join("keyward.db").display()),
         };
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             listen: "127.0.0.1:0".parse().expect("loopback address"),
             data_dir: dir.clone(),
             database_url: Some(database_url.clone()),
             ..ServerConfig::default()
         };
+        (options.server)(&mut config);
         let service = Service::open(config).await.expect("the server opens its database");
         let (_, admin) = service
             .create_token(&keyward_server::Caller::host("bootstrap"), "admin", Role::Admin)

@@ -5,7 +5,7 @@
 
 use clap::{Args, Subcommand};
 use keyward_proto::issuances::IssuanceView;
-use keyward_proto::people::{PersonDetail, PersonView};
+use keyward_proto::people::{LinkRequest, PersonDetail, PersonView};
 
 use super::{ClientArgs, when_not_found};
 use crate::api_client::ApiClient;
@@ -65,9 +65,16 @@ enum PeopleCommand {
         /// The Entra object id of the account.
         #[arg(long, value_name = "ID")]
         object_id: Option<String>,
-        /// The account's UPN in Entra, when it differs.
+        /// The account's UPN in Entra (normally the person's own).
         #[arg(long = "upn", value_name = "UPN")]
         entra_upn: Option<String>,
+        /// Link to an account whose UPN is not the person's own (admin only; audited).
+        #[arg(long)]
+        allow_other_upn: bool,
+        /// Relink a person who holds passkeys or open issuances under another account,
+        /// revoking and cancelling them first (admin only).
+        #[arg(long)]
+        revoke_existing: bool,
     },
 }
 
@@ -79,7 +86,10 @@ pub async fn run(args: PeopleArgs) -> anyhow::Result<()> {
         PeopleCommand::List { search, format } => list(&api, search.as_deref(), format).await,
         PeopleCommand::Show { upn, format } => show(&api, &upn, format).await,
         PeopleCommand::Revoke { upn, reason } => revoke(&api, &upn, reason).await,
-        PeopleCommand::Link { upn, object_id, entra_upn } => link(&api, &upn, object_id, entra_upn).await,
+        PeopleCommand::Link { upn, object_id, entra_upn, allow_other_upn, revoke_existing } => {
+            let body = LinkRequest { object_id, upn: entra_upn, allow_other_upn, revoke_existing };
+            link(&api, &upn, &body).await
+        }
     }
 }
 
@@ -202,13 +212,8 @@ async fn revoke(api: &ApiClient, upn: &str, reason: Option<String>) -> anyhow::R
 }
 
 /// `people link`: the person's Entra account, by object id or UPN.
-async fn link(
-    api: &ApiClient,
-    upn: &str,
-    object_id: Option<String>,
-    entra_upn: Option<String>,
-) -> anyhow::Result<()> {
-    let p = api.link_person(upn, object_id, entra_upn).await.map_err(|e| when_not_found(e, PERSON_HINT))?;
+async fn link(api: &ApiClient, upn: &str, body: &LinkRequest) -> anyhow::Result<()> {
+    let p = api.link_person(upn, body).await.map_err(|e| when_not_found(e, PERSON_HINT))?;
     println!(
         "{} is linked to Entra object {} (by {})",
         p.upn,

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use super::render;
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::service::issuance::PersonRef;
+use crate::service::people::LinkChange;
 use crate::service::{Caller, Service};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<Service>> {
@@ -63,15 +64,21 @@ async fn show_person(
 /// Set a person's Entra link by object id or by UPN match.
 #[utoipa::path(put, path = "/api/v1/people/{id}/link", tag = "people", request_body = LinkRequest,
     params(("id" = String, Path, description = "Keyward id or UPN")),
-    responses((status = 200, body = PersonView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PersonView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn link_person(
     State(s): State<Arc<Service>>,
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<LinkRequest>,
 ) -> Result<ApiJson<PersonView>, ApiError> {
-    let linked =
-        s.link_person(&caller, &person_ref(&id), req.object_id.as_deref(), req.upn.as_deref()).await?;
+    let change = LinkChange {
+        object_id: req.object_id,
+        upn: req.upn,
+        allow_other_upn: req.allow_other_upn,
+        revoke_existing: req.revoke_existing,
+    };
+    let linked = s.link_person(&caller, &person_ref(&id), &change).await?;
     Ok(ApiJson(render::person(&linked, s.slot)))
 }
 

@@ -90,6 +90,8 @@ pub fn issuance(i: &Issuance) -> IssuanceView {
         approval_required: i.approval_required,
         approved_by: i.approved_by.clone(),
         security_key_id: i.security_key_id.map(|k| k.to_string()),
+        entra_object_id: i.entra_object_id.clone(),
+        entra_upn: i.entra_upn.clone(),
         challenge_expires_at: i.challenge_expires_at.map(rfc3339),
         state: i.state.to_string(),
         failure_reason: i.failure_reason.clone(),

@@ -76,6 +76,15 @@ impl Caller {
         }
     }
 
+    /// Whether the caller may act for a protected person: an admin token, or the host.
+    pub fn is_admin(&self) -> bool {
+        match &self.who {
+            Who::Token { role, .. } => *role == Role::Admin,
+            Who::Host { .. } => true,
+            Who::System { .. } => false,
+        }
+    }
+
     /// The token's id; `None` for the system.
     pub fn token_id(&self) -> Option<ApiTokenId> {
         match &self.who {

@@ -119,6 +119,7 @@ impl Service {
         id: IssuanceId,
     ) -> Result<(Issuance, Person), ServiceError> {
         let (mut issuance, person) = self.issuance_with_person(id).await?;
+        self.check_still_bound(&issuance, &person)?;
         if issuance.state != IssuanceState::OptionsIssued {
             return Err(ServiceError::Conflict(format!(
                 "issuance {id} is {}, not options-issued; fetch creation options first",

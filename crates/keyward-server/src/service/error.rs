@@ -20,6 +20,10 @@ pub enum ServiceError {
         /// What was refused.
         permission: Permission,
     },
+    /// The person is protected (a directory administrator, say) and the caller may not act
+    /// for them.
+    #[error("{0}")]
+    Protected(String),
     /// The thing named does not exist.
     #[error("{0} not found")]
     NotFound(String),

@@ -143,6 +143,11 @@ impl Service {
         Ok(all.iter().any(|p| p.state == PasskeyState::Pending && p.origin == PasskeyOrigin::Managed))
     }
 
+    /// A person's issuances that have not finished.
+    pub(super) async fn open_issuances_of(&self, person: PersonId) -> Result<Vec<Issuance>, ServiceError> {
+        Ok(issuances::list_open_by_person(&self.store, person).await?)
+    }
+
     async fn registered_count(&self, person: PersonId) -> Result<u32, ServiceError> {
         let all = passkeys::list_by_person(&self.store, person).await?;
         Ok(all.iter().filter(|p| p.state == PasskeyState::Registered).count() as u32)
@@ -158,7 +163,11 @@ impl Service {
             None => None,
         };
         self.check_issuable(&person, key.as_ref()).await?;
-        let mut issuance = Issuance::new(person.id, actor, req.channel, self.config.approval_required);
+        self.require_admin_if_protected(caller, &person, "a passkey").await?;
+        let object_id =
+            person.issuable_object_id(self.slot).map_err(|e| ServiceError::Refused(e.to_string()))?;
+        let mut issuance = Issuance::new(person.id, actor, req.channel, self.config.approval_required)
+            .bind_to(object_id, &person.upn);
         issuance.security_key_id = key.map(|k| k.id);
         let mut tx = self.store.begin().await?;
         issuances::create(&mut tx, actor, &issuance).await?;
@@ -201,6 +210,14 @@ impl Service {
         }))
     }
 
+    /// Refuses when the person's Entra link is no longer the account the issuance was created
+    /// (and approved) for.
+    pub(super) fn check_still_bound(&self, issuance: &Issuance, person: &Person) -> Result<(), ServiceError> {
+        issuance
+            .check_bound(person.entra_object_id(self.slot))
+            .map_err(|e| ServiceError::Conflict(e.to_string()))
+    }
+
     /// Loads an issuance, for operations that checked their own permission.
     async fn load_issuance(&self, id: IssuanceId) -> Result<Issuance, ServiceError> {
         issuances::get(&self.store, id).await?.ok_or_else(|| ServiceError::NotFound(format!("issuance {id}")))
@@ -237,7 +254,9 @@ impl Service {
     pub async fn approve_issuance(&self, caller: &Caller, id: IssuanceId) -> Result<Issuance, ServiceError> {
         caller.require(Permission::IssuanceApprove)?;
         let actor = &caller.actor();
-        let mut issuance = self.load_issuance(id).await?;
+        let (mut issuance, person) = self.issuance_with_person(id).await?;
+        self.check_still_bound(&issuance, &person)?;
+        self.require_admin_approval_if_protected(caller, &issuance, &person).await?;
         let from = issuance.state;
         issuance.approve(actor).map_err(|e| ServiceError::Conflict(e.to_string()))?;
         self.save_transition(actor, &issuance, from).await?;
@@ -306,7 +325,9 @@ impl Service {
             Some(k) => keys::get(&self.store, k).await?,
             None => None,
         };
+        self.check_still_bound(&issuance, &person)?;
         self.check_issuable(&person, key.as_ref()).await?;
+        self.require_admin_if_protected(caller, &person, "a passkey").await?;
         let object_id =
             person.issuable_object_id(self.slot).map_err(|e| ServiceError::Refused(e.to_string()))?;
         let connector = self.connector.get(&self.store).await?;

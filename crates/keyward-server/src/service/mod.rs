@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod local_check;
 pub mod people;
 pub mod policies;
+pub mod protected;
 pub mod reconcile;
 pub mod tokens;
 
@@ -52,6 +53,8 @@ pub struct Service {
     pub connector: connector::ConnectorSlot,
     /// Enrollment policies, read at most every few seconds (every issuance step needs them).
     pub(crate) policies: std::sync::Mutex<Option<(std::time::Instant, Vec<keyward_core::EnrollmentPolicy>)>>,
+    /// Who is protected (members of the configured roles and groups), read at most every minute.
+    pub(crate) protected: protected::ProtectedCache,
 }
 
 /// Why the server could not start.
@@ -80,8 +83,18 @@ impl Service {
             metrics: Arc::new(Metrics::default()),
             connector: connector::ConnectorSlot::new(key),
             policies: std::sync::Mutex::new(None),
+            protected: protected::ProtectedCache::default(),
             config,
         }))
+    }
+
+    /// Appends one audit event in its own transaction: the intent before an Entra call, or
+    /// its outcome after, when no other state changes with it.
+    pub(crate) async fn record(&self, draft: keyward_core::AuditDraft) -> Result<(), ServiceError> {
+        let mut tx = self.store.begin().await?;
+        keyward_store::audit::append(&mut tx, draft);
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Whether the database answers (for `/healthz`); the reason when it does not.

@@ -10,12 +10,13 @@
 use std::collections::{HashMap, HashSet};
 
 use keyward_core::{
-    AuditDraft, LinkMethod, Passkey, PasskeyId, PasskeyState, Permission, Person, PersonId, SecurityKey,
+    AuditDraft, LinkMethod, Outcome, Passkey, PasskeyId, PasskeyState, Permission, Person, PersonId,
+    SecurityKey,
 };
 use keyward_entra::ops::{USER_SELECT, User};
 use keyward_proto::people::SyncReport;
 use keyward_store::people::{EntraUser, Upserted};
-use keyward_store::{audit, keys, passkeys, people};
+use keyward_store::{keys, passkeys, people};
 use keyward_webauthn::policy::{TemporaryAccessPass, TemporaryAccessPassRequest};
 use secrecy::SecretString;
 
@@ -23,6 +24,20 @@ use super::cursor::{self, Listed};
 use super::issuance::PersonRef;
 use super::{Caller, Service, ServiceError};
 use crate::metrics::Metrics;
+
+/// How to link a person to an Entra account: exactly one of `object_id` and `upn`.
+#[derive(Debug, Clone, Default)]
+pub struct LinkChange {
+    /// The account's object id.
+    pub object_id: Option<String>,
+    /// A UPN to look the account up by.
+    pub upn: Option<String>,
+    /// Link to an account whose UPN is not the person's own (admin only; audited).
+    pub allow_other_upn: bool,
+    /// Relink a person who holds passkeys or open issuances: revoke and cancel them first
+    /// (admin only).
+    pub revoke_existing: bool,
+}
 
 /// A person with the keys and passkeys Keyward holds for them.
 #[derive(Debug, Clone)]
@@ -62,42 +77,133 @@ impl Service {
     }
 
     /// Links a person to an Entra account, by object id or by looking the UPN up in Entra.
+    ///
+    /// The account is read from Entra either way, and its UPN must be the person's own (an admin
+    /// may override, audited); an object id already linked to another person is refused. A
+    /// person who already holds passkeys or open issuances under another account is relinked
+    /// only by an admin who asks for them to be revoked and cancelled first: otherwise the
+    /// passkeys would stay live on the old account with nobody managing them.
     pub async fn link_person(
         &self,
         caller: &Caller,
         who: &PersonRef,
-        object_id: Option<&str>,
-        upn: Option<&str>,
+        change: &LinkChange,
     ) -> Result<Person, ServiceError> {
         caller.require(Permission::PeopleLink)?;
-        if let Some(upn) = upn {
-            check_upn(upn)?;
+        if change.allow_other_upn || change.revoke_existing {
+            caller.require(Permission::PeopleRelink)?;
         }
-        let id = self.find_person(who).await?.id;
-        let (oid, method) = match (object_id, upn) {
+        let key = match (change.object_id.as_deref(), change.upn.as_deref()) {
             (Some(oid), None) => {
                 uuid::Uuid::parse_str(oid).map_err(|_| {
                     ServiceError::Invalid(format!("{oid:?} is not an Entra object id (a GUID)"))
                 })?;
-                (oid.to_owned(), LinkMethod::ObjectId)
+                oid
             }
             (None, Some(upn)) => {
-                let connector = self.connector.get(&self.store).await?;
-                let user = connector.get_user(upn, USER_SELECT).await.map_err(|e| {
-                    if e.status() == Some(404) {
-                        ServiceError::NotFound(format!("Entra user {upn}"))
-                    } else {
-                        ServiceError::Entra(e.to_string())
-                    }
-                })?;
-                (user.id, LinkMethod::Upn)
+                check_upn(upn)?;
+                upn
             }
             _ => return Err(ServiceError::Invalid("give exactly one of `object_id` or `upn`".into())),
         };
+        let person = self.find_person(who).await?;
+        let connector = self.connector.get(&self.store).await?;
+        let user = connector.get_user(key, USER_SELECT).await.map_err(|e| {
+            if e.status() == Some(404) {
+                ServiceError::NotFound(format!("Entra user {key}"))
+            } else {
+                ServiceError::Entra(e.to_string())
+            }
+        })?;
+        let entra_upn = user.user_principal_name.clone().unwrap_or_default();
+        if !entra_upn.eq_ignore_ascii_case(&person.upn) && !change.allow_other_upn {
+            return Err(ServiceError::Refused(format!(
+                "the Entra account {} signs in as {entra_upn:?}, not as {}: a person is linked to their own account; \
+                 an admin may link it anyway with allow_other_upn, which is audited",
+                user.id, person.upn
+            )));
+        }
+        let oid = uuid::Uuid::parse_str(&user.id)
+            .map_err(|_| {
+                ServiceError::Entra(format!("Entra answered an object id that is not a GUID: {:?}", user.id))
+            })?
+            .hyphenated()
+            .to_string();
+        if let Some(other) = people::get_by_object_id(&self.store, self.slot, &oid).await?
+            && other.id != person.id
+        {
+            return Err(ServiceError::Conflict(format!(
+                "Entra account {oid} is already linked to {}; unlink that person first",
+                other.upn
+            )));
+        }
+        let previous = person.entra_object_id(self.slot).map(str::to_owned);
+        if previous.as_deref() == Some(oid.as_str()) {
+            return Ok(person);
+        }
+        if previous.is_some() {
+            self.clear_before_relink(caller, &person, change.revoke_existing).await?;
+        }
+        let method = if change.object_id.is_some() { LinkMethod::ObjectId } else { LinkMethod::Upn };
+        let link = people::Link {
+            object_id: &oid,
+            method,
+            previous: previous.as_deref(),
+            entra_upn: &entra_upn,
+            upn_override: !entra_upn.eq_ignore_ascii_case(&person.upn),
+        };
         let mut tx = self.store.begin().await?;
-        let person = people::set_link(&mut tx, &caller.actor(), id, self.slot, &oid, method).await?;
+        let person = people::set_link(&mut tx, &caller.actor(), person.id, self.slot, &link).await?;
         tx.commit().await?;
         Ok(person)
+    }
+
+    /// Before a relink: refuses while the person holds passkeys or open issuances under their
+    /// current account, unless `revoke` (an admin's explicit choice), which revokes the passkeys
+    /// in Entra and cancels the issuances first.
+    async fn clear_before_relink(
+        &self,
+        caller: &Caller,
+        person: &Person,
+        revoke: bool,
+    ) -> Result<(), ServiceError> {
+        let held = passkeys::list_by_person(&self.store, person.id).await?;
+        if held.iter().any(|p| p.state == PasskeyState::Pending) {
+            return Err(ServiceError::Conflict(format!(
+                "{} has a registration whose outcome is not known yet; reconcile their passkeys before relinking",
+                person.upn
+            )));
+        }
+        let live = held.iter().filter(|p| p.state == PasskeyState::Registered).count();
+        let open = self.open_issuances_of(person.id).await?;
+        if live + open.len() == 0 {
+            return Ok(());
+        }
+        if !revoke {
+            return Err(ServiceError::Conflict(format!(
+                "{} holds {live} registered passkey(s) and {} open issuance(s) under their current Entra account; \
+                 an admin may relink with revoke_existing, which revokes and cancels them first",
+                person.upn,
+                open.len()
+            )));
+        }
+        let actor = caller.actor();
+        self.revoke_all_of_person(&actor, person.id, "relinked to another Entra account").await?;
+        for mut issuance in open {
+            let from = issuance.state;
+            issuance
+                .transition(keyward_core::IssuanceState::Cancelled)
+                .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+            self.save_transition(&actor, &issuance, from).await?;
+        }
+        let left = passkeys::list_by_person(&self.store, person.id).await?;
+        if left.iter().any(|p| p.state == PasskeyState::Registered) {
+            return Err(ServiceError::Entra(format!(
+                "not every passkey of {} could be revoked in Entra; the link is unchanged, try again",
+                person.upn
+            )));
+        }
+        Ok(())
     }
 
     /// Syncs people from Entra: all users, or the members of one group.
@@ -177,6 +283,10 @@ impl Service {
     }
 
     /// Issues a Temporary Access Pass; the pass is returned once and never stored or logged.
+    ///
+    /// The intent is audited before Entra is asked and the outcome after, success or failure.
+    /// A protected person gets a TAP only from an admin; a helpdesk token's TAPs are single-use
+    /// and at most the configured lifetime.
     pub async fn issue_tap(
         &self,
         caller: &Caller,
@@ -192,26 +302,65 @@ impl Service {
                 "lifetime_minutes {minutes} is out of range: a Temporary Access Pass lives 10 to 43200 minutes (30 days), within the tenant's TAP policy"
             )));
         }
+        let (lifetime_minutes, once) = self.tap_limits_for(caller, lifetime_minutes, once)?;
         let p = self.find_person(who).await?;
         let oid =
             p.issuable_object_id(self.slot).map_err(|e| ServiceError::Refused(e.to_string()))?.to_owned();
+        self.require_admin_if_protected(caller, &p, "a Temporary Access Pass").await?;
         let connector = self.connector.get(&self.store).await?;
         let request = TemporaryAccessPassRequest {
             start_date_time: None,
             lifetime_in_minutes: lifetime_minutes,
             is_usable_once: once,
         };
-        let issued =
-            connector.create_tap(&oid, &request).await.map_err(|e| ServiceError::Entra(e.to_string()))?;
+        let actor = caller.actor();
+        let subject = format!("person:{}", p.id);
+        let intent =
+            serde_json::json!({"object_id": oid, "lifetime_minutes": lifetime_minutes, "once": once});
+        self.record(AuditDraft::new(&actor, "tap.issue.intent", &subject).detail(&intent)).await?;
+        let issued = match connector.create_tap(&oid, &request).await {
+            Ok(issued) => issued,
+            Err(e) => {
+                let detail = serde_json::json!({"object_id": oid, "error": e.to_string()});
+                let failed = AuditDraft::new(&actor, "tap.issue", &subject).outcome(Outcome::Failure);
+                self.record(failed.detail(&detail)).await?;
+                return Err(ServiceError::Entra(e.to_string()));
+            }
+        };
         let detail = serde_json::json!({
+            "object_id": oid,
             "lifetime_minutes": issued.method.lifetime_in_minutes,
             "once": issued.method.is_usable_once,
         });
-        let mut tx = self.store.begin().await?;
-        let subject = format!("person:{}", p.id);
-        audit::append(&mut tx, AuditDraft::new(caller.actor(), "tap.issue", subject).detail(&detail));
-        tx.commit().await?;
+        self.record(AuditDraft::new(actor, "tap.issue", subject).detail(&detail)).await?;
         Ok((issued.method, issued.pass))
+    }
+
+    /// The lifetime and single use a caller's TAP gets: a helpdesk token's are capped at the
+    /// configured lifetime and always single-use; others get what they asked for.
+    fn tap_limits_for(
+        &self,
+        caller: &Caller,
+        lifetime_minutes: Option<u32>,
+        once: Option<bool>,
+    ) -> Result<(Option<u32>, Option<bool>), ServiceError> {
+        if caller.role() != Some(keyward_core::Role::Helpdesk) {
+            return Ok((lifetime_minutes, once));
+        }
+        let max = self.config.helpdesk_tap_max_minutes;
+        if once == Some(false) {
+            return Err(ServiceError::Refused(
+                "a helpdesk Temporary Access Pass is always single-use; leave `once` out or ask an operator"
+                    .into(),
+            ));
+        }
+        match lifetime_minutes {
+            Some(m) if m > max => Err(ServiceError::Refused(format!(
+                "a helpdesk Temporary Access Pass lives at most {max} minutes; ask for {max} or less, or ask an operator"
+            ))),
+            Some(m) => Ok((Some(m), Some(true))),
+            None => Ok((Some(max.min(60)), Some(true))),
+        }
     }
 
     /// Revokes one passkey: deleted from Entra (already gone is fine), then recorded revoked.

@@ -10,6 +10,7 @@ pub mod advanced_query;
 pub mod batch;
 pub mod fido2;
 pub mod policy;
+pub mod roles;
 pub mod tap;
 pub mod users;
 
@@ -190,6 +191,7 @@ pub async fn conventions(mut request: Request, next: Next) -> Response {
 pub fn routes() -> Router<Sim> {
     Router::new()
         .merge(users::routes())
+        .merge(roles::routes())
         .merge(fido2::routes())
         .merge(policy::routes())
         .merge(tap::routes())

@@ -86,7 +86,7 @@ fn is_known_property(name: &str) -> bool {
 }
 
 /// Parsed `$select`: `None` means the default property set.
-fn select_list(query: &HashMap<String, String>) -> GraphResult<Option<Vec<String>>> {
+pub(super) fn select_list(query: &HashMap<String, String>) -> GraphResult<Option<Vec<String>>> {
     let Some(select) = query.get("$select") else { return Ok(None) };
     let fields: Vec<String> =
         select.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
@@ -102,7 +102,7 @@ fn select_list(query: &HashMap<String, String>) -> GraphResult<Option<Vec<String
     Ok(Some(fields))
 }
 
-fn project(user: &SeedUser, select: Option<&[String]>) -> Value {
+pub(super) fn project(user: &SeedUser, select: Option<&[String]>) -> Value {
     let full = full_user(user);
     let keep: Vec<&str> = match select {
         Some(fields) => fields.iter().map(String::as_str).collect(),
@@ -216,7 +216,7 @@ fn skip_token(query: &HashMap<String, String>) -> GraphResult<usize> {
 }
 
 /// Builds a page of `items` with a `nextLink` carrying every other query option.
-fn page(
+pub(super) fn page(
     sim: &Sim,
     version: ApiVersion,
     path: &str,
@@ -413,6 +413,7 @@ mod tests {
             user_type: "Member".into(),
             mail: None,
             groups: vec![],
+            directory_roles: vec![],
         };
         let full = full_user(&user);
         let mut rendered: Vec<&str> = full.keys().map(String::as_str).collect();

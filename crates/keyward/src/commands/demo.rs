@@ -75,6 +75,7 @@ fn demo_seed(people: usize, ca_pem: &str) -> Seed {
             user_type: "Member".into(),
             mail: Some(format!("{handle}@contoso.example")),
             groups: group.iter().cloned().collect(),
+            directory_roles: vec![],
         });
     }
     seed
