@@ -75,6 +75,9 @@ pub struct TokenView {
     pub last_used_at: Option<String>,
     /// Revoked.
     pub revoked: bool,
+    /// When it stops working; absent for tokens made before tokens expired.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// A new token.
@@ -84,6 +87,9 @@ pub struct NewToken {
     pub name: String,
     /// `admin`, `operator`, `helpdesk` or `auditor`.
     pub role: String,
+    /// Days until the token stops working (1–3650); the server's default when absent.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
 }
 
 /// A token, shown once.
@@ -95,4 +101,7 @@ pub struct CreatedToken {
     pub role: String,
     /// The token. Keyward keeps only its hash: it cannot be shown again.
     pub token: String,
+    /// When it stops working.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }

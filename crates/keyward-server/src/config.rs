@@ -82,6 +82,9 @@ pub struct ServerConfig {
     /// The longest Temporary Access Pass a helpdesk token may issue, in minutes; helpdesk TAPs
     /// are always single-use (`KEYWARD_HELPDESK_TAP_MAX_MINUTES`).
     pub helpdesk_tap_max_minutes: u32,
+    /// How many days a new API token works unless its maker says otherwise
+    /// (`KEYWARD_TOKEN_LIFETIME_DAYS`).
+    pub token_lifetime_days: u32,
 }
 
 /// The directory roles protected by default: those whose holders can take over the tenant or
@@ -110,6 +113,7 @@ impl Default for ServerConfig {
             protected_roles: DEFAULT_PROTECTED_ROLES.iter().map(|r| r.to_string()).collect(),
             protected_groups: Vec::new(),
             helpdesk_tap_max_minutes: 60,
+            token_lifetime_days: 90,
         }
     }
 }
@@ -181,6 +185,9 @@ impl ServerConfig {
             self.helpdesk_tap_max_minutes =
                 parse("KEYWARD_HELPDESK_TAP_MAX_MINUTES", &v, "a number of minutes")?;
         }
+        if let Some(v) = get("KEYWARD_TOKEN_LIFETIME_DAYS") {
+            self.token_lifetime_days = parse("KEYWARD_TOKEN_LIFETIME_DAYS", &v, "a number of days")?;
+        }
         if let Some(v) = get("KEYWARD_MAX_BODY_BYTES") {
             self.max_body_bytes = parse("KEYWARD_MAX_BODY_BYTES", &v, "a number of bytes")?;
         }
@@ -214,6 +221,12 @@ impl ServerConfig {
             return Err(ConfigError::Invalid {
                 name: "helpdesk_tap_max_minutes".into(),
                 message: "must be 10 to 43200 minutes, the range a Temporary Access Pass may live".into(),
+            });
+        }
+        if !(1..=3650).contains(&self.token_lifetime_days) {
+            return Err(ConfigError::Invalid {
+                name: "token_lifetime_days".into(),
+                message: "must be 1 to 3650 days".into(),
             });
         }
         if self.max_body_bytes < 16 * 1024 {

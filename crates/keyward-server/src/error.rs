@@ -31,6 +31,11 @@ pub enum ApiError {
     /// The token's role does not grant the permission.
     #[error("{0}")]
     Forbidden(String),
+    /// Too many failed authentications from the caller's address; retry after the seconds given.
+    #[error(
+        "too many failed authentications from your address; wait {0} seconds, then retry with a valid API token"
+    )]
+    TooManyFailures(u64),
     /// The thing named in the path does not exist.
     #[error("{0} not found")]
     NotFound(String),
@@ -69,6 +74,7 @@ impl ApiError {
         match self {
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::TooManyFailures(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::NotFound(_) | Self::Missing(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -94,7 +100,11 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "internal error");
         }
         let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: self.to_string() } };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Self::TooManyFailures(seconds) = self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

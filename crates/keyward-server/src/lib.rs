@@ -67,6 +67,28 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = api::router(service);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let flusher = spawn_refusal_flush(service.clone());
+    let app = api::router(service.clone());
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    flusher.abort();
+    if let Err(e) = service.flush_refusals().await {
+        tracing::warn!("could not record the last refused requests in the audit trail: {e}");
+    }
+    served
+}
+
+/// Writes the refused requests counted in the last minute to the audit chain, every minute.
+fn spawn_refusal_flush(service: Arc<Service>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = service.flush_refusals().await {
+                tracing::warn!("could not record refused requests in the audit trail: {e}");
+            }
+        }
+    })
 }

@@ -38,9 +38,12 @@ pub struct ApiToken {
     /// When it was revoked.
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// When it stops working; `None` for tokens made before tokens expired.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
 }
 
-const COLUMNS: &str = "id, name, role, created_at, last_used_at, revoked_at";
+const COLUMNS: &str = "id, name, role, created_at, last_used_at, revoked_at, expires_at";
 
 fn from_row(r: &Row) -> Result<ApiToken> {
     Ok(ApiToken {
@@ -50,6 +53,7 @@ fn from_row(r: &Row) -> Result<ApiToken> {
         created_at: from_micros(int(r, "created_at")?),
         last_used_at: opt_int(r, "last_used_at")?.map(from_micros),
         revoked_at: opt_int(r, "revoked_at")?.map(from_micros),
+        expires_at: opt_int(r, "expires_at")?.map(from_micros),
     })
 }
 
@@ -58,8 +62,15 @@ pub fn token_hash(token: &SecretString) -> String {
     hex::encode(Sha256::digest(token.expose_secret().trim().as_bytes()))
 }
 
-/// Creates a token named `name` with `role`; returns its record and the token, shown once.
-pub async fn create(tx: &mut Tx, actor: &str, name: &str, role: Role) -> Result<(ApiToken, SecretString)> {
+/// Creates a token named `name` with `role`, working until `expires_at`; returns its record and
+/// the token, shown once.
+pub async fn create(
+    tx: &mut Tx,
+    actor: &str,
+    name: &str,
+    role: Role,
+    expires_at: OffsetDateTime,
+) -> Result<(ApiToken, SecretString)> {
     let mut raw = zeroize::Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(raw.as_mut());
     let token = SecretString::from(format!("kw_{}", URL_SAFE_NO_PAD.encode(raw.as_ref())));
@@ -71,21 +82,23 @@ pub async fn create(tx: &mut Tx, actor: &str, name: &str, role: Role) -> Result<
         created_at: from_micros(now),
         last_used_at: None,
         revoked_at: None,
+        expires_at: Some(expires_at),
     };
     tx.execute(
-        Stmt::new("INSERT INTO api_token (id, name, role, token_hash, created_at) VALUES ($1,$2,$3,$4,$5)")
-            .bind(rec.id.to_string())
-            .bind(name.to_owned())
-            .bind(role.as_str())
-            .bind(token_hash(&token))
-            .bind(now),
+        Stmt::new(
+            "INSERT INTO api_token (id, name, role, token_hash, created_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6)",
+        )
+        .bind(rec.id.to_string())
+        .bind(name.to_owned())
+        .bind(role.as_str())
+        .bind(token_hash(&token))
+        .bind(now)
+        .bind(crate::db::to_micros(expires_at)),
     )
     .await
     .map_err(|e| StoreError::unique(e, || format!("a token named {name}")))?;
-    audit::append(
-        tx,
-        AuditDraft::new(actor, "token.create", format!("token:{name}")).detail(&json!({"role": role})),
-    );
+    let detail = json!({"role": role, "expires_at": expires_at.unix_timestamp()});
+    audit::append(tx, AuditDraft::new(actor, "token.create", format!("token:{name}")).detail(&detail));
     Ok((rec, token))
 }
 
@@ -94,8 +107,8 @@ pub async fn create(tx: &mut Tx, actor: &str, name: &str, role: Role) -> Result<
 /// authenticates, and on SQLite every write is a commit).
 pub const LAST_USED_PRECISION: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The live (not revoked) token matching `token`, recording its use (to within
-/// [`LAST_USED_PRECISION`]); `None` if unknown or revoked.
+/// The live (not revoked, not expired) token matching `token`, recording its use (to within
+/// [`LAST_USED_PRECISION`]); `None` if unknown, revoked or expired.
 pub async fn authenticate(store: &Store, token: &SecretString) -> Result<Option<ApiToken>> {
     authenticate_at(store, token, now_micros()).await
 }
@@ -103,11 +116,14 @@ pub async fn authenticate(store: &Store, token: &SecretString) -> Result<Option<
 /// [`authenticate`] as of `now` (Unix microseconds).
 pub async fn authenticate_at(store: &Store, token: &SecretString, now: i64) -> Result<Option<ApiToken>> {
     let hash = token_hash(token);
-    let row =
-        Stmt::new(format!("SELECT {COLUMNS} FROM api_token WHERE token_hash = $1 AND revoked_at IS NULL"))
-            .bind(hash.clone())
-            .fetch_optional(store)
-            .await?;
+    let row = Stmt::new(format!(
+        "SELECT {COLUMNS} FROM api_token WHERE token_hash = $1 AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > $2)"
+    ))
+    .bind(hash.clone())
+    .bind(now)
+    .fetch_optional(store)
+    .await?;
     let Some(mut rec) = row.as_ref().map(from_row).transpose()? else { return Ok(None) };
     let precision = LAST_USED_PRECISION.as_micros() as i64;
     let stale = rec.last_used_at.is_none_or(|t| now - crate::db::to_micros(t) >= precision);

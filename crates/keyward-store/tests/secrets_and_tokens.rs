@@ -80,7 +80,8 @@ async fn connector_secrets_are_encrypted_at_rest(store: Store) {
 
 async fn api_tokens_are_stored_hashed_and_revocable(store: Store) {
     let mut tx = store.begin().await.unwrap();
-    let (rec, token) = tokens::create(&mut tx, "cli:setup", "ci", Role::Operator).await.unwrap();
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::days(90);
+    let (rec, token) = tokens::create(&mut tx, "cli:setup", "ci", Role::Operator, expires).await.unwrap();
     tx.commit().await.unwrap();
     assert!(token.expose_secret().starts_with("kw_") && token.expose_secret().len() > 40);
 
@@ -113,10 +114,14 @@ async fn api_tokens_are_stored_hashed_and_revocable(store: Store) {
     assert_eq!(later.last_used_at, Some(stored));
     assert_eq!((stored - first_use).whole_seconds(), tokens::LAST_USED_PRECISION.as_secs() as i64);
     assert!(tokens::authenticate(&store, &SecretString::from("kw_wrong")).await.unwrap().is_none());
+    // Past its expiry the token is refused like an unknown one.
+    let expiry = expires.unix_timestamp_nanos() as i64 / 1000;
+    assert!(tokens::authenticate_at(&store, &token, expiry - 1).await.unwrap().is_some());
+    assert!(tokens::authenticate_at(&store, &token, expiry).await.unwrap().is_none());
 
     let mut tx = store.begin().await.unwrap();
     assert!(matches!(
-        tokens::create(&mut tx, "cli:setup", "ci", Role::Admin).await,
+        tokens::create(&mut tx, "cli:setup", "ci", Role::Admin, expires).await,
         Err(StoreError::Duplicate(_))
     ));
     drop(tx);

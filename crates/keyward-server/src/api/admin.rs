@@ -184,13 +184,14 @@ async fn create_token(
     ApiJson(req): ApiJson<NewToken>,
 ) -> Result<(axum::http::StatusCode, ApiJson<CreatedToken>), ApiError> {
     let role = parse_name::<Role>(&req.role)?;
-    let (rec, token) = s.create_token(&caller, &req.name, role).await?;
+    let (rec, token) = s.create_token_for(&caller, &req.name, role, req.expires_in_days).await?;
     Ok((
         axum::http::StatusCode::CREATED,
         ApiJson(CreatedToken {
             name: rec.name,
             role: rec.role.to_string(),
             token: token.expose_secret().to_owned(),
+            expires_at: rec.expires_at.map(super::render::rfc3339),
         }),
     ))
 }

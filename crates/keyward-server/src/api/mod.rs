@@ -61,8 +61,14 @@ pub fn router(service: Arc<Service>) -> Router {
     let permissions = Arc::new(RoutePermissions::default());
     let doc = Arc::new(openapi());
     let metrics_state = service.metrics.clone();
+    let auth_state = auth::AuthState {
+        service: service.clone(),
+        table: permissions,
+        failures: Arc::new(auth::FailedAuths::default()),
+    };
     let api = api
-        .route_layer(axum::middleware::from_fn_with_state((service.clone(), permissions), auth::authorize))
+        .route_layer(axum::middleware::from_fn_with_state(auth_state, auth::authorize))
+        .layer(axum::middleware::from_fn_with_state(service.clone(), auth::record_refusals))
         .layer(DefaultBodyLimit::max(service.config.max_body_bytes));
     let public = Router::new()
         .route("/api/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
@@ -111,9 +117,10 @@ pub(crate) fn parse_aaguid(text: &str) -> Result<uuid::Uuid, crate::ApiError> {
 async fn healthz(State(service): State<Arc<Service>>) -> impl IntoResponse {
     match service.database_ready().await {
         Ok(()) => (axum::http::StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
-        Err(e) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"status": "unavailable", "reason": e.to_string()})),
-        ),
+        Err(e) => {
+            // The reason stays in the server's log: a probe needs to know that, not why.
+            tracing::warn!("health check: the database does not answer: {e}");
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "unavailable"})))
+        }
     }
 }

@@ -18,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::service::cursor::Listed;
 use crate::service::people::PersonRecord;
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -136,5 +136,6 @@ pub fn token(t: &ApiToken) -> TokenView {
         created_at: rfc3339(t.created_at),
         last_used_at: t.last_used_at.map(rfc3339),
         revoked: t.revoked_at.is_some(),
+        expires_at: t.expires_at.map(rfc3339),
     }
 }

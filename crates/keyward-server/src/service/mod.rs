@@ -22,6 +22,7 @@ pub mod people;
 pub mod policies;
 pub mod protected;
 pub mod reconcile;
+pub mod refusals;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct Service {
     pub(crate) policies: std::sync::Mutex<Option<(std::time::Instant, Vec<keyward_core::EnrollmentPolicy>)>>,
     /// Who is protected (members of the configured roles and groups), read at most every minute.
     pub(crate) protected: protected::ProtectedCache,
+    /// Refused API requests, counted until the next `api.refused` audit event.
+    pub refusals: refusals::RefusalLog,
 }
 
 /// Why the server could not start.
@@ -84,6 +87,7 @@ impl Service {
             connector: connector::ConnectorSlot::new(key),
             policies: std::sync::Mutex::new(None),
             protected: protected::ProtectedCache::default(),
+            refusals: refusals::RefusalLog::default(),
             config,
         }))
     }

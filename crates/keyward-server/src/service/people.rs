@@ -463,13 +463,32 @@ impl Service {
         let mut failed: HashSet<PasskeyId> = HashSet::new();
         let mut first_error = None;
         if !to_delete.is_empty() {
+            // The intent, before Entra is asked: which methods of which accounts, and why.
+            let mut tx = self.store.begin().await?;
+            for (id, oid, method) in &to_delete {
+                let detail =
+                    serde_json::json!({"object_id": oid, "entra_method_id": method, "reason": reason});
+                let draft = AuditDraft::new(actor, "passkey.revoke.intent", passkeys::subject(*id));
+                keyward_store::audit::append(&mut tx, draft.detail(&detail));
+            }
+            tx.commit().await?;
             let connector = self.connector.get(&self.store).await?;
             let pairs: Vec<(String, String)> =
                 to_delete.iter().map(|(_, u, m)| (u.clone(), m.clone())).collect();
-            let results = connector
-                .delete_fido2_methods(&pairs)
-                .await
-                .map_err(|e| ServiceError::Entra(e.to_string()))?;
+            let results = match connector.delete_fido2_methods(&pairs).await {
+                Ok(results) => results,
+                Err(e) => {
+                    let mut tx = self.store.begin().await?;
+                    for (id, _, _) in &to_delete {
+                        let draft = AuditDraft::new(actor, "passkey.revoke", passkeys::subject(*id))
+                            .outcome(Outcome::Failure)
+                            .detail(&serde_json::json!({"reason": reason, "error": e.to_string()}));
+                        keyward_store::audit::append(&mut tx, draft);
+                    }
+                    tx.commit().await?;
+                    return Err(ServiceError::Entra(e.to_string()));
+                }
+            };
             for ((id, _, _), r) in to_delete.iter().zip(results) {
                 if !r.is_success_or_gone() {
                     failed.insert(*id);
@@ -481,6 +500,12 @@ impl Service {
         }
         let mut done = Vec::new();
         let mut tx = self.store.begin().await?;
+        for id in &failed {
+            let draft =
+                AuditDraft::new(actor, "passkey.revoke", passkeys::subject(*id)).outcome(Outcome::Failure);
+            let detail = serde_json::json!({"reason": reason, "error": first_error});
+            keyward_store::audit::append(&mut tx, draft.detail(&detail));
+        }
         for p in list.into_iter().filter(|p| !failed.contains(&p.id)) {
             done.push(passkeys::revoke(&mut tx, actor, &p, reason).await?);
             Metrics::count(&self.metrics.revocations, "revoked");

@@ -2,7 +2,7 @@
 //! Entra.
 
 use keyward_core::{AuditDraft, EnrollmentMode, EnrollmentPolicy, Outcome, Permission, PinRules, PolicyId};
-use keyward_store::{audit, policies};
+use keyward_store::policies;
 use keyward_webauthn::policy::Fido2Policy;
 use uuid::Uuid;
 
@@ -102,16 +102,19 @@ impl Service {
     ) -> Result<Fido2Policy, ServiceError> {
         caller.require(Permission::PolicyManage)?;
         let connector = self.connector.get(&self.store).await?;
+        let actor = caller.actor();
+        let subject = "entra:fido2-policy";
         let detail = serde_json::Value::Object(changes.clone());
-        // The write lock is not held across the Graph call: audit the outcome right after it.
+        // The intent is in the chain before Entra is asked, the outcome right after (no write
+        // lock is held across the Graph call), so a crash between them leaves the intent.
+        self.record(AuditDraft::new(&actor, "entra-policy.update.intent", subject).detail(&detail)).await?;
         let result = connector.update_fido2_policy(changes).await;
-        let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-        let mut tx = self.store.begin().await?;
-        let draft = AuditDraft::new(caller.actor(), "entra-policy.update", "entra:fido2-policy")
-            .outcome(outcome)
-            .detail(&detail);
-        audit::append(&mut tx, draft);
-        tx.commit().await?;
+        let (outcome, detail) = match &result {
+            Ok(_) => (Outcome::Success, detail),
+            Err(e) => (Outcome::Failure, serde_json::json!({"changes": detail, "error": e.to_string()})),
+        };
+        self.record(AuditDraft::new(actor, "entra-policy.update", subject).outcome(outcome).detail(&detail))
+            .await?;
         result.map_err(|e| ServiceError::Entra(e.to_string()))?;
         self.fresh_entra_policy().await
     }

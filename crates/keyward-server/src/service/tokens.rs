@@ -21,7 +21,8 @@ use super::{Caller, Service, ServiceError};
 /// How long a resolved token is trusted without asking the store again.
 const CACHE_TTL: Duration = Duration::from_secs(30);
 
-/// A short-lived cache of resolved tokens, keyed by hash.
+/// A short-lived cache of resolved tokens, keyed by hash: each entry is trusted until
+/// [`CACHE_TTL`] has passed or its token expires, whichever comes first.
 #[derive(Debug, Default)]
 pub struct TokenCache {
     entries: Mutex<HashMap<String, (Caller, Instant)>>,
@@ -30,15 +31,18 @@ pub struct TokenCache {
 impl TokenCache {
     fn get(&self, hash: &str) -> Option<Caller> {
         let entries = self.entries.lock().expect("token cache poisoned");
-        entries.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(c, _)| c.clone())
+        entries.get(hash).filter(|(_, until)| Instant::now() < *until).map(|(c, _)| c.clone())
     }
 
-    fn put(&self, hash: String, caller: Caller) {
+    /// Caches `caller`, whose token expires after `expires_in` (never, when `None`).
+    fn put(&self, hash: String, caller: Caller, expires_in: Option<Duration>) {
         let mut entries = self.entries.lock().expect("token cache poisoned");
         if entries.len() > 10_000 {
-            entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            let now = Instant::now();
+            entries.retain(|_, (_, until)| now < *until);
         }
-        entries.insert(hash, (caller, Instant::now()));
+        let ttl = expires_in.map_or(CACHE_TTL, |left| left.min(CACHE_TTL));
+        entries.insert(hash, (caller, Instant::now() + ttl));
     }
 
     /// Forgets a revoked token at once.
@@ -56,7 +60,8 @@ impl Service {
         }
         let Some(found) = tokens::authenticate(&self.store, token).await? else { return Ok(None) };
         let caller = Caller::token(found.id, found.name, found.role);
-        self.tokens.put(hash, caller.clone());
+        let until = found.expires_at.map(|t| (t - time::OffsetDateTime::now_utc()).unsigned_abs());
+        self.tokens.put(hash, caller.clone(), until);
         Ok(Some(caller))
     }
 
@@ -74,19 +79,39 @@ impl Service {
         Ok(Listed::page(rows, limit, |t| cursor::encode(&[&t.name])))
     }
 
-    /// Creates an API token; the token is returned once.
+    /// Creates an API token that lives the configured number of days; the token is returned
+    /// once.
     pub async fn create_token(
         &self,
         caller: &Caller,
         name: &str,
         role: Role,
     ) -> Result<(ApiToken, SecretString), ServiceError> {
+        self.create_token_for(caller, name, role, None).await
+    }
+
+    /// Creates an API token that lives `days` (1–3650; the configured default when `None`);
+    /// the token is returned once.
+    pub async fn create_token_for(
+        &self,
+        caller: &Caller,
+        name: &str,
+        role: Role,
+        days: Option<u32>,
+    ) -> Result<(ApiToken, SecretString), ServiceError> {
         caller.require(Permission::TokensManage)?;
         if name.trim().is_empty() || name.len() > 64 {
             return Err(ServiceError::Invalid("a token name is 1–64 characters".into()));
         }
+        let days = days.unwrap_or(self.config.token_lifetime_days);
+        if !(1..=3650).contains(&days) {
+            return Err(ServiceError::Invalid(format!(
+                "a token lives 1 to 3650 days, not {days}; make a new one before it expires"
+            )));
+        }
+        let expires = time::OffsetDateTime::now_utc() + time::Duration::days(days.into());
         let mut tx = self.store.begin().await?;
-        let created = tokens::create(&mut tx, &caller.actor(), name, role).await?;
+        let created = tokens::create(&mut tx, &caller.actor(), name, role, expires).await?;
         tx.commit().await?;
         Ok(created)
     }

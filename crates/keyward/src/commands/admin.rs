@@ -35,6 +35,9 @@ enum TokenCommand {
         /// admin, operator, helpdesk or auditor.
         #[arg(long)]
         role: Role,
+        /// Days until the token stops working (default: the server's token_lifetime_days).
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
     },
     /// List tokens (never the tokens themselves).
     List,
@@ -50,18 +53,34 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let service = Service::open(args.config.load()?).await.context("cannot open the server's database")?;
     let host = Caller::host(whoami());
     match args.command {
-        AdminCommand::Token(TokenCommand::Create { name, role }) => {
-            let (_, token) = service.create_token(&host, &name, role).await?;
-            eprintln!("Created token {name:?} with role {role}. Store it now: it cannot be shown again.");
+        AdminCommand::Token(TokenCommand::Create { name, role, days }) => {
+            let (rec, token) = service.create_token_for(&host, &name, role, days).await?;
+            let until = rec.expires_at.map(|t| t.date().to_string()).unwrap_or_default();
+            eprintln!(
+                "Created token {name:?} with role {role}, working until {until}. Store it now: it cannot be shown again."
+            );
             println!("{}", token.expose_secret());
         }
         AdminCommand::Token(TokenCommand::List) => {
             let mut after = None;
             loop {
                 let page = service.tokens(&host, after.as_deref(), Some(1000)).await?;
+                let now = time::OffsetDateTime::now_utc();
                 for t in &page.items {
-                    let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
-                    println!("{:<24} {:<9} {state}", t.name, t.role.as_str());
+                    let state = match (t.revoked_at, t.expires_at) {
+                        (Some(_), _) => "revoked",
+                        (None, Some(until)) if until <= now => "expired",
+                        _ => "live",
+                    };
+                    let date =
+                        |t: Option<time::OffsetDateTime>| t.map_or("-".to_owned(), |t| t.date().to_string());
+                    println!(
+                        "{:<24} {:<9} {state:<8} last used {:<10} expires {}",
+                        t.name,
+                        t.role.as_str(),
+                        date(t.last_used_at),
+                        date(t.expires_at)
+                    );
                 }
                 match page.next {
                     Some(next) => after = Some(next),

@@ -1,3 +1,5 @@
+-- Trust: issuances bound to an account, one person per account, tokens that expire.
+
 -- Issuances are bound to the Entra account they were created for (object id and UPN), so a
 -- relink after approval cannot send the passkey elsewhere; rows from before stay NULL and are
 -- refused at their next step ("create a new issuance").
@@ -12,3 +14,6 @@ DROP INDEX person_ext_ref_3;
 CREATE UNIQUE INDEX person_ext_ref_1 ON person (ext_ref_1);
 CREATE UNIQUE INDEX person_ext_ref_2 ON person (ext_ref_2);
 CREATE UNIQUE INDEX person_ext_ref_3 ON person (ext_ref_3);
+
+-- API tokens expire (NULL: tokens made before expiry existed, which never do until revoked).
+ALTER TABLE api_token ADD COLUMN expires_at BIGINT;
