@@ -1,6 +1,6 @@
 //! Refused requests: failed authentication is limited per address (429, without reaching the
-//! database) in bounded memory, every refusal reaches the audit chain aggregated, tokens expire,
-//! and the health probe keeps the database's error text to the log.
+//! database) in bounded memory, every refusal reaches the audit chain aggregated, and tokens
+//! expire.
 
 use keyward_core::Role;
 use keyward_testkit::stack::*;
