@@ -3,15 +3,17 @@
 //!
 //! A create is never retried blindly. A 429 is safe to repeat (not processed). After an
 //! *ambiguous* failure — a timeout, a dropped connection, a 5xx — the POST may or may not have
-//! been committed, so the connector lists the user's FIDO2 methods and looks for the
-//! credential id (`b64::credential_id_matches`, which reads every encoding Entra uses for
-//! method ids). Found: the registration happened, and that method is the result. Not found:
+//! been committed, so the connector lists the user's FIDO2 methods and looks for its own
+//! registration (`OwnRegistration`: the credential id in any encoding Entra uses for method
+//! ids, or the marked display name sent with it, so nothing rests on how Entra forms method
+//! ids). Found: the registration happened, and that method is the result. Not found:
 //! the POST is sent once more, and if that is ambiguous too the outcome is reported as
 //! unknown for a later reconcile. A clear refusal (4xx) is reported as such; a 409 after an
 //! ambiguous first attempt is resolved by the same lookup.
 
 use keyward_webauthn::b64;
 use keyward_webauthn::graph::{Fido2Method, Fido2RegistrationRequest};
+use keyward_webauthn::registration::OwnRegistration;
 use reqwest::Method;
 
 use crate::error::GraphError;
@@ -64,6 +66,15 @@ impl Connector {
     ) -> Result<Registered, RegistrationError> {
         let credential_id = b64::decode_lenient(&request.public_key_credential.id)
             .map_err(|_| RegistrationError::BadCredentialId)?;
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let own = OwnRegistration {
+            credential_id,
+            display_name: request.display_name.clone().unwrap_or_default(),
+            aaguid: None,
+            // Entra's clock and ours may differ a little; the name's marker does the rest.
+            not_before: now as i64 - 600,
+        };
         let body = serde_json::to_value(request).map_err(|_| RegistrationError::BadCredentialId)?;
         let path = fido2_path(user);
         let first = match self.post_once(&path, &body).await {
@@ -72,7 +83,7 @@ impl Connector {
             Err(e) => return Err(RegistrationError::Refused(e)),
         };
         tracing::warn!(user, "registration POST ambiguous ({first}); checking the user's methods");
-        match self.find_credential(user, &credential_id).await {
+        match self.find_credential(user, &own).await {
             Ok(Some(method)) => {
                 return Ok(Registered { method, path: RegistrationPath::FoundAfterLostAnswer });
             }
@@ -82,7 +93,7 @@ impl Connector {
         match self.post_once(&path, &body).await {
             Ok(method) => Ok(Registered { method, path: RegistrationPath::CreatedOnRetry }),
             Err(second) if second.is_ambiguous() || second.status() == Some(409) => {
-                match self.find_credential(user, &credential_id).await {
+                match self.find_credential(user, &own).await {
                     Ok(Some(method)) => Ok(Registered { method, path: RegistrationPath::CreatedOnRetry }),
                     _ => Err(RegistrationError::Unknown(second)),
                 }
@@ -91,14 +102,14 @@ impl Connector {
         }
     }
 
-    /// The user's method whose id is `credential_id`, if registered.
+    /// The user's method that is `own` registration (see [`OwnRegistration`]), if registered.
     pub async fn find_credential(
         &self,
         user: &str,
-        credential_id: &[u8],
+        own: &OwnRegistration,
     ) -> Result<Option<Fido2Method>, GraphError> {
         let methods = self.list_fido2_methods(user).await?;
-        Ok(methods.into_iter().find(|m| b64::credential_id_matches(&m.id, credential_id)))
+        Ok(methods.into_iter().find(|m| own.matches(m)))
     }
 
     async fn post_once(&self, path: &str, body: &serde_json::Value) -> Result<Fido2Method, GraphError> {

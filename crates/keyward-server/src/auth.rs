@@ -9,7 +9,7 @@
 //!
 //! Failed authentications are limited per client address ([`FailedAuths`]): after a few in a
 //! minute the address is answered 429 without the token being looked up, so guessing costs the
-//! database nothing; the table of addresses is bounded, so a flood from many addresses costs a
+//! database nothing (a token this server resolved recently still passes from there); the table of addresses is bounded, so a flood from many addresses costs a
 //! fixed amount of memory. Every 401, 403 and 429 is counted for the audit chain
 //! ([`record_refusals`], aggregated by `service::refusals`).
 
@@ -29,15 +29,20 @@ use crate::api::routes::RoutePermissions;
 use crate::error::ApiError;
 use crate::service::{Caller, Service};
 
-/// Authenticates the bearer token of a request.
-async fn authenticate(parts: &Parts, service: &Service) -> Result<Caller, ApiError> {
+/// The bearer token of a request.
+fn bearer(parts: &Parts) -> Result<SecretString, ApiError> {
     let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(ApiError::Unauthenticated)?;
     let value = header.to_str().map_err(|_| ApiError::Unauthenticated)?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or(ApiError::Unauthenticated)?;
-    let token = SecretString::from(token.trim().to_owned());
+    Ok(SecretString::from(token.trim().to_owned()))
+}
+
+/// Authenticates the bearer token of a request.
+async fn authenticate(parts: &Parts, service: &Service) -> Result<Caller, ApiError> {
+    let token = bearer(parts)?;
     service.authenticate(&token).await?.ok_or(ApiError::Unauthenticated)
 }
 
@@ -125,14 +130,25 @@ pub async fn authorize(
     };
     let AuthState { service, table, failures } = state;
     let ip = client_ip(&request);
-    if let Some(wait) = ip.and_then(|ip| failures.blocked_for(ip)) {
-        return ApiError::TooManyFailures(wait.as_secs().max(1)).into_response();
-    }
     let (mut parts, body) = request.into_parts();
-    let caller = match authenticate(&parts, &service).await {
+    // A limited address is not looked up in the store: only a token this server resolved
+    // recently (a colleague's, on the same host as a misbehaving script) still passes.
+    if let Some(wait) = ip.and_then(|ip| failures.blocked_for(ip)) {
+        let Some(caller) = bearer(&parts).ok().and_then(|t| service.authenticate_cached(&t)) else {
+            return ApiError::TooManyFailures(wait.as_secs().max(1)).into_response();
+        };
+        parts.extensions.insert(caller);
+    }
+    let caller = match parts.extensions.get::<Caller>().cloned() {
+        Some(cached) => Ok(cached),
+        None => authenticate(&parts, &service).await,
+    };
+    let caller = match caller {
         Ok(c) => c,
         Err(e) => {
-            if let (ApiError::Unauthenticated, Some(ip)) = (&e, ip) {
+            // Only a presented token that failed counts: a request without one costs nothing.
+            let presented = parts.headers.contains_key(axum::http::header::AUTHORIZATION);
+            if let (ApiError::Unauthenticated, Some(ip), true) = (&e, ip, presented) {
                 failures.failed(ip);
             }
             return e.into_response();

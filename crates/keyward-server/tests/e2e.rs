@@ -29,7 +29,8 @@ async fn issuance_end_to_end(backend: Backend) {
     assert_eq!(methods.len(), 1, "{methods:?}");
     assert_eq!(methods[0]["aaGuid"], uuid::Uuid::from_bytes(AAGUID).to_string());
     assert_eq!(methods[0]["model"], MODEL);
-    assert!(methods[0]["displayName"].as_str().unwrap().ends_with("(SK-0001)"));
+    // The serial, then Keyward's marker (how it finds its own passkey after a lost answer).
+    assert!(methods[0]["displayName"].as_str().unwrap().contains("(SK-0001) #"), "{methods:?}");
     assert_eq!(done["passkey"]["entra_method_id"], methods[0]["id"]);
 
     // The person shows the key and the passkey.
@@ -104,6 +105,7 @@ async fn leavers_lose_their_passkeys_and_reconcile_settles_differences() {
     stack.sim.sim.write(|t| {
         let mut copy = t.fido2_methods[ADELE][0].clone();
         copy.method.id = "foreign-method-id".into();
+        copy.method.display_name = Some("Someone else's key".into());
         copy.credential_id = "Zm9yZWlnbg".into();
         t.fido2_methods.get_mut(ADELE).unwrap().push(copy);
         t.fido2_methods.get_mut(alex_id).unwrap().clear();

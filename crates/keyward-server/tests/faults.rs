@@ -2,11 +2,13 @@
 //! answers (`lost`: Entra did the work, Keyward never heard) and answering 20 % of requests 503,
 //! 200 issuances end with every passkey registered exactly once in Entra and recorded exactly
 //! once in the store. The operator tool's behaviour is reproduced: a completion whose outcome the
-//! server reports as unknown (502) is sent again, and reconcile runs at the end.
+//! server reports as unknown (502) is sent again, and reconcile runs at the end. Both with method
+//! ids derived from the credential id and with opaque ones (`keyward sim --method-ids opaque`).
 
 use std::collections::HashMap;
 
 use keyward_core::{PasskeyState, Role};
+use keyward_sim::MethodIds;
 use keyward_sim::faults::FaultSpec;
 use keyward_testkit::stack::*;
 use serde_json::json;
@@ -15,8 +17,20 @@ const PEOPLE: usize = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_issuances_survive_lost_answers_and_503s() {
+    two_hundred_issuances(MethodIds::FromCredentialId).await;
+}
+
+/// The same with method ids that are random GUIDs: Keyward finds its own passkey after a lost
+/// answer by the marker in its display name, not by how Entra forms method ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_issuances_survive_with_opaque_method_ids() {
+    two_hundred_issuances(MethodIds::Opaque).await;
+}
+
+async fn two_hundred_issuances(method_ids: MethodIds) {
     let mut options = StackOptions::sqlite();
     options.extra_users = PEOPLE;
+    options.sim.method_ids = method_ids;
     let stack = Stack::start(options).await;
     let (status, report) = stack.call(Role::Operator, "POST", "/api/v1/people/sync", Some(json!({}))).await;
     assert_eq!(status, 200, "{report}");

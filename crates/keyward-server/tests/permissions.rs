@@ -109,7 +109,7 @@ async fn every_route_enforces_the_role_matrix() {
             req = req.json(b);
         }
         let status = req.send().await.unwrap().status().as_u16();
-        assert_eq!(status, 401, "{method} {path} without a token");
+        assert!(status == 401 || status == 429, "{method} {path} without a token: {status}");
         // A wrong token.
         let status = stack
             .http
@@ -120,7 +120,8 @@ async fn every_route_enforces_the_role_matrix() {
             .unwrap()
             .status()
             .as_u16();
-        assert_eq!(status, 401, "{method} {path} with an unknown token");
+        // 401, or 429 once this address has failed authentication too often in a minute.
+        assert!(status == 401 || status == 429, "{method} {path} with an unknown token: {status}");
         for role in Role::ALL {
             let (status, response) = stack.call(*role, method, &concrete(path), body.clone()).await;
             if role.allows(*permission) {

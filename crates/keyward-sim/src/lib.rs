@@ -132,6 +132,19 @@ pub struct SimOptions {
     /// Keep the stricter readings where observed Entra behaviour is looser (see the list of
     /// choices at the top of this crate).
     pub strict: bool,
+    /// How method ids are formed (`--method-ids`).
+    pub method_ids: MethodIds,
+}
+
+/// How the emulator forms a passkey's method id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MethodIds {
+    /// The credential id in base64url with Entra's padding digit (the form public samples show).
+    #[default]
+    FromCredentialId,
+    /// A random GUID unrelated to the credential id: no source confirms the derived form, so a
+    /// client must not depend on it. A method is then found only by its own id.
+    Opaque,
 }
 
 /// A running emulator's shared state; cheap to clone.

@@ -107,7 +107,7 @@ impl Service {
         let expect = rules.expectation(&issuance, &object_id, key.as_ref());
         let checked = self.check_before_post(actor, &issuance, expect, &c).await?;
         let intent = self.record_intent(actor, &mut issuance, &person, &mut key, &c, &checked).await?;
-        let outcome = register(&connector, &object_id, &intent, &c, &checked).await;
+        let outcome = register(&connector, &object_id, &intent, &c).await;
         self.record_outcome(actor, issuance, intent.passkey, key, outcome).await
     }
 
@@ -189,12 +189,14 @@ impl Service {
     ) -> Result<Intent, ServiceError> {
         let model = super::doctor::model_name(checked.aaguid);
         let credential_id = b64::encode(&checked.credential_id);
-        let display_name = keyward_webauthn::registration::fit_display_name(
+        let id = PasskeyId::new();
+        let display_name = keyward_webauthn::registration::marked_display_name(
             c.display_name.as_deref().or(model.as_deref()).unwrap_or("Security key"),
             c.serial.as_deref(),
+            &keyward_webauthn::registration::own::marker(&id.as_uuid()),
         );
         let mut passkey = Passkey {
-            id: PasskeyId::new(),
+            id,
             entra_method_id: None,
             credential_id: credential_id.clone(),
             person_id: person.id,
@@ -322,7 +324,6 @@ async fn register(
     object_id: &str,
     intent: &Intent,
     c: &Completion,
-    checked: &CheckedRegistration,
 ) -> Result<Registered, RegistrationError> {
     let body = Fido2RegistrationRequest {
         display_name: Some(intent.passkey.display_name.clone()),
@@ -336,7 +337,8 @@ async fn register(
         },
     };
     if intent.retry {
-        match connector.find_credential(object_id, &checked.credential_id).await {
+        let own = own_registration(&intent.passkey);
+        match connector.find_credential(object_id, &own).await {
             Ok(Some(method)) => {
                 return Ok(Registered { method, path: RegistrationPath::FoundAfterLostAnswer });
             }
@@ -345,4 +347,15 @@ async fn register(
         }
     }
     connector.register_fido2(object_id, &body).await
+}
+
+/// How `passkey` (recorded before its POST) is recognised in the user's method list.
+pub(super) fn own_registration(passkey: &Passkey) -> keyward_webauthn::registration::OwnRegistration {
+    keyward_webauthn::registration::OwnRegistration {
+        credential_id: b64::decode_lenient(&passkey.credential_id).unwrap_or_default(),
+        display_name: passkey.display_name.clone(),
+        aaguid: Some(passkey.aaguid.to_string()),
+        // Recorded before the POST; a minute of leeway for Entra's clock.
+        not_before: passkey.created_at.unix_timestamp() - 60,
+    }
 }

@@ -17,7 +17,6 @@ use keyward_core::{
 };
 use keyward_proto::inventory::ReconcileReport;
 use keyward_store::{issuances, keys, passkeys, people};
-use keyward_webauthn::b64;
 use keyward_webauthn::graph::Fido2Method;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -84,8 +83,7 @@ impl Service {
         let ours = passkeys::list_by_person(&self.store, person.id).await?;
         let matches = |p: &Passkey, m: &Fido2Method| {
             p.entra_method_id.as_deref() == Some(m.id.as_str())
-                || b64::decode_lenient(&p.credential_id)
-                    .is_ok_and(|id| b64::credential_id_matches(&m.id, &id))
+                || super::completion::own_registration(p).matches(m)
         };
         let now = OffsetDateTime::now_utc();
         for p in &ours {

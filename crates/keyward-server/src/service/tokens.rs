@@ -52,6 +52,12 @@ impl TokenCache {
 }
 
 impl Service {
+    /// The caller a presented API token stands for when this server resolved it recently, without
+    /// asking the store (for an address whose failed authentications are being limited).
+    pub fn authenticate_cached(&self, token: &SecretString) -> Option<Caller> {
+        self.tokens.get(&tokens::token_hash(token))
+    }
+
     /// The caller a presented API token stands for; `None` for an unknown or revoked token.
     pub async fn authenticate(&self, token: &SecretString) -> Result<Option<Caller>, ServiceError> {
         let hash = tokens::token_hash(token);

@@ -17,13 +17,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::Sim;
 use crate::auth::Caller;
 use crate::graph::users::{resolve_user, user_key};
 use crate::graph::{ApiVersion, GraphFailure, GraphResult, with_context};
 use crate::registration::{self, RegistrationContext, options, policy, verify};
 use crate::seed::SeedUser;
 use crate::tenant::StoredFido2Method;
+use crate::{MethodIds, Sim};
 
 /// Permissions that allow provisioning and deleting passkeys.
 pub const WRITE_ROLES: &[&str] =
@@ -58,8 +58,18 @@ fn method_json(method: &StoredFido2Method) -> Value {
     serde_json::to_value(&method.method).unwrap_or(Value::Null)
 }
 
-fn find_method<'m>(methods: &'m [StoredFido2Method], id: &str) -> Option<&'m StoredFido2Method> {
-    methods.iter().find(|m| m.method.id == id).or_else(|| {
+/// The method named `id`: by its method id, or (unless method ids are opaque) by a credential
+/// id in any encoding.
+fn find_method<'m>(
+    methods: &'m [StoredFido2Method],
+    id: &str,
+    ids: MethodIds,
+) -> Option<&'m StoredFido2Method> {
+    let exact = methods.iter().find(|m| m.method.id == id);
+    if ids == MethodIds::Opaque {
+        return exact;
+    }
+    exact.or_else(|| {
         methods.iter().find(|m| {
             keyward_webauthn::b64::decode_lenient(&m.credential_id)
                 .is_ok_and(|raw| keyward_webauthn::b64::credential_id_matches(id, &raw))
@@ -99,9 +109,11 @@ async fn get_segment(
     }
     caller.require_any(READ_ROLES)?;
     let user = resolve_user(&sim, &user)?;
-    let method = sim.read(|t| find_method(t.methods_of(&user.id), &segment).cloned()).ok_or_else(|| {
-        GraphFailure::item_not_found(format!("The fido2AuthenticationMethod '{segment}' was not found."))
-    })?;
+    let method = sim
+        .read(|t| find_method(t.methods_of(&user.id), &segment, sim.options().method_ids).cloned())
+        .ok_or_else(|| {
+            GraphFailure::item_not_found(format!("The fido2AuthenticationMethod '{segment}' was not found."))
+        })?;
     let body = with_context(version, &methods_context(&user, "fido2Methods/$entity"), method_json(&method));
     Ok(Json(body).into_response())
 }
@@ -163,7 +175,10 @@ async fn register(
             })
         })
         .ok_or_else(|| GraphFailure::resource_not_found(&user))?;
-    let verified = registration::verify_registration(&ctx, &body, SystemTime::now())?;
+    let mut verified = registration::verify_registration(&ctx, &body, SystemTime::now())?;
+    if sim.options().method_ids == MethodIds::Opaque {
+        verified.stored.method.id = uuid::Uuid::new_v4().to_string();
+    }
     let user_id = ctx.user.id.to_ascii_lowercase();
     let stored = sim.write(|t| {
         // Entra registered two credentials from one set of options (DSInternals.Passkeys' live
@@ -196,7 +211,8 @@ async fn delete(
     let user = resolve_user(&sim, &user)?;
     let user_id = user.id.to_ascii_lowercase();
     sim.write(|t| {
-        let id = find_method(t.methods_of(&user_id), &segment).map(|m| m.method.id.clone());
+        let id = find_method(t.methods_of(&user_id), &segment, sim.options().method_ids)
+            .map(|m| m.method.id.clone());
         match (id, t.fido2_methods.get_mut(&user_id)) {
             (Some(id), Some(methods)) => {
                 methods.retain(|m| m.method.id != id);

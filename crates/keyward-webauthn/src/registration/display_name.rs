@@ -19,6 +19,18 @@ const ELLIPSIS: char = '…';
 ///
 /// When the name must be shortened, the serial moves to the end as ` (serial)` wherever it was.
 pub fn fit_display_name(name: &str, serial: Option<&str>) -> String {
+    fit_within(name, serial, MAX_DISPLAY_NAME_CHARS)
+}
+
+/// [`fit_display_name`] with Keyward's `marker` (see [`super::own`]) appended after a space,
+/// all within the 30 units: the name gives way, the serial and the marker stay whole.
+pub fn marked_display_name(name: &str, serial: Option<&str>, marker: &str) -> String {
+    let room = MAX_DISPLAY_NAME_CHARS.saturating_sub(units(marker) + 1);
+    let fitted = fit_within(name, serial, room);
+    if fitted.is_empty() { marker.to_owned() } else { format!("{fitted} {marker}") }
+}
+
+fn fit_within(name: &str, serial: Option<&str>, max: usize) -> String {
     let name = collapse(name);
     let serial = serial.map(str::trim).filter(|s| !s.is_empty());
     let full = match serial {
@@ -26,10 +38,10 @@ pub fn fit_display_name(name: &str, serial: Option<&str>) -> String {
         Some(s) if !name.contains(s) => format!("{name} ({s})"),
         _ => name.clone(),
     };
-    if units(&full) <= MAX_DISPLAY_NAME_CHARS {
+    if units(&full) <= max {
         return full;
     }
-    let Some(serial) = serial else { return cut_middle(&full, MAX_DISPLAY_NAME_CHARS) };
+    let Some(serial) = serial else { return cut_middle(&full, max) };
     // Take the serial (with parentheses around it, if any) out of the name, shorten the rest.
     let rest = match name.rfind(serial) {
         Some(at) => {
@@ -42,10 +54,10 @@ pub fn fit_display_name(name: &str, serial: Option<&str>) -> String {
         None => name,
     };
     let suffix = format!(" ({serial})");
-    let room = MAX_DISPLAY_NAME_CHARS.saturating_sub(units(&suffix));
+    let room = max.saturating_sub(units(&suffix));
     if rest.is_empty() || room < 3 {
         // No room for any of the name: the serial alone, cut at its start if even that is too long.
-        return keep_end(serial, MAX_DISPLAY_NAME_CHARS);
+        return keep_end(serial, max);
     }
     format!("{}{suffix}", cut_middle(&rest, room))
 }
@@ -111,6 +123,20 @@ fn keep_end(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_marked_name_keeps_serial_and_marker_within_thirty_units() {
+        let cases = [
+            ("YubiKey 5 NFC", Some("12345678"), "YubiKey 5 NFC (12345678) #k7qx"),
+            ("YubiKey 5 NFC for Alice Smith", Some("12345678"), "YubiKe…Smith (12345678) #k7qx"),
+            ("", None, "#k7qx"),
+        ];
+        for (name, serial, expected) in cases {
+            let marked = marked_display_name(name, serial, "#k7qx");
+            assert_eq!(marked, expected);
+            assert!(units(&marked) <= MAX_DISPLAY_NAME_CHARS, "{marked}");
+        }
+    }
 
     #[test]
     fn names_are_cut_in_the_middle_and_the_serial_survives() {

@@ -20,8 +20,10 @@
 
 pub mod body;
 pub mod display_name;
+pub mod own;
 pub mod plan;
 
 pub use body::{BodyError, PreparedRegistration, registration_body};
-pub use display_name::fit_display_name;
+pub use display_name::{fit_display_name, marked_display_name};
+pub use own::OwnRegistration;
 pub use plan::{Algorithm, CredProtect, PlanError, PlanWarning, RegistrationPlan};

@@ -41,6 +41,19 @@ pub struct SimArgs {
     /// times, exact origin, one credential per creation options, trusted attestation roots).
     #[arg(long)]
     strict: bool,
+    /// How passkeys' method ids are formed: `derived` (the credential id with Entra's padding
+    /// digit) or `opaque` (random GUIDs, for clients that must not depend on the form).
+    #[arg(long, value_enum, default_value_t = MethodIdsArg::Derived)]
+    method_ids: MethodIdsArg,
+}
+
+/// `--method-ids`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MethodIdsArg {
+    /// From the credential id.
+    Derived,
+    /// Random GUIDs.
+    Opaque,
 }
 
 /// Runs the emulator until Ctrl-C.
@@ -65,6 +78,10 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         faults: FaultSpec::parse(&args.faults).map_err(anyhow::Error::msg).context("--faults")?,
         state_file: args.state.clone(),
         strict: args.strict,
+        method_ids: match args.method_ids {
+            MethodIdsArg::Derived => keyward_sim::MethodIds::FromCredentialId,
+            MethodIdsArg::Opaque => keyward_sim::MethodIds::Opaque,
+        },
     };
     let sim = Sim::new(seed, options).map_err(anyhow::Error::msg)?;
     let tls = if args.tls {
