@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use keyward_proto::Page;
 use keyward_proto::admin::{CertificateCheck, ConnectionTestView, PolicyRequest, PolicyView};
-use keyward_proto::audit::{AuditView, ChainReport};
+use keyward_proto::audit::{AuditAnchor, AuditView, ChainReport};
 use keyward_proto::doctor::DoctorReport;
 use keyward_proto::inventory::{
     KeyStateResult, KeyView, NewKey, PasskeyView, ReconcileReport, ReconcileRequest,
@@ -496,6 +496,16 @@ impl ApiClient {
     /// Verifies the audit chain.
     pub async fn verify_audit(&self) -> Result<ChainReport, ApiClientError> {
         self.get("/api/v1/audit/verify").await
+    }
+
+    /// Verifies the audit chain against an anchor made earlier.
+    pub async fn verify_audit_against(&self, anchor: &AuditAnchor) -> Result<ChainReport, ApiClientError> {
+        self.post("/api/v1/audit/verify", anchor).await
+    }
+
+    /// A signed head of the audit chain.
+    pub async fn audit_anchor(&self) -> Result<AuditAnchor, ApiClientError> {
+        self.get("/api/v1/audit/anchor").await
     }
 
     /// Revokes every passkey on a key (by id or serial); the key keeps its state.

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod secret_key;
 pub mod service;
 
 use std::sync::Arc;

@@ -46,6 +46,11 @@ impl ConnectorSlot {
         Self { key, built: Mutex::new(None), policy: Mutex::new(None) }
     }
 
+    /// The key that encrypts the stored secrets.
+    pub(crate) fn key(&self) -> &SecretKey {
+        &self.key
+    }
+
     /// The live connector, or 503 saying how to configure it.
     pub async fn get(&self, store: &Store) -> Result<Connector, ServiceError> {
         if let Some((at, c)) = self.built.lock().expect("connector slot poisoned").as_ref()
