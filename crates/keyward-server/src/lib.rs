@@ -13,6 +13,7 @@ pub mod error;
 pub mod metrics;
 pub mod secret_key;
 pub mod service;
+pub mod tls;
 
 use std::sync::Arc;
 
