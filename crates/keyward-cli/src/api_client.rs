@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use keyward_proto::Page;
 use keyward_proto::admin::{CertificateCheck, ConnectionTestView, PolicyRequest, PolicyView};
-use keyward_proto::audit::{AuditView, ChainReport};
+use keyward_proto::audit::{AuditAnchor, AuditView, ChainReport};
 use keyward_proto::doctor::DoctorReport;
 use keyward_proto::inventory::{
     KeyStateResult, KeyView, NewKey, PasskeyView, ReconcileReport, ReconcileRequest,
@@ -170,6 +170,24 @@ fn check_transport(server: &str) -> Result<(), ApiClientError> {
     }
 }
 
+/// The variable naming a PEM file of CA certificates to trust for the server, besides the
+/// system's (a server whose certificate comes from a private CA).
+pub const CA_CERT_ENV: &str = "KEYWARD_CA_CERT";
+
+/// The certificates of the PEM file `path`.
+fn server_ca(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ApiClientError> {
+    let bad = |reason: String| ApiClientError::Unreachable {
+        url: format!("{CA_CERT_ENV}={}", path.display()),
+        reason: format!("{reason}; point {CA_CERT_ENV} at the server's CA certificate (PEM)"),
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
 /// Percent-encodes a path segment (UPNs contain `@` and may contain `#`).
 fn seg(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20")
@@ -182,8 +200,12 @@ impl ApiClient {
             config.token.clone().ok_or_else(|| ApiClientError::NoToken(config.file.display().to_string()))?;
         check_transport(&config.server)?;
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
+        let mut builder =
+            reqwest::Client::builder().user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = std::env::var_os(CA_CERT_ENV) {
+            builder = builder.tls_certs_merge(server_ca(std::path::Path::new(&path))?);
+        }
+        let http = builder
             .build()
             .map_err(|e| ApiClientError::Unreachable { url: config.server.clone(), reason: e.to_string() })?;
         Ok(Self { http, base: config.server.clone(), token })
@@ -490,6 +512,16 @@ impl ApiClient {
     /// Verifies the audit chain.
     pub async fn verify_audit(&self) -> Result<ChainReport, ApiClientError> {
         self.get("/api/v1/audit/verify").await
+    }
+
+    /// Verifies the audit chain against an anchor made earlier.
+    pub async fn verify_audit_against(&self, anchor: &AuditAnchor) -> Result<ChainReport, ApiClientError> {
+        self.post("/api/v1/audit/verify", anchor).await
+    }
+
+    /// A signed head of the audit chain.
+    pub async fn audit_anchor(&self) -> Result<AuditAnchor, ApiClientError> {
+        self.get("/api/v1/audit/anchor").await
     }
 
     /// Revokes every passkey on a key (by id or serial); the key keeps its state.

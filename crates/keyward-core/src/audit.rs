@@ -1,23 +1,44 @@
-//! Hash-chained audit events.
+//! Hash-chained audit events, sealed with a key.
 //!
-//! Each event's `hash` is SHA-256 over a canonical encoding of all its fields and the previous
-//! event's hash, so altering, removing or reordering any stored event breaks the chain from that
-//! point on, and [`verify_chain`] names the first broken event.
+//! Each event's `hash` covers a canonical encoding of all its fields and the previous event's
+//! hash, so altering, removing or reordering any stored event breaks the chain from that point
+//! on, and [`verify_chain`] names the first broken event.
 //!
-//! Canonical encoding (version 1): the ASCII tag `keyward-audit-v1`, then `seq` and `at` (Unix time
-//! in microseconds) as 8-byte big-endian signed integers, then `actor`, `action`, `subject`,
-//! `outcome`, `detail` and `prev_hash`, each as an 8-byte big-endian length followed by its UTF-8
-//! bytes. Length prefixes make the encoding unambiguous (no field can borrow bytes from the next);
-//! JSON was rejected because its key order and number formatting are not canonical without an
-//! extra canonicalisation crate. `at` is kept to microseconds because that is what both databases
-//! store losslessly.
+//! **Two chain versions.** Version 1 (the first releases) is plain SHA-256: anyone who can write
+//! the database can recompute every hash after editing it. Version 2 is HMAC-SHA256 under the
+//! audit subkey of the server's secret key (derived apart from the encryption subkey, see
+//! `keyward_store::secret`), so recomputing needs that key. Each event says which it is in its
+//! hash column: 64 hex digits for version 1, `hmac:<key id>:<64 hex digits>` for version 2, the
+//! key id naming the secret key it was sealed under (older keys stay usable for verification
+//! after `keyward admin rotate-key`, see [`keys`]). A database written by an older version keeps
+//! its plain events; the first event sealed with a key simply links to the last plain one, so
+//! that point is the switch, and no marker event is needed. After a keyed event a plain one is a
+//! break ([`ChainBreakReason::Downgrade`]): someone without the key recomputed the tail. What a
+//! key alone cannot catch — the newest events deleted, or the whole chain rewritten as plain —
+//! an [`anchor`] held outside the database does.
+//!
+//! Canonical encoding: the ASCII tag (`keyward-audit-v1` or `keyward-audit-v2`), then `seq` and
+//! `at` (Unix time in microseconds) as 8-byte big-endian signed integers, then `actor`, `action`,
+//! `subject`, `outcome`, `detail` and `prev_hash`, each as an 8-byte big-endian length followed by
+//! its UTF-8 bytes. Length prefixes make the encoding unambiguous (no field can borrow bytes from
+//! the next); JSON was rejected because its key order and number formatting are not canonical
+//! without an extra canonicalisation crate. `at` is kept to microseconds because that is what
+//! both databases store losslessly.
+
+pub mod anchor;
+pub mod keys;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+pub use keys::{MacKey, MacKeys};
+
 /// The `prev_hash` of the first event in a chain: 64 zeros.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// How a version-2 (keyed) hash begins: `hmac:<key id>:<hex>`.
+const KEYED_PREFIX: &str = "hmac:";
 
 named_enum! {
     /// How the audited action ended.
@@ -70,7 +91,24 @@ impl AuditDraft {
         self
     }
 
-    /// Places the draft in the chain after an event with hash `prev_hash`, at position `seq`.
+    /// Places the draft in the chain after an event with hash `prev_hash`, at position `seq`,
+    /// sealed with `key` (version 2), or with plain SHA-256 (version 1) when there is none.
+    pub fn seal_with(
+        self,
+        key: Option<&MacKey>,
+        seq: i64,
+        prev_hash: &str,
+        at: OffsetDateTime,
+    ) -> AuditEvent {
+        let mut ev = self.seal(seq, prev_hash, at);
+        if let Some(key) = key {
+            ev.hash = ev.compute_keyed_hash(key);
+        }
+        ev
+    }
+
+    /// Places the draft in the chain with a plain SHA-256 hash (version 1: what stores opened
+    /// without the server's key write, and what older releases wrote).
     pub fn seal(self, seq: i64, prev_hash: &str, at: OffsetDateTime) -> AuditEvent {
         let at = truncate_to_micros(at);
         let mut ev = AuditEvent {
@@ -109,7 +147,8 @@ pub struct AuditEvent {
     pub at: OffsetDateTime,
     /// Hash of the previous event ([`GENESIS_HASH`] for the first).
     pub prev_hash: String,
-    /// SHA-256 (lower-case hex) of this event's canonical encoding.
+    /// SHA-256 (lower-case hex) of this event's canonical encoding (version 1), or
+    /// `hmac:<key id>:` and its HMAC-SHA256 (version 2).
     pub hash: String,
 }
 
@@ -119,12 +158,28 @@ impl AuditEvent {
         micros(self.at)
     }
 
-    /// The SHA-256 (hex) of this event's canonical encoding (ignores the stored `hash`).
+    /// The SHA-256 (hex) of this event's canonical encoding, version 1 (ignores the stored `hash`).
     pub fn compute_hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(b"keyward-audit-v1");
-        h.update(self.seq.to_be_bytes());
-        h.update(self.at_micros().to_be_bytes());
+        hex::encode(Sha256::digest(self.encoding(b"keyward-audit-v1")))
+    }
+
+    /// The version-2 hash of this event under `key`: `hmac:<key id>:<hex>`.
+    pub fn compute_keyed_hash(&self, key: &MacKey) -> String {
+        let tag = key.mac(&self.encoding(b"keyward-audit-v2"));
+        format!("{KEYED_PREFIX}{}:{}", key.id(), hex::encode(tag))
+    }
+
+    /// Whether this event was sealed with a key (version 2).
+    pub fn is_keyed(&self) -> bool {
+        keyed_id(&self.hash).is_some()
+    }
+
+    /// The canonical encoding (see the module doc) under version tag `tag`.
+    fn encoding(&self, tag: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.detail.len());
+        out.extend_from_slice(tag);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.at_micros().to_be_bytes());
         for field in [
             self.actor.as_str(),
             self.action.as_str(),
@@ -133,11 +188,25 @@ impl AuditEvent {
             self.detail.as_str(),
             self.prev_hash.as_str(),
         ] {
-            h.update((field.len() as u64).to_be_bytes());
-            h.update(field.as_bytes());
+            out.extend_from_slice(&(field.len() as u64).to_be_bytes());
+            out.extend_from_slice(field.as_bytes());
         }
-        hex::encode(h.finalize())
+        out
     }
+
+    /// What this event's hash must be, given the keys the verifier holds.
+    fn expected_hash(&self, keys: &MacKeys, after_keyed: bool) -> Result<String, ChainBreakReason> {
+        match keyed_id(&self.hash) {
+            Some(id) => keys.get(id).map(|k| self.compute_keyed_hash(k)).ok_or(ChainBreakReason::UnknownKey),
+            None if after_keyed => Err(ChainBreakReason::Downgrade),
+            None => Ok(self.compute_hash()),
+        }
+    }
+}
+
+/// The key id of a version-2 hash; `None` for a plain one.
+fn keyed_id(hash: &str) -> Option<&str> {
+    hash.strip_prefix(KEYED_PREFIX).and_then(|rest| rest.split_once(':')).map(|(id, _)| id)
 }
 
 /// Why the chain is broken at an event.
@@ -149,6 +218,29 @@ pub enum ChainBreakReason {
     /// The event does not point at the previous event's hash: an event was removed or inserted.
     #[error("it does not follow the previous event (an event was removed, inserted or reordered)")]
     BrokenLink,
+    /// A plain (unkeyed) hash follows a keyed one: the tail was recomputed without the key.
+    #[error(
+        "it carries a plain SHA-256 hash after events sealed with the server's key (the events from here on were recomputed without the key)"
+    )]
+    Downgrade,
+    /// The event is sealed under a key this verifier does not hold.
+    #[error(
+        "it is sealed under a secret key this server does not hold (the key id is in its hash); keep the old key files (secret.key.old-ID) beside the key file"
+    )]
+    UnknownKey,
+    /// The chain ends before the event an anchor names: events at or before it were deleted.
+    #[error(
+        "the chain ends at event #{last}, before the anchor's event (events at or before the anchor were deleted)"
+    )]
+    Truncated {
+        /// The last event's sequence number (0 for an empty chain).
+        last: i64,
+    },
+    /// The event an anchor names has another hash now: the chain was recomputed or altered.
+    #[error(
+        "its hash differs from the one the anchor recorded (events up to the anchor were altered, recomputed, or deleted and replaced)"
+    )]
+    AnchorMismatch,
     /// The sequence numbers are not consecutive.
     #[error("its sequence number is {found}, expected {expected} (an event is missing)")]
     BadSequence {
@@ -173,20 +265,27 @@ pub struct ChainBreak {
     pub reason: ChainBreakReason,
 }
 
-/// Verifies a whole chain, starting from the genesis event.
-pub fn verify_chain(events: &[AuditEvent]) -> Result<(), ChainBreak> {
-    verify_chain_from(GENESIS_HASH, 1, events)
+/// Verifies a whole chain, starting from the genesis event, with the keys in `keys`.
+pub fn verify_chain(keys: &MacKeys, events: &[AuditEvent]) -> Result<(), ChainBreak> {
+    verify_chain_from(keys, GENESIS_HASH, 1, events)
 }
 
 /// Verifies a run of events that continues after an event with hash `prev_hash` and sequence
 /// number `first_seq - 1` (for verifying a page of a long chain).
-pub fn verify_chain_from(prev_hash: &str, first_seq: i64, events: &[AuditEvent]) -> Result<(), ChainBreak> {
+pub fn verify_chain_from(
+    keys: &MacKeys,
+    prev_hash: &str,
+    first_seq: i64,
+    events: &[AuditEvent],
+) -> Result<(), ChainBreak> {
     let mut prev = prev_hash;
     for (index, ev) in events.iter().enumerate() {
         let expected = first_seq + index as i64;
         let fail = |reason| Err(ChainBreak { index, seq: ev.seq, reason });
-        if ev.compute_hash() != ev.hash {
-            return fail(ChainBreakReason::HashMismatch);
+        match ev.expected_hash(keys, keyed_id(prev).is_some()) {
+            Ok(hash) if hash == ev.hash => {}
+            Ok(_) => return fail(ChainBreakReason::HashMismatch),
+            Err(reason) => return fail(reason),
         }
         if ev.seq != expected {
             return fail(ChainBreakReason::BadSequence { expected, found: ev.seq });
@@ -218,20 +317,24 @@ mod tests {
     use super::*;
 
     fn chain(n: usize) -> Vec<AuditEvent> {
+        keyed_chain(None, n)
+    }
+
+    fn keyed_chain(key: Option<&MacKey>, n: usize) -> Vec<AuditEvent> {
         let mut out: Vec<AuditEvent> = Vec::new();
         for i in 0..n {
             let prev = out.last().map_or(GENESIS_HASH.to_owned(), |e| e.hash.clone());
             let draft = AuditDraft::new("token:ci", "key.lost", format!("key:{i}"))
                 .detail(&serde_json::json!({"serial": format!("S{i}")}));
-            out.push(draft.seal(i as i64 + 1, &prev, OffsetDateTime::now_utc()));
+            out.push(draft.seal_with(key, i as i64 + 1, &prev, OffsetDateTime::now_utc()));
         }
         out
     }
 
     #[test]
     fn a_fresh_chain_verifies() {
-        assert_eq!(verify_chain(&chain(5)), Ok(()));
-        assert_eq!(verify_chain(&[]), Ok(()));
+        assert_eq!(verify_chain(&MacKeys::none(), &chain(5)), Ok(()));
+        assert_eq!(verify_chain(&MacKeys::none(), &[]), Ok(()));
     }
 
     #[test]
@@ -250,7 +353,7 @@ mod tests {
         for (field, tamper) in tampers {
             let mut events = chain(4);
             tamper(&mut events[2]);
-            let err = verify_chain(&events).unwrap_err();
+            let err = verify_chain(&MacKeys::none(), &events).unwrap_err();
             assert_eq!((err.index, err.reason), (2, ChainBreakReason::HashMismatch), "{field}");
         }
     }
@@ -259,13 +362,13 @@ mod tests {
     fn removing_or_reordering_events_is_detected() {
         let mut events = chain(4);
         events.remove(1);
-        let err = verify_chain(&events).unwrap_err();
+        let err = verify_chain(&MacKeys::none(), &events).unwrap_err();
         assert_eq!(err.index, 1);
         assert!(matches!(err.reason, ChainBreakReason::BadSequence { expected: 2, found: 3 }));
 
         let mut events = chain(3);
         events.swap(1, 2);
-        assert_eq!(verify_chain(&events).unwrap_err().index, 1);
+        assert_eq!(verify_chain(&MacKeys::none(), &events).unwrap_err().index, 1);
     }
 
     #[test]
@@ -273,7 +376,7 @@ mod tests {
         let mut events = chain(3);
         events[1].detail = "{\"serial\":\"forged\"}".into();
         events[1].hash = events[1].compute_hash();
-        let err = verify_chain(&events).unwrap_err();
+        let err = verify_chain(&MacKeys::none(), &events).unwrap_err();
         assert_eq!((err.index, err.reason), (2, ChainBreakReason::BrokenLink));
         assert!(err.to_string().contains("event #3"));
     }
@@ -281,8 +384,8 @@ mod tests {
     #[test]
     fn a_page_verifies_from_its_predecessor() {
         let events = chain(6);
-        assert_eq!(verify_chain_from(&events[2].hash, 4, &events[3..]), Ok(()));
-        assert!(verify_chain_from(GENESIS_HASH, 4, &events[3..]).is_err());
+        assert_eq!(verify_chain_from(&MacKeys::none(), &events[2].hash, 4, &events[3..]), Ok(()));
+        assert!(verify_chain_from(&MacKeys::none(), GENESIS_HASH, 4, &events[3..]).is_err());
     }
 
     #[test]
@@ -291,5 +394,42 @@ mod tests {
         let mut reloaded = ev.clone();
         reloaded.at = from_micros(ev.at_micros());
         assert_eq!(reloaded.compute_hash(), ev.hash);
+    }
+
+    #[test]
+    fn a_keyed_chain_needs_its_key_and_refuses_a_plain_tail() {
+        let key = MacKey::new("k1", [5; 32]);
+        let ring = MacKeys::new(MacKey::new("k1", [5; 32]), []);
+        let mut events = keyed_chain(Some(&key), 4);
+        assert!(events.iter().all(AuditEvent::is_keyed) && events[0].hash.starts_with("hmac:k1:"));
+        assert_eq!(verify_chain(&ring, &events), Ok(()));
+        let err = verify_chain(&MacKeys::none(), &events).unwrap_err();
+        assert_eq!((err.index, err.reason), (0, ChainBreakReason::UnknownKey));
+        let other = MacKeys::new(MacKey::new("k1", [6; 32]), []);
+        assert_eq!(verify_chain(&other, &events).unwrap_err().reason, ChainBreakReason::HashMismatch);
+
+        // Someone without the key edits event 3 and recomputes the tail with plain SHA-256.
+        events[2].detail = "{\"serial\":\"forged\"}".into();
+        events[2].hash = events[2].compute_hash();
+        events[3].prev_hash = events[2].hash.clone();
+        events[3].hash = events[3].compute_hash();
+        let err = verify_chain(&ring, &events).unwrap_err();
+        assert_eq!((err.index, err.reason), (2, ChainBreakReason::Downgrade));
+    }
+
+    #[test]
+    fn plain_events_before_the_switch_still_verify() {
+        let key = MacKey::new("k1", [5; 32]);
+        let ring = MacKeys::new(MacKey::new("k1", [5; 32]), []);
+        let mut events = chain(3);
+        let next = AuditDraft::new("token:ci", "key.lost", "key:3").seal_with(
+            Some(&key),
+            4,
+            &events[2].hash,
+            OffsetDateTime::now_utc(),
+        );
+        events.push(next);
+        assert_eq!(verify_chain(&ring, &events), Ok(()));
+        assert!(!events[2].is_keyed() && events[3].is_keyed());
     }
 }

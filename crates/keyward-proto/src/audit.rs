@@ -49,3 +49,22 @@ pub struct ChainReport {
     /// Where and why the chain breaks.
     pub problem: Option<String>,
 }
+
+/// A signed head of the audit chain (`keyward audit anchor`), to keep outside the database and
+/// give back to `POST /api/v1/audit/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditAnchor {
+    /// `keyward-audit-anchor v1`.
+    pub format: String,
+    /// The head event's sequence number (0 for an empty chain).
+    pub seq: i64,
+    /// The head event's hash.
+    pub hash: String,
+    /// When the anchor was made (RFC 3339).
+    pub at: String,
+    /// The id of the server secret key that signed it.
+    pub key_id: String,
+    /// HMAC-SHA256 (hex) under the anchor subkey of that key.
+    pub mac: String,
+}

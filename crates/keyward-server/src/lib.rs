@@ -11,7 +11,9 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod secret_key;
 pub mod service;
+pub mod tls;
 
 use std::sync::Arc;
 

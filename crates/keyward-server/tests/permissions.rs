@@ -48,6 +48,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/audit", "audit:read"),
     ("GET", "/api/v1/audit/export", "audit:export"),
     ("GET", "/api/v1/audit/verify", "audit:read"),
+    ("POST", "/api/v1/audit/verify", "audit:read"),
+    ("GET", "/api/v1/audit/anchor", "audit:read"),
     ("GET", "/api/v1/doctor", "people:read"),
     ("POST", "/api/v1/jobs/reconcile", "jobs:run"),
     ("POST", "/api/v1/jobs/bulk", "jobs:run"),

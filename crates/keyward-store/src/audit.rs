@@ -10,8 +10,16 @@
 //! on SQLite every write transaction already holds the database write lock from `BEGIN IMMEDIATE`
 //! (see [`crate::db`]). A `seq` primary key backs this up: a forked append would fail rather than
 //! store two events with the same position.
+//!
+//! **Keys.** A store opened by the server carries [`AuditKeys`] derived from its secret key: new
+//! events are sealed with HMAC-SHA256 under the current chain key, and verification uses the
+//! current and older keys (see `keyward_core::audit` for the two chain versions and how events
+//! written before the switch stay verifiable). A store opened without keys (tools, tests) writes
+//! plain SHA-256 events and cannot verify keyed ones. [`anchor`] signs the head for keeping
+//! outside the database; [`verify_against`] checks the chain against such an anchor.
 
-use keyward_core::audit::{AuditDraft, AuditEvent, GENESIS_HASH, verify_chain_from};
+use keyward_core::audit::anchor::Anchor;
+use keyward_core::audit::{AuditDraft, AuditEvent, GENESIS_HASH, MacKeys, verify_chain_from};
 use time::OffsetDateTime;
 
 use crate::db::{Backend, Store, Tx, from_micros, to_micros};
@@ -24,6 +32,16 @@ const EVENTS_PER_STATEMENT: usize = 64;
 
 /// Advisory-lock key that serialises audit appends on PostgreSQL ("KWAUDIT" in ASCII).
 const AUDIT_LOCK_KEY: i64 = 0x004b_5741_5544_4954;
+
+/// The keys of the audit chain: one ring seals events, the other signs anchors (separate HMAC
+/// subkeys of the server's secret key).
+#[derive(Debug, Default)]
+pub struct AuditKeys {
+    /// Seals and verifies events.
+    pub chain: MacKeys,
+    /// Signs and checks anchors.
+    pub anchor: MacKeys,
+}
 
 /// Appends `draft` to the chain as part of `tx`: it is written when the transaction commits, with
 /// the transaction's other events in one statement (see [`Tx::commit`]), and discarded if it rolls back.
@@ -51,8 +69,10 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<()> {
     }
     let now = OffsetDateTime::now_utc();
     let hint = tx.audit_head.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let keys = tx.audit_keys.clone();
+    let key = keys.chain.current();
     if let Some((seq, prev)) = hint {
-        let events = seal_all(&drafts, seq, &prev, now);
+        let events = seal_all(&drafts, key, seq, &prev, now);
         if write(tx, &events, Some((seq, &prev))).await? {
             tx.committed_head = events.last().map(|e| (e.seq, e.hash.clone()));
             return Ok(());
@@ -65,20 +85,26 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<()> {
         Some(r) => (int(&r, "seq")?, text(&r, "hash")?),
         None => (0, GENESIS_HASH.to_owned()),
     };
-    let events = seal_all(&drafts, seq, &prev, now);
+    let events = seal_all(&drafts, key, seq, &prev, now);
     write(tx, &events, None).await?;
     tx.committed_head = events.last().map(|e| (e.seq, e.hash.clone()));
     Ok(())
 }
 
-/// Seals `drafts` in order after the event (`seq`, `prev`).
-fn seal_all(drafts: &[AuditDraft], mut seq: i64, prev: &str, at: OffsetDateTime) -> Vec<AuditEvent> {
+/// Seals `drafts` in order after the event (`seq`, `prev`), with `key` when there is one.
+fn seal_all(
+    drafts: &[AuditDraft],
+    key: Option<&keyward_core::audit::MacKey>,
+    mut seq: i64,
+    prev: &str,
+    at: OffsetDateTime,
+) -> Vec<AuditEvent> {
     let mut prev = prev.to_owned();
     drafts
         .iter()
         .map(|d| {
             seq += 1;
-            let ev = d.clone().seal(seq, &prev, at);
+            let ev = d.clone().seal_with(key, seq, &prev, at);
             prev = ev.hash.clone();
             ev
         })
@@ -195,8 +221,8 @@ async fn all(store: &Store) -> Result<Vec<AuditEvent>> {
     rows.iter().map(event_from_row).collect()
 }
 
-/// Verifies the whole stored chain, page by page; returns the number of events verified, or
-/// [`keyward_core::ChainBreak`] naming the first bad event.
+/// Verifies the whole stored chain, page by page, with the store's chain keys; returns the number
+/// of events verified, or [`keyward_core::ChainBreak`] naming the first bad event.
 pub async fn verify(store: &Store) -> Result<u64> {
     let mut prev = GENESIS_HASH.to_owned();
     let mut next_seq = 1i64;
@@ -208,7 +234,7 @@ pub async fn verify(store: &Store) -> Result<u64> {
         if page.is_empty() {
             return Ok(count);
         }
-        verify_chain_from(&prev, next_seq, &page).map_err(|mut b| {
+        verify_chain_from(&store.audit_keys.chain, &prev, next_seq, &page).map_err(|mut b| {
             b.index += count as usize;
             b
         })?;
@@ -216,4 +242,42 @@ pub async fn verify(store: &Store) -> Result<u64> {
         next_seq += page.len() as i64;
         prev = page.last().map(|e| e.hash.clone()).unwrap_or_default();
     }
+}
+
+/// The chain's head (last sequence number and hash; 0 and [`GENESIS_HASH`] when empty).
+async fn head(store: &Store) -> Result<(i64, String)> {
+    let last = Stmt::new("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(store)
+        .await?;
+    Ok(match last {
+        Some(r) => (int(&r, "seq")?, text(&r, "hash")?),
+        None => (0, GENESIS_HASH.to_owned()),
+    })
+}
+
+/// Verifies the chain, then signs its head with the current anchor key (see
+/// `keyward_core::audit::anchor`). A broken chain gets no anchor.
+pub async fn anchor(store: &Store) -> Result<Anchor> {
+    let key = store.audit_keys.anchor.current().ok_or(crate::StoreError::NoAuditKey)?;
+    verify(store).await?;
+    let (seq, hash) = head(store).await?;
+    Ok(Anchor::sign(seq, &hash, OffsetDateTime::now_utc(), key))
+}
+
+/// Verifies the whole chain and that it still holds the event `anchor` names, with the hash it
+/// recorded: catches the newest events deleted (truncation) and a chain rewritten up to the
+/// anchor, which the keyed chain alone cannot. Returns the number of events verified.
+pub async fn verify_against(store: &Store, anchor: &Anchor) -> Result<u64> {
+    if store.audit_keys.anchor.current().is_none() {
+        return Err(crate::StoreError::NoAuditKey);
+    }
+    anchor.check_signature(&store.audit_keys.anchor)?;
+    let count = verify(store).await?;
+    let at_seq = Stmt::new(format!("SELECT {COLUMNS} FROM audit_event WHERE seq = $1"))
+        .bind(anchor.seq)
+        .fetch_optional(store)
+        .await?;
+    let at_seq = at_seq.as_ref().map(event_from_row).transpose()?;
+    anchor.check_chain(at_seq.as_ref(), head(store).await?.0)?;
+    Ok(count)
 }

@@ -25,6 +25,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, TransactionManager};
 use time::OffsetDateTime;
 
+use crate::audit::AuditKeys;
 use crate::error::{Result, StoreError};
 use crate::lite::{self, Lite, WriterGuard};
 use crate::pg;
@@ -55,6 +56,9 @@ pub struct Store {
     /// The last audit event this process committed (`seq`, `hash`): a hint that saves a read per
     /// append, checked by the append itself (see [`crate::audit`]).
     pub(crate) audit_head: AuditHead,
+    /// The keys that seal the audit chain and sign its anchors (none: plain SHA-256, see
+    /// [`crate::audit`]).
+    pub(crate) audit_keys: Arc<AuditKeys>,
 }
 
 /// A shared, possibly stale hint of the audit chain's head.
@@ -84,6 +88,8 @@ pub struct Tx {
     pub(crate) pending_audit: Vec<keyward_core::AuditDraft>,
     /// The chain's head once this transaction's events are written.
     pub(crate) committed_head: Option<(i64, String)>,
+    /// The store's audit keys (the current chain key seals this transaction's events).
+    pub(crate) audit_keys: Arc<AuditKeys>,
 }
 
 impl Tx {
@@ -187,20 +193,29 @@ type Manager = <Any as sqlx::Database>::TransactionManager;
 impl Store {
     /// Opens (and migrates) the database at `url`: `postgres://…`/`postgresql://…` for PostgreSQL,
     /// `sqlite://PATH`, `sqlite:PATH` or a plain file path for SQLite. A SQLite file and its parent
-    /// directory are created on first start; it runs in WAL mode with a 5 s busy timeout.
+    /// directory are created on first start, for the owner only (file 0600, directory 0700; an
+    /// existing file others could read is narrowed to 0600, and SQLite gives its `-wal` and
+    /// `-shm` files the database file's mode); it runs in WAL mode with a 5 s busy timeout.
     pub async fn open(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = AnyConnectOptions::from_str(url)?.disable_statement_logging();
             let pool = AnyPoolOptions::new().max_connections(16).connect_with(opts).await?;
             MIGRATIONS.run(&pool).await?;
-            return Ok(Store { pool, audit_head: AuditHead::default(), lite: None });
+            return Ok(Store {
+                pool,
+                audit_head: AuditHead::default(),
+                lite: None,
+                audit_keys: Arc::default(),
+            });
         }
         let path = sqlite_path(url)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            create_private_dir(dir)
                 .map_err(|source| StoreError::CreateFile { path: dir.display().to_string(), source })?;
         }
+        create_private_file(&path)
+            .map_err(|source| StoreError::CreateFile { path: path.display().to_string(), source })?;
         let any_url = format!("sqlite://{}?mode=rwc", path.display());
         let opts = AnyConnectOptions::from_str(&any_url)?.disable_statement_logging();
         // sqlx's pool creates the file and migrates it, and serves `pool()`; the repositories use
@@ -212,7 +227,19 @@ impl Store {
             .await?;
         MIGRATIONS.run(&pool).await?;
         let lite = Arc::new(Lite::new(&path));
-        Ok(Store { pool, audit_head: AuditHead::default(), lite: Some(lite) })
+        Ok(Store { pool, audit_head: AuditHead::default(), lite: Some(lite), audit_keys: Arc::default() })
+    }
+
+    /// The store with the keys that seal the audit chain and sign anchors (the server sets them
+    /// from its secret key; without them events get plain SHA-256 hashes, see [`crate::audit`]).
+    pub fn with_audit_keys(mut self, keys: AuditKeys) -> Store {
+        self.audit_keys = Arc::new(keys);
+        self
+    }
+
+    /// The keys the audit chain is sealed and anchored with.
+    pub fn audit_keys(&self) -> &AuditKeys {
+        &self.audit_keys
     }
 
     /// Which backend this store uses.
@@ -252,6 +279,7 @@ impl Store {
             audit_head: self.audit_head.clone(),
             pending_audit: Vec::new(),
             committed_head: None,
+            audit_keys: self.audit_keys.clone(),
         })
     }
 
@@ -276,6 +304,38 @@ impl Reader for &Store {
 /// Settings sqlx's SQLite connections get: [`lite::SETTINGS`], as Keyward's own connections.
 async fn sqlite_pragmas(conn: &mut AnyConnection) -> std::result::Result<(), sqlx::Error> {
     conn.execute(lite::SETTINGS).await.map(drop)
+}
+
+/// Creates `dir` and its missing parents; those it creates are for the owner only (0700).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the database file 0600 if missing (before SQLite does, with the umask's mode), and
+/// narrows it and its `-wal` and `-shm` files when group or others can read them.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    drop(options.open(path)?);
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        if let Ok(meta) = std::fs::metadata(&name)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let narrowed = meta.permissions().mode() & 0o700;
+            std::fs::set_permissions(&name, std::fs::Permissions::from_mode(narrowed))?;
+        }
+    }
+    Ok(())
 }
 
 /// The file path in a SQLite URL (or a bare path).

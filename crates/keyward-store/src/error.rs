@@ -67,6 +67,14 @@ pub enum StoreError {
     /// Encrypting or decrypting a stored secret failed, or the key is unusable.
     #[error(transparent)]
     Secret(#[from] crate::secret::SecretError),
+    /// An audit anchor is unusable (wrong format, unknown key, bad signature).
+    #[error(transparent)]
+    Anchor(#[from] keyward_core::audit::anchor::AnchorError),
+    /// The store was opened without the server's key, which anchors need.
+    #[error(
+        "this store was opened without the server's secret key; make and check anchors through the server (`keyward audit anchor`)"
+    )]
+    NoAuditKey,
     /// A job unit's lease was lost (another worker took it over after expiry).
     #[error("job unit {0} is now held by another worker; drop this result, the other worker will finish it")]
     LeaseLost(String),

@@ -43,7 +43,8 @@ async fn connector_secrets_are_encrypted_at_rest(store: Store) {
         .unwrap();
     let secret_col: String = raw.try_get("client_secret_enc").unwrap();
     let key_col: String = raw.try_get("private_key_enc").unwrap();
-    assert!(secret_col.starts_with("v1:") && key_col.starts_with("v1:"));
+    let sealed = format!("v2:{}:", key.id());
+    assert!(secret_col.starts_with(&sealed) && key_col.starts_with(&sealed), "{secret_col}");
     assert!(!secret_col.contains("client-secret") && !key_col.contains("PRIVATE KEY"));
     let audit = keyward_store::audit::export_jsonl(&store).await.unwrap();
     assert!(
@@ -61,7 +62,7 @@ async fn connector_secrets_are_encrypted_at_rest(store: Store) {
     // A different key cannot read them, and says what to do.
     let err = connector::load(&store, &SecretKey::generate()).await.unwrap_err();
     assert!(matches!(err, StoreError::Secret(_)), "{err}");
-    assert!(err.to_string().contains("restore the original key"));
+    assert!(err.to_string().contains("use the key file it was saved with"), "{err}");
 
     // Saving again replaces the single row.
     let mut s = settings();

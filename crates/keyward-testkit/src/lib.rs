@@ -32,5 +32,6 @@ pub mod seed;
 pub mod sim;
 #[cfg(feature = "stack")]
 pub mod stack;
+pub mod tls;
 
 pub use attestation_ca::{TestCa, test_ca};

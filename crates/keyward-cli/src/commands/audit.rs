@@ -1,8 +1,11 @@
-//! `keyward audit list|verify|export`: the server's hash-chained audit trail.
+//! `keyward audit list|verify|export|anchor`: the server's hash-chained audit trail.
 //!
 //! `verify` asks the server to recompute the chain and exits non-zero when it is broken, so it can
-//! run from cron; `export` writes every event as JSON Lines (one event per line) for a SIEM or an
-//! auditor, following the pages until the end.
+//! run from cron; with `--anchor FILE` it also checks the chain against an anchor made earlier
+//! (events deleted at or before it, or the chain recomputed up to it). `anchor` prints the
+//! server-signed head of the chain as JSON, to hand to a notary or a write-once store. `export`
+//! writes every event as JSON Lines (one event per line) for a SIEM or an auditor, following the
+//! pages until the end.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,7 +40,17 @@ enum AuditCommand {
         format: Format,
     },
     /// Check that the audit chain is intact (exit status 1 when it is not).
-    Verify,
+    Verify {
+        /// Also check the chain against this anchor (from `keyward audit anchor`).
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
+    },
+    /// Print the server-signed head of the chain (JSON) to keep outside the database.
+    Anchor {
+        /// The file to write (default: standard output); never overwritten.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Write every audit event as JSON Lines.
     Export {
         /// The file to write (default: standard output).
@@ -71,8 +84,38 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
             }
             output::print(format, &table, &events)?;
         }
-        AuditCommand::Verify => {
-            let report = api.verify_audit().await?;
+        AuditCommand::Anchor { output } => {
+            let anchor = api.audit_anchor().await?;
+            let text = serde_json::to_string_pretty(&anchor)? + "\n";
+            match output {
+                Some(path) => {
+                    let mut file =
+                        std::fs::OpenOptions::new().write(true).create_new(true).open(&path).with_context(
+                            || format!("cannot create {} (an anchor is never overwritten)", path.display()),
+                        )?;
+                    file.write_all(text.as_bytes())?;
+                    eprintln!(
+                        "anchored event #{} in {}; hand it to your notary or write-once store",
+                        anchor.seq,
+                        path.display()
+                    );
+                }
+                None => print!("{text}"),
+            }
+        }
+        AuditCommand::Verify { anchor } => {
+            let report = match anchor {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read the anchor {}", path.display()))?;
+                    let anchor: keyward_proto::audit::AuditAnchor = serde_json::from_str(&text)
+                        .with_context(|| {
+                            format!("{} is not an anchor written by `keyward audit anchor`", path.display())
+                        })?;
+                    api.verify_audit_against(&anchor).await?
+                }
+                None => api.verify_audit().await?,
+            };
             if report.ok {
                 println!("audit chain intact: {} events verified", report.events);
             } else {

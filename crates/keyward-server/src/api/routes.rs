@@ -52,6 +52,8 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("GET", "/api/v1/audit", AuditRead),
     ("GET", "/api/v1/audit/export", AuditExport),
     ("GET", "/api/v1/audit/verify", AuditRead),
+    ("POST", "/api/v1/audit/verify", AuditRead),
+    ("GET", "/api/v1/audit/anchor", AuditRead),
     ("GET", "/api/v1/doctor", PeopleRead),
     ("POST", "/api/v1/jobs/reconcile", JobsRun),
     ("POST", "/api/v1/jobs/bulk", JobsRun),

@@ -1,5 +1,7 @@
-//! The audit trail as callers see it: pages of events, the JSON Lines export, the chain check.
+//! The audit trail as callers see it: pages of events, the JSON Lines export, the chain check,
+//! and anchors (a signed head to keep outside the database, and the check against one).
 
+use keyward_core::audit::anchor::Anchor;
 use keyward_core::{AuditEvent, Permission};
 use keyward_proto::audit::ChainReport;
 use keyward_store::StoreError;
@@ -40,12 +42,42 @@ impl Service {
     /// Verifies the hash chain from its start.
     pub async fn verify_audit(&self, caller: &Caller) -> Result<ChainReport, ServiceError> {
         caller.require(Permission::AuditRead)?;
-        match audit::verify(&self.store).await {
-            Ok(n) => Ok(ChainReport { ok: true, events: n, problem: None }),
+        chain_report(audit::verify(&self.store).await)
+    }
+
+    /// Verifies the chain and signs its head (see `keyward_core::audit::anchor`).
+    pub async fn audit_anchor(&self, caller: &Caller) -> Result<Anchor, ServiceError> {
+        caller.require(Permission::AuditRead)?;
+        match audit::anchor(&self.store).await {
             Err(StoreError::Chain(b)) => {
-                Ok(ChainReport { ok: false, events: b.index as u64, problem: Some(b.to_string()) })
+                Err(ServiceError::Conflict(format!("no anchor for a broken chain: {b}")))
             }
-            Err(e) => Err(e.into()),
+            other => Ok(other?),
         }
+    }
+
+    /// Verifies the chain and that it still holds the event `anchor` names with the same hash
+    /// (truncation, recomputation); a forged or foreign anchor is refused.
+    pub async fn verify_audit_against(
+        &self,
+        caller: &Caller,
+        anchor: &Anchor,
+    ) -> Result<ChainReport, ServiceError> {
+        caller.require(Permission::AuditRead)?;
+        anchor
+            .check_signature(&self.store.audit_keys().anchor)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        chain_report(audit::verify_against(&self.store, anchor).await)
+    }
+}
+
+/// A verification's result as the report callers get; a broken chain is a result, not an error.
+fn chain_report(result: Result<u64, StoreError>) -> Result<ChainReport, ServiceError> {
+    match result {
+        Ok(n) => Ok(ChainReport { ok: true, events: n, problem: None }),
+        Err(StoreError::Chain(b)) => {
+            Ok(ChainReport { ok: false, events: b.index as u64, problem: Some(b.to_string()) })
+        }
+        Err(e) => Err(e.into()),
     }
 }

@@ -46,6 +46,11 @@ impl ConnectorSlot {
         Self { key, built: Mutex::new(None), policy: Mutex::new(None) }
     }
 
+    /// The key that encrypts the stored secrets.
+    pub(crate) fn key(&self) -> &SecretKey {
+        &self.key
+    }
+
     /// The live connector, or 503 saying how to configure it.
     pub async fn get(&self, store: &Store) -> Result<Connector, ServiceError> {
         if let Some((at, c)) = self.built.lock().expect("connector slot poisoned").as_ref()
@@ -84,6 +89,9 @@ impl ConnectorSlot {
         slot: ExternalRefSlot,
     ) -> Result<(), ServiceError> {
         config.validate().map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        for (what, url) in [("authority", &config.authority_url), ("Graph", &config.graph_url)] {
+            https_unless_loopback(what, url)?;
+        }
         stored::save(tx, actor, &self.key, &to_settings(config, slot)).await?;
         self.invalidate();
         Ok(())
@@ -164,6 +172,26 @@ impl Service {
                 "the connector uses a client secret; pass a certificate and key to validate".into(),
             )),
         }
+    }
+}
+
+/// A connector URL must be `https`, or `http` to a loopback address (the emulator, a local
+/// proxy): the client secret or assertion and the Graph token travel on it.
+fn https_unless_loopback(what: &str, url: &str) -> Result<(), ServiceError> {
+    let parsed = url::Url::parse(url)
+        .map_err(|_| ServiceError::Invalid(format!("the {what} URL {url:?} is not a URL")))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(ServiceError::Invalid(format!(
+            "the {what} URL {url} must use https (plain http only to this machine: 127.0.0.1, ::1 or localhost), as the connector's credentials travel on it"
+        ))),
     }
 }
 

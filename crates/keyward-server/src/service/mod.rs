@@ -23,12 +23,13 @@ pub mod policies;
 pub mod protected;
 pub mod reconcile;
 pub mod refusals;
+pub mod rotation;
 pub mod tokens;
 
 use std::sync::Arc;
 
 use keyward_core::ExternalRefSlot;
-use keyward_store::{Store, StoreError, secret::SecretKey};
+use keyward_store::{Store, StoreError};
 
 pub use caller::Caller;
 pub use error::ServiceError;
@@ -75,8 +76,8 @@ impl Service {
     /// Opens the database (creating and migrating it), loads or creates the secret key, and
     /// builds the service.
     pub async fn open(config: ServerConfig) -> Result<Arc<Self>, StartError> {
-        let key = load_or_create_secret_key(&config)?;
-        let store = Store::open(&config.database_url()).await?;
+        let keys = crate::secret_key::load_or_create(&config).map_err(StartError::SecretKey)?;
+        let store = Store::open(&config.database_url()).await?.with_audit_keys(keys.audit_keys());
         let slot = ExternalRefSlot::new(config.external_ref_slot)
             .map_err(|e| StartError::SecretKey(e.to_string()))?;
         Ok(Arc::new(Self {
@@ -84,7 +85,7 @@ impl Service {
             slot,
             tokens: TokenCache::default(),
             metrics: Arc::new(Metrics::default()),
-            connector: connector::ConnectorSlot::new(key),
+            connector: connector::ConnectorSlot::new(keys.current),
             policies: std::sync::Mutex::new(None),
             protected: protected::ProtectedCache::default(),
             refusals: refusals::RefusalLog::default(),
@@ -106,23 +107,4 @@ impl Service {
         keyward_store::people::count(&self.store).await?;
         Ok(())
     }
-}
-
-/// The key that encrypts stored secrets: `KEYWARD_SECRET_KEY`, else the key file, created with
-/// mode 0600 on first start.
-fn load_or_create_secret_key(config: &ServerConfig) -> Result<SecretKey, StartError> {
-    if std::env::var_os("KEYWARD_SECRET_KEY").is_some() {
-        return SecretKey::from_env("KEYWARD_SECRET_KEY").map_err(|e| StartError::SecretKey(e.to_string()));
-    }
-    let path = config.secret_key_path();
-    if !path.exists() {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StartError::SecretKey(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let key = SecretKey::generate();
-        key.write_new_file(&path).map_err(|e| StartError::SecretKey(e.to_string()))?;
-        tracing::info!(path = %path.display(), "created a new secret key for stored secrets; back it up");
-    }
-    SecretKey::from_file(&path).map_err(|e| StartError::SecretKey(e.to_string()))
 }

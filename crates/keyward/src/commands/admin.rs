@@ -1,5 +1,6 @@
-//! `keyward admin token …`: run on the server's host against its database (the first API token
-//! cannot come from the API), acting as `host:$USER` in the audit trail.
+//! `keyward admin token …` and `keyward admin rotate-key`: run on the server's host against its
+//! database and key file (the first API token cannot come from the API; the key never goes over
+//! it), acting as `host:$USER` in the audit trail.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -23,6 +24,9 @@ enum AdminCommand {
     /// API tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Replace the secret key: re-encrypt stored secrets under a new key, keep the old key file
+    /// as FILE.old-ID (audit events sealed under it still verify). Restart the server(s) after.
+    RotateKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +95,17 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Token(TokenCommand::Revoke { name }) => {
             service.revoke_token(&host, &name).await?;
             println!("Revoked token {name:?}.");
+        }
+        AdminCommand::RotateKey => {
+            let r = service.rotate_secret_key(&host).await?;
+            println!(
+                "Rotated the secret key {} -> {}: {} stored secret(s) re-encrypted; the old key is kept in {}.",
+                r.old_id,
+                r.new_id,
+                r.values,
+                r.kept.display()
+            );
+            eprintln!("Restart every server using this database so it reads the new key file.");
         }
     }
     Ok(())

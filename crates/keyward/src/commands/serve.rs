@@ -43,6 +43,18 @@ pub struct ServeArgs {
     /// Address to listen on (overrides the file), e.g. 127.0.0.1:8080.
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", env = "KEYWARD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", env = "KEYWARD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Ask clients for a certificate issued by this CA (PEM); clients without one still connect.
+    #[arg(long, value_name = "FILE", env = "KEYWARD_CLIENT_CA", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (tokens and secrets cross the network in clear).
+    #[arg(long, conflicts_with = "tls_cert")]
+    insecure_http: bool,
 }
 
 /// Runs the server until Ctrl-C, on a runtime with the configured number of request threads.
@@ -51,6 +63,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            keyward_server::tls::acceptor(cert, key, args.client_ca.as_deref())
+                .map_err(anyhow::Error::msg)?,
+        ),
+        _ => {
+            keyward_server::tls::plain_http_allowed(config.listen, args.insecure_http)
+                .map_err(anyhow::Error::msg)?;
+            if !config.listen.ip().is_loopback() {
+                eprintln!(
+                    "WARNING: serving plain HTTP on {} (--insecure-http): API tokens and connector secrets cross the network in clear",
+                    config.listen
+                );
+                tracing::warn!(listen = %config.listen, "serving plain HTTP on a non-loopback address");
+            }
+            None
+        }
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = config.worker_threads(cores);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -58,17 +88,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, threads))
+    runtime.block_on(serve(config, threads, tls))
 }
 
-async fn serve(config: keyward_server::ServerConfig, threads: usize) -> anyhow::Result<()> {
+async fn serve(
+    config: keyward_server::ServerConfig,
+    threads: usize,
+    tls: Option<keyward_server::tls::TlsAcceptor>,
+) -> anyhow::Result<()> {
     let listen = config.listen;
     let database = config.database_url();
     let service = Service::open(config).await.context("cannot start the server")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}; is another server running there?"))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr()?);
     println!("Keyward server listening on {url}");
     println!("  API: {url}/api/v1 (OpenAPI document at {url}/api/v1/openapi.json)");
     println!("  database: {} ({threads} request threads)", redact_url(&database));
@@ -77,10 +112,13 @@ async fn serve(config: keyward_server::ServerConfig, threads: usize) -> anyhow::
     if scheduler.is_some() {
         println!("  sync and reconcile every {} minutes", service.config.sync_interval_minutes);
     }
-    keyward_server::serve(service, listener, async {
+    let stop = async {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    };
+    match tls {
+        Some(acceptor) => keyward_server::tls::serve_tls(service, listener, acceptor, stop).await?,
+        None => keyward_server::serve(service, listener, stop).await?,
+    }
     Ok(())
 }
 

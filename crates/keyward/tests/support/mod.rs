@@ -108,6 +108,7 @@ pub fn isolated(home: &std::path::Path) -> Command {
     cmd.env_remove("KEYWARD_TOKEN")
         .env_remove("KEYWARD_SERVER")
         .env_remove("KEYWARD_CLIENT_SECRET")
+        .env_remove("KEYWARD_CA_CERT")
         .env("XDG_CONFIG_HOME", home)
         .env("KEYWARD_LOG", "warn");
     cmd
