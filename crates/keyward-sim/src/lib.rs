@@ -50,7 +50,13 @@
 //!   CA). `--strict`: refused. Enforced attestation needs a chain to a trusted root; FIDO
 //!   certification status and declared capabilities are not yet read (issue 18).
 //! * **Method id** is the credential id in base64url with a padding digit (indirect
-//!   evidence only: a doc example; do not depend on it).
+//!   evidence only: a doc example; do not depend on it). `--method-ids opaque` makes them
+//!   random GUIDs, found only by that id, for clients that must not depend on the form.
+//! * **Directory roles**: `GET /directoryRoles` lists the built-in roles someone holds (only
+//!   activated roles appear, as in Graph), with Microsoft's template ids;
+//!   `/directoryRoles/{id}/members` lists the holders; both need
+//!   `RoleManagement.Read.Directory` or a broader directory permission (permission reference).
+//!   A role's object id in the tenant is the emulator's own (derived from tenant and template).
 //! * **v1.0 creationOptions** refuses a `challengeTimeoutInMinutes` parameter (400);
 //!   beta accepts 5–43 200 in all three URL spellings (spec).
 //! * **Throttling** applies the identity quotas to authentication-method calls too
