@@ -21,7 +21,7 @@
 pub mod attestation_ca;
 #[cfg(feature = "database")]
 pub mod database;
-#[cfg(feature = "stack")]
+#[cfg(feature = "desk")]
 pub mod desk;
 pub mod log;
 #[cfg(feature = "rules-table")]
