@@ -24,6 +24,7 @@ pub mod database;
 #[cfg(feature = "desk")]
 pub mod desk;
 pub mod log;
+pub mod python;
 #[cfg(feature = "rules-table")]
 pub mod rules_table;
 #[cfg(feature = "sim")]
