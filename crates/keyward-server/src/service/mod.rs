@@ -21,6 +21,7 @@ pub mod local_check;
 pub mod people;
 pub mod policies;
 pub mod reconcile;
+pub mod sign_in;
 pub mod tokens;
 
 use std::sync::Arc;
