@@ -88,7 +88,14 @@ impl Connector {
         }
         let text = response.text().await.map_err(|e| SignInError::Transport(e.to_string()))?;
         if !status.is_success() {
-            return Err(SignInError::Refused(describe_error(status.as_u16(), &text)));
+            // An AADSTS answer is the tenant refusing; anything else is a tenant without the endpoint.
+            if serde_json::from_str::<TokenErrorBody>(&text).is_ok() {
+                return Err(SignInError::Refused(describe_error(status.as_u16(), &text)));
+            }
+            return Ok(SignInOffer::NotOffered(format!(
+                "the tenant has no passkey sign-in endpoint for Keyward (HTTP {} from {url})",
+                status.as_u16()
+            )));
         }
         match serde_json::from_str::<AssertionOptions>(&text) {
             Ok(options) => Ok(SignInOffer::Offered(options)),

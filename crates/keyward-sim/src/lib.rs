@@ -87,7 +87,8 @@
 //!   `exp`/`nbf`/`iat` are accepted (RFC 7519 NumericDate; MSAL Python sends them).
 //!   `--strict`: integers only (AADSTS50013).
 //! * **Passkey sign-in** (unknown, emulator's own shape: Microsoft's sign-in page does not
-//!   publish one): `POST /{tenant}/passkey/signin/options` with `{clientId, loginHint?}` gives
+//!   publish one; `--no-sign-in` removes it, with TAP sign-in and security-info registration, so
+//!   a client can be tested against a tenant that offers none, like Entra): `POST /{tenant}/passkey/signin/options` with `{clientId, loginHint?}` gives
 //!   WebAuthn request options (`challenge`, `rpId` `login.microsoft.com`, `timeout` 300 000,
 //!   `userVerification: required`, empty `allowCredentials`: discoverable credentials);
 //!   `POST /{tenant}/passkey/signin` with `{clientId, scope?, credential: {id, response:
@@ -176,6 +177,9 @@ pub struct SimOptions {
     /// Keep the stricter readings where observed Entra behaviour is looser (see the list of
     /// choices at the top of this crate).
     pub strict: bool,
+    /// Serve no passkey or TAP sign-in (and no security-info registration), as real Entra
+    /// publishes none: the paths answer 404.
+    pub no_sign_in: bool,
 }
 
 /// A running emulator's shared state; cheap to clone.
@@ -287,9 +291,14 @@ fn build_router(sim: Sim) -> Router {
         .nest("/v1.0", graph().layer(axum::Extension(ApiVersion::V1)))
         .nest("/beta", graph().layer(axum::Extension(ApiVersion::Beta)))
         .layer(from_fn(graph::conventions));
+    let login = if sim.options().no_sign_in {
+        login::routes()
+    } else {
+        login::routes().merge(login::sign_in_routes())
+    };
     Router::new()
         .merge(graph)
-        .merge(login::routes())
+        .merge(login)
         .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
         .with_state(sim)
 }

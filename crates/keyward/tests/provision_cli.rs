@@ -49,6 +49,11 @@ impl Stack {
 
     /// [`Stack::start`] with `keyward sim --faults FAULTS`.
     fn start_with(blocked: bool, faults: &str) -> Self {
+        Self::start_sim(blocked, faults, &[])
+    }
+
+    /// [`Stack::start_with`] with extra `keyward sim` arguments.
+    fn start_sim(blocked: bool, faults: &str, sim_args: &[&str]) -> Self {
         let dir =
             std::env::temp_dir().join(format!("keyward-provision-cli-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -78,6 +83,7 @@ impl Stack {
         if !faults.is_empty() {
             sim.args(["--faults", faults]);
         }
+        sim.args(sim_args);
         let (sim, authority) = start_logged(sim, &dir.join("sim.log"), "authority:");
         let (sim_base, tenant) = authority.rsplit_once('/').unwrap();
         let (sim_base, tenant) = (sim_base.to_owned(), tenant.to_owned());
@@ -540,4 +546,18 @@ fn the_provisioned_passkey_signs_its_person_in_at_the_tenant() {
             .as_u16()
     });
     assert_eq!(status, 400, "a revoked passkey is refused");
+}
+
+#[test]
+fn against_a_tenant_without_passkey_sign_in_provisioning_says_so_and_succeeds() {
+    let stack = Stack::start_sim(false, "", &["--no-sign-in"]);
+    let out = stack.provision(&["--pin", "prompt", "--serial", "SK-N1"], &[("KEYWARD_PIN", "602214")]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("proof of sign-in: no sign-in at the tenant"), "{stderr}");
+    assert!(stderr.contains("HTTP 404"), "the operator learns why: {stderr}");
+    let (_, passkeys) = stack.api("GET", &format!("/api/v1/passkeys?person={UPN}"), None);
+    assert_eq!(passkeys["items"][0]["state"], "registered", "{passkeys}");
+    assert_eq!(passkeys["items"][0]["id"].as_str(), Some(stdout.trim()));
+    assert!(stack.audit_actions().iter().all(|e| e["action"] != "passkey.sign-in-proved"));
 }

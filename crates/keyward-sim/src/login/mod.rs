@@ -99,6 +99,11 @@ pub fn routes() -> Router<Sim> {
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(oidc::discovery))
         .route("/{tenant}/discovery/v2.0/keys", get(oidc::jwks))
         .route("/{tenant}/oauth2/v2.0/authorize", get(oidc::authorize_page).post(oidc::authorize_pick))
+}
+
+/// The emulator's own sign-in routes: passkey and TAP sign-in, security-info registration.
+pub fn sign_in_routes() -> Router<Sim> {
+    Router::new()
         .route(&format!("/{{tenant}}/{}", signin::OPTIONS_PATH), post(passkey::options))
         .route(&format!("/{{tenant}}/{}", signin::ASSERTION_PATH), post(passkey::assertion))
         .route(&format!("/{{tenant}}/{}", signin::TAP_PATH), post(tap_signin::sign_in))

@@ -41,6 +41,10 @@ pub struct SimArgs {
     /// times, exact origin, one credential per creation options, trusted attestation roots).
     #[arg(long)]
     strict: bool,
+    /// Offer no passkey or TAP sign-in endpoint, as Entra publishes none (clients that prove a
+    /// sign-in must then say it was not offered).
+    #[arg(long)]
+    no_sign_in: bool,
 }
 
 /// Runs the emulator until Ctrl-C.
@@ -65,6 +69,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         faults: FaultSpec::parse(&args.faults).map_err(anyhow::Error::msg).context("--faults")?,
         state_file: args.state.clone(),
         strict: args.strict,
+        no_sign_in: args.no_sign_in,
     };
     let sim = Sim::new(seed, options).map_err(anyhow::Error::msg)?;
     let tls = if args.tls {
