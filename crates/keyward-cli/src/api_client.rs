@@ -19,6 +19,7 @@ use keyward_proto::inventory::{
 };
 use keyward_proto::issuances::{
     CompleteRequest, CompletedView, CreateIssuance, FailRequest, IssuanceView, OptionsView, PinHandover,
+    SignInChallengeView, SignInProofRequest, SignInProofView,
 };
 use keyward_proto::jobs::{
     BulkJobRequest, BulkPlan, BulkRow, ClaimRequest, JobStatus, UnitLease, UnitOutcome, UnitResult,
@@ -378,6 +379,20 @@ impl ApiClient {
     ) -> Result<(), ApiClientError> {
         let body = PinHandover { method: method.to_owned(), detail };
         self.post(&format!("/api/v1/issuances/{}/pin-handover", seg(id)), &body).await
+    }
+
+    /// The tenant's passkey sign-in challenge for a registered issuance's person, or why none.
+    pub async fn sign_in_options(&self, id: &str) -> Result<SignInChallengeView, ApiClientError> {
+        self.post(&format!("/api/v1/issuances/{}/sign-in/options", seg(id)), &json!({})).await
+    }
+
+    /// Hands the key's answer to the tenant through the server: proof that the passkey signs in.
+    pub async fn prove_sign_in(
+        &self,
+        id: &str,
+        proof: &SignInProofRequest,
+    ) -> Result<SignInProofView, ApiClientError> {
+        self.post(&format!("/api/v1/issuances/{}/sign-in", seg(id)), proof).await
     }
 
     // Keys and passkeys.

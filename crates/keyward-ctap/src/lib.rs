@@ -13,6 +13,7 @@ pub mod cbor;
 pub mod client;
 pub mod credential;
 pub mod entra;
+pub mod entra_signin;
 pub mod error;
 pub mod hid;
 pub mod pin;
@@ -28,6 +29,7 @@ pub use credential::{
     Assertion, Attestation, AuthData, ExtensionOutputs, GetAssertion, HmacSecretInput, HmacSecretOutput,
     MakeCredential,
 };
+pub use entra_signin::EntraSignIn;
 pub use error::CtapError;
 pub use hid::{HidDevice, HidError, Timeouts};
 pub use pin::{PinProtocol, SharedSecret};

@@ -22,6 +22,7 @@ pub mod ops;
 pub mod redact;
 pub mod register;
 pub mod retry;
+pub mod signin;
 pub mod token;
 
 pub use config::{ApiVersion, AssertionMode, ConnectorConfig, Credential, RetryPolicy};

@@ -1,12 +1,13 @@
 //! Typed Graph operations Keyward needs: users and group members (with `$select` and
 //! paging), groups by name, creationOptions, FIDO2 methods (list, get, delete, batch delete),
-//! the FIDO2 method policy, and Temporary Access Passes. Registration is in
+//! the FIDO2 method policy, Temporary Access Passes, and Conditional Access policies (read). Registration is in
 //! [`crate::register`] because it needs its own failure handling.
 //!
 //! Ids and UPNs go into URL paths percent-encoded (guest UPNs contain `#EXT#`), and OData
 //! string literals double their single quotes, so no user-controlled text changes a URL's
 //! meaning.
 
+use keyward_webauthn::conditional_access::ConditionalAccessPolicy;
 use keyward_webauthn::graph::{CredentialCreationOptions, Fido2Method};
 use keyward_webauthn::policy::{Fido2Policy, TemporaryAccessPass, TemporaryAccessPassRequest};
 use reqwest::Method;
@@ -177,6 +178,11 @@ impl Connector {
             _ => base,
         };
         self.get_json(&path).await
+    }
+
+    /// The tenant's Conditional Access policies (needs `Policy.Read.All`).
+    pub async fn list_conditional_access_policies(&self) -> Result<Vec<ConditionalAccessPolicy>, GraphError> {
+        self.get_all("/identity/conditionalAccess/policies").await
     }
 
     /// The user's registered FIDO2 methods.

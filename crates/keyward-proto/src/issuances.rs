@@ -120,3 +120,42 @@ pub struct PinHandover {
     /// For letters: the file and the age recipient it was encrypted to.
     pub detail: Option<String>,
 }
+
+/// `POST /api/v1/issuances/{id}/sign-in/options`: whether the tenant offers a proof of sign-in,
+/// and the challenge to answer when it does.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignInChallengeView {
+    /// The tenant offers passkey sign-in to Keyward (`keyward sim` does; Entra does not publish it).
+    pub offered: bool,
+    /// The challenge (base64url) to sign for `login.microsoft.com`, when offered.
+    pub challenge: Option<String>,
+    /// Why no proof is possible, when not offered.
+    pub note: Option<String>,
+}
+
+/// `POST /api/v1/issuances/{id}/sign-in`: the key's answer to the challenge (WebAuthn
+/// `AuthenticationResponseJSON` fields, each base64url).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignInProofRequest {
+    /// The credential that answered.
+    pub credential_id: String,
+    /// The clientDataJSON (`webauthn.get`).
+    pub client_data_json: String,
+    /// Authenticator data.
+    pub authenticator_data: String,
+    /// Signature.
+    pub signature: String,
+    /// The user handle stored with the credential.
+    pub user_handle: Option<String>,
+}
+
+/// The tenant signed the person in with the passkey.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignInProofView {
+    /// The person the tenant signed in (UPN, from the ID token).
+    pub upn: String,
+    /// Their Entra object id (from the ID token).
+    pub object_id: String,
+    /// How they signed in, as the tenant reports it (`fido`).
+    pub method: String,
+}

@@ -351,3 +351,75 @@ async fn a_person_named_by_id_is_checked_through_their_link() {
     assert_names("disabled in Keyward", &report, "user.keyward-disabled", "keyward people sync");
     assert!(blocking(&report).iter().all(|(c, _, _)| c != "user.entra"), "{report:#}");
 }
+
+fn ca_policy(
+    name: &str,
+    applications: Value,
+    grant: Value,
+) -> keyward_webauthn::conditional_access::ConditionalAccessPolicy {
+    serde_json::from_value(json!({
+        "id": uuid::Uuid::new_v4().to_string(), "displayName": name, "state": "enabled",
+        "conditions": { "users": { "includeUsers": ["All"] }, "applications": applications },
+        "grantControls": grant,
+    }))
+    .unwrap()
+}
+
+fn finding<'r>(report: &'r Value, check: &str) -> Option<&'r Value> {
+    report["findings"].as_array().unwrap().iter().find(|f| f["check"] == check)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_access_blocks_keyward_can_see_are_named() {
+    let phishing_resistant = json!({ "operator": "OR", "authenticationStrength": {
+        "id": "00000000-0000-0000-0000-000000000004", "allowedCombinations": ["fido2", "windowsHelloForBusiness"] } });
+    let register = json!({ "includeUserActions": ["urn:user:registersecurityinfo"] });
+    let all = json!({ "includeApplications": ["All"] });
+
+    // The seed scenario: phishing-resistant everywhere, TAP for registration. Nothing to report.
+    let (p, r) = (phishing_resistant.clone(), register.clone());
+    let stack = stack_with(move |seed| {
+        let tap = json!({ "operator": "OR", "authenticationStrength": { "id": "custom",
+            "allowedCombinations": ["fido2", "temporaryAccessPassOneTime"] } });
+        seed.conditional_access_policies =
+            vec![ca_policy("Phishing-resistant", all_apps(), p), ca_policy("TAP for registration", r, tap)];
+    })
+    .await;
+    let report = doctor(&stack, ADELE_UPN, "").await;
+    assert_eq!(finding(&report, "ca").map(|f| f["severity"].clone()), Some(json!("ok")), "{report:#}");
+
+    // Registering security info needs phishing-resistant strength: a TAP cannot onboard.
+    let stack = stack_with(move |seed| {
+        seed.conditional_access_policies =
+            vec![ca_policy("No TAP for registration", register, phishing_resistant)];
+    })
+    .await;
+    let report = doctor(&stack, ADELE_UPN, "").await;
+    let tap = finding(&report, "ca.tap-onboarding").unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(tap["severity"], "warning");
+    assert!(tap["message"].as_str().unwrap().contains("No TAP for registration"), "{tap}");
+    assert!(tap["fix"].as_str().unwrap().contains("temporaryAccessPassOneTime"), "{tap}");
+
+    // A policy that blocks everyone is a blocking finding naming the policy.
+    let stack = stack_with(move |seed| {
+        seed.conditional_access_policies =
+            vec![ca_policy("Block everyone", all, json!({ "operator": "OR", "builtInControls": ["block"] }))];
+    })
+    .await;
+    let report = doctor(&stack, ADELE_UPN, "").await;
+    assert_names("block policy", &report, "ca.block", "exclude");
+    assert!(finding(&report, "ca.block").unwrap()["message"].as_str().unwrap().contains("Block everyone"));
+}
+
+fn all_apps() -> Value {
+    json!({ "includeApplications": ["All"] })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_policy_read_all_doctor_says_what_it_could_not_check() {
+    let stack = stack_with(|seed| seed.apps[0].roles.retain(|r| r != "Policy.Read.All")).await;
+    let report = doctor(&stack, ADELE_UPN, "").await;
+    let read = finding(&report, "ca.read").unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(read["severity"], "warning");
+    assert!(read["fix"].as_str().unwrap().contains("Policy.Read.All"), "{read}");
+}

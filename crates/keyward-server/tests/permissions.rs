@@ -26,6 +26,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/issuances/{id}/cancel", "issuance:cancel"),
     ("POST", "/api/v1/issuances/{id}/fail", "issuance:create"),
     ("POST", "/api/v1/issuances/{id}/pin-handover", "issuance:create"),
+    ("POST", "/api/v1/issuances/{id}/sign-in/options", "issuance:create"),
+    ("POST", "/api/v1/issuances/{id}/sign-in", "issuance:create"),
     ("GET", "/api/v1/keys", "keys:read"),
     ("POST", "/api/v1/keys", "keys:manage"),
     ("GET", "/api/v1/keys/{id}", "keys:read"),

@@ -92,6 +92,51 @@
 //!   → AADSTS70011 (the emulator serves only Graph). Client assertions with fractional
 //!   `exp`/`nbf`/`iat` are accepted (RFC 7519 NumericDate; MSAL Python sends them).
 //!   `--strict`: integers only (AADSTS50013).
+//! * **Passkey sign-in** (unknown, emulator's own shape: Microsoft's sign-in page does not
+//!   publish one; `--no-sign-in` removes it, with TAP sign-in and security-info registration, so
+//!   a client can be tested against a tenant that offers none, like Entra): `POST /{tenant}/passkey/signin/options` with `{clientId, loginHint?}` gives
+//!   WebAuthn request options (`challenge`, `rpId` `login.microsoft.com`, `timeout` 300 000,
+//!   `userVerification: required`, empty `allowCredentials`: discoverable credentials);
+//!   `POST /{tenant}/passkey/signin` with `{clientId, scope?, credential: {id, response:
+//!   {clientDataJSON, authenticatorData, signature, userHandle}}}` gives a token response
+//!   (shapes in `keyward_webauthn::signin`). No client authentication (a person signs in, as in
+//!   a browser). The challenge is sealed, bound to the client and hint, valid 5 minutes and
+//!   single use (unknown; stricter). Checked: `webauthn.get`, origin as at registration
+//!   (trailing slash accepted unless `--strict`), rp id hash, UP and UV, a credential
+//!   registered through Graph and not deleted, the user handle of its owner (required when no
+//!   `loginHint` named the user; WebAuthn §7.2), the signature with the registered key
+//!   (webauthn-rs-core's COSE key), a signature counter that grows unless the key keeps none
+//!   (WebAuthn §7.2 step 21; refusing rather than flagging is the stricter reading), account
+//!   enabled, Conditional Access. Refusals are 400 `invalid_grant` AADSTS50012 with a message
+//!   naming the rule (the code is the emulator's choice; Entra's codes here are unknown),
+//!   AADSTS50057 for a disabled account, AADSTS53003 for Conditional Access.
+//! * **TAP sign-in** (unknown, emulator's own shape): `POST /{tenant}/tap/signin` with
+//!   `{clientId, username, temporaryAccessPass, scope?}`. The emulator keeps a SHA-256 of the
+//!   method id and the pass, never the pass. Refused with AADSTS50126 and the reason when the
+//!   pass is wrong, not yet valid, expired, disabled by policy, or one-time and already used
+//!   (a spent pass then lists `methodUsabilityReason: OneTimeUsed`, a documented value). The
+//!   code for these cases is unknown.
+//! * **Tokens of a signed-in person**: an access token with `amr` `fido` or `tap` (Entra's
+//!   `amr` for a TAP: unknown) and `scp`; for the scope
+//!   `https://mysignins.microsoft.com/.default` its audience is `https://mysignins.microsoft.com`
+//!   (unknown), the only token the emulator's security-info registration takes
+//!   (`GET /{tenant}/securityinfo/passkey/creationOptions`, `POST /{tenant}/securityinfo/passkey`,
+//!   Graph's bodies and verification; paths are the emulator's own, as My Sign-Ins uses private
+//!   APIs). Other scopes give a Graph token without roles (delegated Graph permissions are not
+//!   emulated). The sign-in page's ID token now carries `amr: ["pwd"]`.
+//! * **Conditional Access**: the seed's `conditionalAccessPolicies` (Graph v1.0 shape, listed at
+//!   `/identity/conditionalAccess/policies` with `Policy.Read.All`) are enforced at sign-in:
+//!   enabled policies only (report-only is not enforced), users/groups with exclusions; a
+//!   policy names either `All` applications (every resource) or the user action
+//!   `urn:user:registersecurityinfo`, never both (the emulator's model; other applications,
+//!   locations, platforms, devices and session controls are not judged). A sign-in must meet
+//!   the authentication strength's `allowedCombinations` of every policy that applies (`fido2`
+//!   for a passkey, `temporaryAccessPassOneTime`/`MultiUse` for a TAP, `password` for the
+//!   sign-in page, which stands for a password sign-in); `block` refuses all. A refusal is
+//!   AADSTS53003 (BlockedByConditionalAccess, error-code reference). Whether an all-resources
+//!   policy also governs registering security info in Entra: unknown; in the emulator's model
+//!   it does not (only user-action policies do), so the seed scenario's TAP registration works
+//!   with or without the user-action policy.
 //! * **Login** choices (assertion clock skew, replay and time-range AADSTS codes, code
 //!   lifetimes, PKCE `S256` only, `response_mode=query` only) are listed in [`login`].
 
@@ -138,6 +183,9 @@ pub struct SimOptions {
     /// Keep the stricter readings where observed Entra behaviour is looser (see the list of
     /// choices at the top of this crate).
     pub strict: bool,
+    /// Serve no passkey or TAP sign-in (and no security-info registration), as real Entra
+    /// publishes none: the paths answer 404.
+    pub no_sign_in: bool,
     /// How method ids are formed (`--method-ids`).
     pub method_ids: MethodIds,
 }
@@ -262,9 +310,14 @@ fn build_router(sim: Sim) -> Router {
         .nest("/v1.0", graph().layer(axum::Extension(ApiVersion::V1)))
         .nest("/beta", graph().layer(axum::Extension(ApiVersion::Beta)))
         .layer(from_fn(graph::conventions));
+    let login = if sim.options().no_sign_in {
+        login::routes()
+    } else {
+        login::routes().merge(login::sign_in_routes())
+    };
     Router::new()
         .merge(graph)
-        .merge(login::routes())
+        .merge(login)
         .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
         .with_state(sim)
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use keyward_webauthn::conditional_access::ConditionalAccessPolicy;
 use keyward_webauthn::policy::{Fido2Policy, TapPolicy};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,10 @@ pub struct Seed {
     /// How credential ids are encoded in `excludeCredentials` (docs/entra-graph-api.md §1.4).
     #[serde(default)]
     pub exclude_credential_encoding: IdEncoding,
+    /// Conditional Access policies (Graph v1.0 `conditionalAccessPolicy` shape), enforced at
+    /// sign-in and listed at `/identity/conditionalAccess/policies`.
+    #[serde(default)]
+    pub conditional_access_policies: Vec<ConditionalAccessPolicy>,
 }
 
 fn default_domain() -> String {

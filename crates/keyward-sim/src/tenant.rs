@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use keyward_webauthn::conditional_access::ConditionalAccessPolicy;
 use keyward_webauthn::graph::Fido2Method;
 use keyward_webauthn::policy::{Fido2Policy, TapPolicy};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,10 @@ pub struct StoredFido2Method {
     /// Transports reported at registration.
     #[serde(default)]
     pub transports: Vec<String>,
+    /// The signature counter last seen (registration or sign-in); a sign-in must raise it
+    /// unless the authenticator keeps no counter (both zero).
+    #[serde(default)]
+    pub sign_count: u32,
 }
 
 /// A Temporary Access Pass as kept by the emulator (the pass itself is never kept).
@@ -44,6 +49,13 @@ pub struct StoredTap {
     pub lifetime_in_minutes: u32,
     /// One-time use.
     pub is_usable_once: bool,
+    /// SHA-256 of the method id and the pass, hex, so a sign-in can check the pass without
+    /// the emulator keeping it (absent in state files from before TAP sign-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_sha256: Option<String>,
+    /// A one-time pass was used to sign in.
+    #[serde(default)]
+    pub used: bool,
 }
 
 /// An authorization code handed out by the sign-in page, waiting for redemption.
@@ -100,6 +112,12 @@ pub struct TenantState {
     pub used_challenges: BTreeSet<String>,
     /// Authorization codes awaiting redemption.
     pub pending_codes: BTreeMap<String, PendingCode>,
+    /// Sign-in challenges already answered (single use), with their expiry.
+    #[serde(default)]
+    pub used_sign_in_challenges: BTreeMap<String, i64>,
+    /// Conditional Access policies (Graph v1.0 shape).
+    #[serde(default)]
+    pub conditional_access_policies: Vec<ConditionalAccessPolicy>,
     /// The emulator's own keys, kept so tokens and challenges survive a restart.
     pub keys: SimKeys,
 }
@@ -124,6 +142,8 @@ impl TenantState {
             seen_assertion_ids: BTreeMap::new(),
             used_challenges: BTreeSet::new(),
             pending_codes: BTreeMap::new(),
+            used_sign_in_challenges: BTreeMap::new(),
+            conditional_access_policies: seed.conditional_access_policies,
             keys: SimKeys::generate(),
         })
     }

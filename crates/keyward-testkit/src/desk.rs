@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use keyward_ctap::client::PERMISSION_MC;
-use keyward_ctap::{Client, HidDevice, MemoryTransport, PinToken, Timeouts};
+use keyward_ctap::client::{PERMISSION_GA, PERMISSION_MC};
+use keyward_ctap::{Client, EntraSignIn, HidDevice, MemoryTransport, PinToken, Timeouts};
 use keyward_softkey::{Attestation, Config, SoftKey};
 use keyward_webauthn::ENTRA_RP_ID;
 use keyward_webauthn::registration::RegistrationPlan;
@@ -77,6 +77,16 @@ impl SoftDesk {
         let made = self.client.register_for_entra(&plan, &token).expect("the soft key makes the credential");
         let attestation_object = made.attestation.attestation_object();
         (plan, attestation_object)
+    }
+
+    /// Signs in to Entra: answers the sign-in `challenge` with the key's passkey `credential` (or
+    /// its first), verified with the desk's PIN.
+    pub fn sign_in(&mut self, challenge: &str, credential: Option<&[u8]>) -> EntraSignIn {
+        let token = self
+            .client
+            .get_pin_uv_auth_token(&self.pin, PERMISSION_GA, Some(ENTRA_RP_ID))
+            .expect("the desk's PIN is accepted");
+        self.client.sign_in_for_entra(challenge, &token, credential).expect("the soft key signs in")
     }
 
     /// [`SoftDesk::register`], returning (clientDataJSON, attestationObject).

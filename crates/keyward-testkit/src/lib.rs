@@ -21,9 +21,10 @@
 pub mod attestation_ca;
 #[cfg(feature = "database")]
 pub mod database;
-#[cfg(feature = "stack")]
+#[cfg(feature = "desk")]
 pub mod desk;
 pub mod log;
+pub mod python;
 #[cfg(feature = "rules-table")]
 pub mod rules_table;
 #[cfg(feature = "sim")]

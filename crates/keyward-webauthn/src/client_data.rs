@@ -1,4 +1,4 @@
-//! Collected client data (`clientDataJSON`), as a browser builds it for `create()`.
+//! Collected client data (`clientDataJSON`), as a browser builds it for `create()` and `get()`.
 //!
 //! Entra compares bytes, not meaning, so the serialisation is fixed: keys in the order
 //! `type`, `challenge`, `origin`, `crossOrigin`, compact JSON, no trailing slash on the
@@ -26,6 +26,16 @@ impl CollectedClientData {
     pub fn entra_create(challenge: &str) -> Self {
         Self {
             kind: "webauthn.create".into(),
+            challenge: challenge.into(),
+            origin: crate::ENTRA_ORIGIN.into(),
+            cross_origin: Some(false),
+        }
+    }
+
+    /// The client data for signing in to Entra with a passkey, for the request-options challenge.
+    pub fn entra_get(challenge: &str) -> Self {
+        Self {
+            kind: "webauthn.get".into(),
             challenge: challenge.into(),
             origin: crate::ENTRA_ORIGIN.into(),
             cross_origin: Some(false),

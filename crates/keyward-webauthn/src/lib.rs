@@ -14,11 +14,13 @@
 pub mod attestation;
 pub mod b64;
 pub mod client_data;
+pub mod conditional_access;
 pub mod entra_rules;
 pub mod graph;
 pub mod mds;
 pub mod policy;
 pub mod registration;
+pub mod signin;
 
 /// The relying-party id Entra uses for every tenant.
 pub const ENTRA_RP_ID: &str = "login.microsoft.com";

@@ -1,6 +1,6 @@
 //! `keyward demo`, as the README's first command runs it (here with `--no-wait` so it ends after
-//! the report): every demo person gets a registered passkey, the report says so, and the audit
-//! chain verifies.
+//! the report): every demo person gets a registered passkey and signs in with it once at the
+//! emulated tenant, the report says so, and the audit chain verifies.
 
 use std::process::Command;
 
@@ -20,4 +20,8 @@ fn the_demo_provisions_everyone_and_reports_full_coverage_of_its_people() {
     assert!(stdout.contains("Keyward Soft Key (demo)"), "coverage by model is missing: {stdout}");
     assert!(stdout.contains("chain verified"), "{stdout}");
     assert!(stdout.contains("KEYWARD_SERVER=http://127.0.0.1:"), "{stdout}");
+    assert!(
+        stderr.contains("signed in at the emulated tenant with their new passkey: 12 of 12 people"),
+        "each demo person signs in once with their passkey: {stderr}"
+    );
 }

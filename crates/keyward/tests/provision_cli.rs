@@ -49,6 +49,11 @@ impl Stack {
 
     /// [`Stack::start`] with `keyward sim --faults FAULTS`.
     fn start_with(blocked: bool, faults: &str) -> Self {
+        Self::start_sim(blocked, faults, &[])
+    }
+
+    /// [`Stack::start_with`] with extra `keyward sim` arguments.
+    fn start_sim(blocked: bool, faults: &str, sim_args: &[&str]) -> Self {
         let dir =
             std::env::temp_dir().join(format!("keyward-provision-cli-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -78,6 +83,7 @@ impl Stack {
         if !faults.is_empty() {
             sim.args(["--faults", faults]);
         }
+        sim.args(sim_args);
         let (sim, authority) = start_logged(sim, &dir.join("sim.log"), "authority:");
         let (sim_base, tenant) = authority.rsplit_once('/').unwrap();
         let (sim_base, tenant) = (sim_base.to_owned(), tenant.to_owned());
@@ -458,4 +464,100 @@ fn provisioning_survives_lost_answers_from_entra_with_exactly_one_passkey() {
     assert_eq!(passkeys.as_array().unwrap().len(), 1, "{passkeys}");
     assert_eq!(passkeys[0]["state"], "registered", "{passkeys}");
     assert_eq!(passkeys[0]["id"].as_str(), Some(stdout.trim()));
+}
+
+#[test]
+fn the_provisioned_passkey_signs_its_person_in_at_the_tenant() {
+    let stack = Stack::start(false);
+    let out = stack.provision(&["--pin", "prompt", "--serial", "SK-S1"], &[("KEYWARD_PIN", "602214")]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("proof of sign-in: the tenant signed {UPN} in with the new passkey")),
+        "the operator is told the passkey signed its person in: {stderr}"
+    );
+    let proofs: Vec<Value> =
+        stack.audit_actions().into_iter().filter(|e| e["action"] == "passkey.sign-in-proved").collect();
+    assert_eq!(proofs.len(), 1, "{proofs:?}");
+    assert!(proofs[0]["detail"].to_string().contains(UPN), "{proofs:?}");
+
+    // Independently of Keyward: the key, opened afresh, signs Adele in at the emulator.
+    use keyward_ctap::client::PERMISSION_GA;
+    let socket = stack.key.strip_prefix("soft:").unwrap();
+    let transport = keyward_ctap::SocketTransport::connect(socket).unwrap();
+    let mut key = keyward_ctap::Client::new(
+        keyward_ctap::HidDevice::open(transport, keyward_ctap::Timeouts::default()).unwrap(),
+    );
+    let pin = secrecy::SecretString::from("602214".to_owned());
+    let tenant = keyward_testkit::seed::TENANT;
+    let (status, tokens) = stack.rt.block_on(async {
+        let http = reqwest::Client::new();
+        let options: Value = http
+            .post(format!("{}/{tenant}/passkey/signin/options", stack.sim_base))
+            .json(&json!({ "clientId": APP }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = key.get_pin_uv_auth_token(&pin, PERMISSION_GA, Some("login.microsoft.com")).unwrap();
+        let signed = key.sign_in_for_entra(options["challenge"].as_str().unwrap(), &token, None).unwrap();
+        let response = http
+            .post(format!("{}/{tenant}/passkey/signin", stack.sim_base))
+            .json(&json!({ "clientId": APP, "credential": signed.to_credential() }))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json::<Value>().await.unwrap())
+    });
+    assert_eq!(status, 200, "{tokens}");
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let claims: Value = serde_json::from_slice(
+        &keyward_webauthn::b64::decode_lenient(id_token.split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["preferred_username"], UPN);
+
+    // Revoked through Keyward, the passkey no longer signs in.
+    let (_, passkeys) = stack.api("GET", &format!("/api/v1/passkeys?person={UPN}"), None);
+    let id = passkeys["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = stack.api("POST", &format!("/api/v1/passkeys/{id}/revoke"), Some(json!({})));
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let status = stack.rt.block_on(async {
+        let http = reqwest::Client::new();
+        let options: Value = http
+            .post(format!("{}/{tenant}/passkey/signin/options", stack.sim_base))
+            .json(&json!({ "clientId": APP }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = key.get_pin_uv_auth_token(&pin, PERMISSION_GA, Some("login.microsoft.com")).unwrap();
+        let signed = key.sign_in_for_entra(options["challenge"].as_str().unwrap(), &token, None).unwrap();
+        http.post(format!("{}/{tenant}/passkey/signin", stack.sim_base))
+            .json(&json!({ "clientId": APP, "credential": signed.to_credential() }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 400, "a revoked passkey is refused");
+}
+
+#[test]
+fn against_a_tenant_without_passkey_sign_in_provisioning_says_so_and_succeeds() {
+    let stack = Stack::start_sim(false, "", &["--no-sign-in"]);
+    let out = stack.provision(&["--pin", "prompt", "--serial", "SK-N1"], &[("KEYWARD_PIN", "602214")]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("proof of sign-in: no sign-in at the tenant"), "{stderr}");
+    assert!(stderr.contains("HTTP 404"), "the operator learns why: {stderr}");
+    let (_, passkeys) = stack.api("GET", &format!("/api/v1/passkeys?person={UPN}"), None);
+    assert_eq!(passkeys["items"][0]["state"], "registered", "{passkeys}");
+    assert_eq!(passkeys["items"][0]["id"].as_str(), Some(stdout.trim()));
+    assert!(stack.audit_actions().iter().all(|e| e["action"] != "passkey.sign-in-proved"));
 }

@@ -36,7 +36,10 @@ fn sim_prints_its_urls_and_serves_the_tenant() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut authority = None;
-    for line in BufReader::new(stdout).lines() {
+    // The reader lives until the sim is killed: dropping it closes the pipe, and the sim's next
+    // line ("press Ctrl-C to stop") would then fail and end it before the request below.
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(url) = line.strip_prefix("authority: ") {
             authority = Some(url.trim().to_owned());
@@ -58,6 +61,7 @@ fn sim_prints_its_urls_and_serves_the_tenant() {
     });
     child.kill().unwrap();
     let _ = child.wait();
+    drop(lines);
     assert!(discovery["token_endpoint"].as_str().unwrap().starts_with(&authority));
 }
 

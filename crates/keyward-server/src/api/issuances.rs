@@ -7,7 +7,7 @@ use keyward_core::{Channel, IssuanceId, IssuanceState};
 use keyward_proto::Page;
 use keyward_proto::issuances::{
     CompleteRequest, CompletedView, CreateIssuance, FailRequest, IssuanceQuery, IssuanceView, OptionsView,
-    PinHandover,
+    PinHandover, SignInChallengeView, SignInProofRequest, SignInProofView,
 };
 use keyward_webauthn::b64;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,6 +30,8 @@ pub(super) fn routes() -> OpenApiRouter<Arc<Service>> {
         .routes(routes!(cancel_issuance))
         .routes(routes!(fail_issuance))
         .routes(routes!(pin_handover))
+        .routes(routes!(sign_in_options))
+        .routes(routes!(sign_in))
 }
 
 fn issuance_id(text: &str) -> Result<IssuanceId, ApiError> {
@@ -179,4 +181,30 @@ async fn pin_handover(
 ) -> Result<axum::http::StatusCode, ApiError> {
     s.record_pin_handover(&caller, issuance_id(&id)?, &req.method, req.detail.as_deref()).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// The tenant's passkey sign-in challenge for the person of a registered issuance, or why the
+/// tenant offers none.
+#[utoipa::path(post, path = "/api/v1/issuances/{id}/sign-in/options", tag = "issuances",
+    params(("id" = String, Path)), security(("bearer" = ["issuance:create"])),
+    responses((status = 200, body = SignInChallengeView)))]
+async fn sign_in_options(
+    State(s): State<Arc<Service>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<ApiJson<SignInChallengeView>, ApiError> {
+    Ok(ApiJson(s.sign_in_challenge(&caller, issuance_id(&id)?).await?))
+}
+
+/// Prove that the new passkey signs its person in: the tenant verifies the key's assertion.
+#[utoipa::path(post, path = "/api/v1/issuances/{id}/sign-in", tag = "issuances", request_body = SignInProofRequest,
+    params(("id" = String, Path)), security(("bearer" = ["issuance:create"])),
+    responses((status = 200, body = SignInProofView)))]
+async fn sign_in(
+    State(s): State<Arc<Service>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SignInProofRequest>,
+) -> Result<ApiJson<SignInProofView>, ApiError> {
+    Ok(ApiJson(s.prove_sign_in(&caller, issuance_id(&id)?, req).await?))
 }

@@ -30,6 +30,8 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/v1/issuances/{id}/cancel", IssuanceCancel),
     ("POST", "/api/v1/issuances/{id}/fail", IssuanceCreate),
     ("POST", "/api/v1/issuances/{id}/pin-handover", IssuanceCreate),
+    ("POST", "/api/v1/issuances/{id}/sign-in/options", IssuanceCreate),
+    ("POST", "/api/v1/issuances/{id}/sign-in", IssuanceCreate),
     ("GET", "/api/v1/keys", KeysRead),
     ("POST", "/api/v1/keys", KeysManage),
     ("GET", "/api/v1/keys/{id}", KeysRead),

@@ -6,7 +6,10 @@
 //! one at a time (peer tools report it; see docs/architecture.md). Doctor runs the same checks up front, in the order a registration
 //! meets them — connector and permissions, the tenant's FIDO2 method policy (state, the
 //! self-service switch Graph requires, targets, attestation, AAGUID rules and passkey profiles),
-//! the person (Keyward record, Entra link, account, guest) and Keyward's own rules (enrollment
+//! the person (Keyward record, Entra link, account, guest), the Conditional Access policies that
+//! would stop the person from using the passkey or onboarding with a TAP ([`conditional_access`];
+//! group targets are judged with the groups the FIDO2 policy targets, the only memberships doctor
+//! reads) and Keyward's own rules (enrollment
 //! policy and its key limit, the key's lifecycle state) — and reports each as a [`Finding`] with
 //! a fix. The tenant-policy checks (method, targets, and whether the rules that apply to the user
 //! accept the key model) are `keyward_webauthn::entra_rules`, the same function the check before
@@ -29,8 +32,10 @@ use uuid::Uuid;
 use super::issuance::PersonRef;
 use super::{Caller, Service, ServiceError};
 
+mod conditional_access;
 mod rules;
 
+use conditional_access::Who;
 use rules::model_findings;
 
 pub use keyward_proto::doctor::{DoctorReport, Finding, Severity};
@@ -108,6 +113,13 @@ impl Service {
             }
             _ => None,
         };
+        if let Some(c) = &connector {
+            let who = Who {
+                user_id: user.as_ref().map(|u| u.id.as_str()),
+                groups: groups.as_deref().unwrap_or(&[]),
+            };
+            conditional_access::findings(c, &who, &mut r).await;
+        }
         // Keyward's own rules, then the key model against the tenant's rules.
         if let Some(person) = &person {
             self.doctor_enrollment(person, aaguid, &mut r).await?;

@@ -24,6 +24,7 @@ pub mod protected;
 pub mod reconcile;
 pub mod refusals;
 pub mod rotation;
+pub mod sign_in;
 pub mod tokens;
 
 use std::sync::Arc;

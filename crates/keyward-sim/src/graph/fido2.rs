@@ -127,22 +127,12 @@ fn creation_options(
     query: &str,
 ) -> GraphResult<Response> {
     caller.require_any(WRITE_ROLES)?;
-    let (user, policy, existing, encoding) = sim
-        .read(|t| {
-            let user = t.find_user(&user_key(user))?.clone();
-            let existing = t.methods_of(&user.id).to_vec();
-            Some((user, t.fido2_policy.clone(), existing, t.exclude_credential_encoding))
-        })
-        .ok_or_else(|| GraphFailure::resource_not_found(user))?;
+    if sim.read(|t| t.find_user(&user_key(user)).is_none()) {
+        return Err(GraphFailure::resource_not_found(user));
+    }
     let minutes = options::timeout_minutes(version, inline, query)?;
-    // The stricter reading: refuse early what registration would refuse for any credential.
-    policy::check_user(&policy, &user)?;
-    let body = options::build(sim.keys(), &user, &existing, encoding, minutes, unix_now());
-    let body = with_context(
-        version,
-        "microsoft.graph.webauthnCredentialCreationOptions",
-        serde_json::to_value(body).unwrap_or(Value::Null),
-    );
+    let body = options_for(sim, user, minutes)?;
+    let body = with_context(version, "microsoft.graph.webauthnCredentialCreationOptions", body);
     Ok(Json(body).into_response())
 }
 
@@ -154,10 +144,23 @@ async fn register(
     body: Bytes,
 ) -> GraphResult<Response> {
     caller.require_any(WRITE_ROLES)?;
+    let (user, stored) = register_passkey(&sim, version, &user, &body)?;
+    let body = with_context(version, &methods_context(&user, "fido2Methods/$entity"), method_json(&stored));
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Verifies a registration body for `user` (object id or UPN) and stores the passkey; shared
+/// by Graph's POST and the emulator's security-info registration.
+pub(crate) fn register_passkey(
+    sim: &Sim,
+    version: ApiVersion,
+    user: &str,
+    body: &[u8],
+) -> GraphResult<(SeedUser, StoredFido2Method)> {
     let keys = sim.keys();
     let ctx = sim
         .read(|t| {
-            let user = t.find_user(&user_key(&user))?.clone();
+            let user = t.find_user(&user_key(user))?.clone();
             let existing_credential_ids = t
                 .methods_of(&user.id)
                 .iter()
@@ -174,8 +177,8 @@ async fn register(
                 strict: sim.options().strict,
             })
         })
-        .ok_or_else(|| GraphFailure::resource_not_found(&user))?;
-    let mut verified = registration::verify_registration(&ctx, &body, SystemTime::now())?;
+        .ok_or_else(|| GraphFailure::resource_not_found(user))?;
+    let mut verified = registration::verify_registration(&ctx, body, SystemTime::now())?;
     if sim.options().method_ids == MethodIds::Opaque {
         verified.stored.method.id = uuid::Uuid::new_v4().to_string();
     }
@@ -197,9 +200,23 @@ async fn register(
         t.fido2_methods.entry(user_id.clone()).or_default().push(verified.stored.clone());
         Ok(verified.stored.clone())
     })?;
-    let body =
-        with_context(version, &methods_context(&ctx.user, "fido2Methods/$entity"), method_json(&stored));
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((ctx.user, stored))
+}
+
+/// Creation options for `user` (object id or UPN), after the policy checks that do not depend
+/// on the credential; shared by Graph and the emulator's security-info registration.
+pub(crate) fn options_for(sim: &Sim, user: &str, minutes: i64) -> GraphResult<Value> {
+    let (user, policy, existing, encoding) = sim
+        .read(|t| {
+            let user = t.find_user(&user_key(user))?.clone();
+            let existing = t.methods_of(&user.id).to_vec();
+            Some((user, t.fido2_policy.clone(), existing, t.exclude_credential_encoding))
+        })
+        .ok_or_else(|| GraphFailure::resource_not_found(user))?;
+    // The stricter reading: refuse early what registration would refuse for any credential.
+    policy::check_user(&policy, &user)?;
+    let body = options::build(sim.keys(), &user, &existing, encoding, minutes, unix_now());
+    Ok(serde_json::to_value(body).unwrap_or(Value::Null))
 }
 
 async fn delete(

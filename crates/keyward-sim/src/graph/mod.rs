@@ -8,6 +8,7 @@
 
 pub mod advanced_query;
 pub mod batch;
+pub mod conditional_access;
 pub mod fido2;
 pub mod policy;
 pub mod roles;
@@ -196,6 +197,7 @@ pub fn routes() -> Router<Sim> {
         .merge(policy::routes())
         .merge(tap::routes())
         .merge(batch::routes())
+        .merge(conditional_access::routes())
 }
 
 /// A single-entity body with its `@odata.context`.

@@ -43,10 +43,22 @@ fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
 }
 
+/// SHA-256 of the method id and the pass, hex: what the emulator keeps to check a sign-in.
+pub fn pass_digest(method_id: &str, pass: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(method_id.as_bytes());
+    h.update([0u8]);
+    h.update(pass.as_bytes());
+    hex::encode(h.finalize())
+}
+
 /// Whether a pass is usable now, and why (the `methodUsabilityReason` values).
 pub fn usability(tap: &StoredTap, policy: &TapPolicy, now: i64) -> (bool, &'static str) {
     if policy.state == MethodState::Disabled {
         (false, "DisabledByPolicy")
+    } else if tap.used {
+        (false, "OneTimeUsed")
     } else if now < tap.start {
         (false, "NotYetValid")
     } else if now >= tap.start + i64::from(tap.lifetime_in_minutes) * 60 {
@@ -160,8 +172,11 @@ async fn create(
         start,
         lifetime_in_minutes: lifetime,
         is_usable_once: policy.is_usable_once || request.is_usable_once.unwrap_or(false),
+        pass_sha256: None,
+        used: false,
     };
     let pass = generate_pass(policy.default_length);
+    let stored = StoredTap { pass_sha256: Some(pass_digest(&stored.id, &pass)), ..stored };
     sim.write(|t| t.taps.insert(user_id, stored.clone()));
     Ok((StatusCode::CREATED, Json(rendered(version, &entity(&stored, &policy, Some(pass), now)))))
 }
@@ -229,6 +244,8 @@ mod tests {
             start: 1000,
             lifetime_in_minutes: 60,
             is_usable_once: false,
+            pass_sha256: None,
+            used: false,
         };
         let policy = TapPolicy::default();
         assert_eq!(usability(&tap, &policy, 999), (false, "NotYetValid"));

@@ -12,6 +12,13 @@
 //!   seeded users; `POST` on the same path is the pick, answered with a 302 to the
 //!   redirect URI carrying `code` and `state` in the query (`response_mode=query` only).
 //!
+//! * `POST /{tenant}/passkey/signin/options` and `POST /{tenant}/passkey/signin` — passkey
+//!   sign-in ([`passkey`]); `POST /{tenant}/tap/signin` — Temporary Access Pass sign-in; both
+//!   answer with a person's tokens ([`user_token`]). The shapes are the emulator's own
+//!   (`keyward_webauthn::signin`).
+//! * `GET /{tenant}/securityinfo/passkey/creationOptions` and `POST /{tenant}/securityinfo/passkey`
+//!   — the person registers a passkey with a token for security-info registration.
+//!
 //! Errors carry Entra's shape: `error`, `error_description` starting `AADSTSnnnnn: ` and
 //! ending with trace id, correlation id and timestamp, `error_codes`, `timestamp`,
 //! `trace_id`, `correlation_id` (a GUID `client-request-id` header is echoed as the
@@ -55,14 +62,20 @@
 //! * The JWKS entry has no `x5t`/`x5c` (the emulator's key has no certificate); the
 //!   discovery document has no `userinfo_endpoint`.
 
+mod conditional_access;
 mod error;
 mod oidc;
+mod passkey;
+mod security_info;
+mod tap_signin;
 mod token;
+pub mod user_token;
 
 use std::collections::BTreeMap;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
+use keyward_webauthn::signin;
 
 pub use error::LoginError;
 
@@ -82,10 +95,20 @@ pub const ASSERTION_LEEWAY_SECONDS: i64 = 30;
 /// All login routes.
 pub fn routes() -> Router<Sim> {
     Router::new()
-        .route("/{tenant}/oauth2/v2.0/token", axum::routing::post(token::token))
+        .route("/{tenant}/oauth2/v2.0/token", post(token::token))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(oidc::discovery))
         .route("/{tenant}/discovery/v2.0/keys", get(oidc::jwks))
         .route("/{tenant}/oauth2/v2.0/authorize", get(oidc::authorize_page).post(oidc::authorize_pick))
+}
+
+/// The emulator's own sign-in routes: passkey and TAP sign-in, security-info registration.
+pub fn sign_in_routes() -> Router<Sim> {
+    Router::new()
+        .route(&format!("/{{tenant}}/{}", signin::OPTIONS_PATH), post(passkey::options))
+        .route(&format!("/{{tenant}}/{}", signin::ASSERTION_PATH), post(passkey::assertion))
+        .route(&format!("/{{tenant}}/{}", signin::TAP_PATH), post(tap_signin::sign_in))
+        .route("/{tenant}/securityinfo/passkey/creationOptions", get(security_info::creation_options))
+        .route("/{tenant}/securityinfo/passkey", post(security_info::register))
 }
 
 /// How the `{tenant}` path segment resolved.

@@ -7,17 +7,17 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use keyward_webauthn::conditional_access::Target;
 use keyward_webauthn::graph::TokenResponse;
 use rand::RngCore;
-use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::user_token::id_token;
+
 use super::error::no_store;
 use super::token::authenticate_client;
-use super::{
-    CODE_SECONDS, ID_TOKEN_SECONDS, LoginError, TenantRef, html_escape, now, parse_form, resolve_tenant,
-};
+use super::{CODE_SECONDS, LoginError, TenantRef, html_escape, now, parse_form, resolve_tenant};
 use crate::Sim;
 use crate::auth::ACCESS_TOKEN_SECONDS;
 use crate::seed::{SeedApp, SeedUser};
@@ -319,6 +319,15 @@ pub(super) async fn authorize_pick(
             .into_html();
         }
     };
+    // The sign-in page stands for a password sign-in.
+    if let Some(refused) = super::conditional_access::refusal(
+        &sim,
+        &user,
+        Target::Resource,
+        keyward_webauthn::conditional_access::COMBINATION_PASSWORD,
+    ) {
+        return refused.correlated(&headers).into_html();
+    }
     let mut raw = [0u8; 48];
     rand::thread_rng().fill_bytes(&mut raw);
     let code = keyward_webauthn::b64::encode(&raw);
@@ -343,25 +352,6 @@ pub(super) async fn authorize_pick(
     redirect_with(&request.redirect_uri, &pairs)
 }
 
-/// Claims of an emulator ID token (v2.0).
-#[derive(Debug, Serialize)]
-struct IdClaims {
-    aud: String,
-    iss: String,
-    iat: i64,
-    nbf: i64,
-    exp: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nonce: Option<String>,
-    oid: String,
-    tid: String,
-    sub: String,
-    preferred_username: String,
-    name: String,
-    ver: String,
-    uti: String,
-}
-
 /// Prefix marking a redeemed code in `pending_codes` (codes are base64url: no `:`).
 const USED: &str = "used:";
 
@@ -381,8 +371,11 @@ pub(super) fn redeem_code(
     check_code_verifier(&pending, params)?;
     let user = signed_in_user(sim, &pending)?;
     let scopes: Vec<&str> = pending.scope.split_whitespace().collect();
-    let id_token =
-        if scopes.contains(&"openid") { Some(id_token(sim, &app, &user, &pending, now)?) } else { None };
+    let id_token = if scopes.contains(&"openid") {
+        Some(id_token(sim, &app.client_id, &user, pending.nonce.clone(), &["pwd"], now)?)
+    } else {
+        None
+    };
     Ok(TokenResponse {
         token_type: "Bearer".into(),
         expires_in: ACCESS_TOKEN_SECONDS as u64,
@@ -462,38 +455,6 @@ fn signed_in_user(sim: &Sim, pending: &PendingCode) -> Result<SeedUser, LoginErr
             "The user account is disabled or no longer exists.",
         )),
     }
-}
-
-/// A v2.0 ID token for `user`, signed with the emulator's key.
-fn id_token(
-    sim: &Sim,
-    app: &SeedApp,
-    user: &SeedUser,
-    pending: &PendingCode,
-    now: i64,
-) -> Result<String, LoginError> {
-    let tid = sim.read(|t| t.tenant_id.clone());
-    let sub_input = format!("{}:{}", app.client_id.to_ascii_lowercase(), user.id.to_ascii_lowercase());
-    let claims = IdClaims {
-        aud: app.client_id.clone(),
-        iss: format!("{}/{tid}/v2.0", sim.base_url()),
-        iat: now,
-        nbf: now,
-        exp: now + ID_TOKEN_SECONDS,
-        nonce: pending.nonce.clone(),
-        oid: user.id.clone(),
-        tid,
-        sub: keyward_webauthn::b64::encode(&Sha256::digest(sub_input.as_bytes())),
-        preferred_username: user.user_principal_name.clone(),
-        name: user.display_name.clone(),
-        ver: "2.0".into(),
-        uti: uuid::Uuid::new_v4().simple().to_string(),
-    };
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some(sim.keys().kid.clone());
-    jsonwebtoken::encode(&header, &claims, &sim.keys().encoding).map_err(|e| {
-        LoginError::bad_request("server_error", 90015, format!("Signing the ID token failed: {e}"))
-    })
 }
 
 fn invalid_code(detail: &str) -> LoginError {

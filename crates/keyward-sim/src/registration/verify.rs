@@ -350,6 +350,7 @@ struct AttestedCredential<'a> {
     aaguid_text: String,
     id: Vec<u8>,
     public_key_cose: &'a [u8],
+    sign_count: u32,
 }
 
 /// Authenticator data: rp id hash, flags, attested credential data (matching the
@@ -386,7 +387,15 @@ fn read_attested_credential<'a>(
     }
     check_algorithm(&cose_key)?;
     let aaguid_text = aaguid.hyphenated().to_string();
-    Ok(AttestedCredential { flags, aaguid, aaguid_text, id, public_key_cose: &key_bytes[..key_len] })
+    let sign_count = u32::from_be_bytes([auth_data[33], auth_data[34], auth_data[35], auth_data[36]]);
+    Ok(AttestedCredential {
+        flags,
+        aaguid,
+        aaguid_text,
+        id,
+        public_key_cose: &key_bytes[..key_len],
+        sign_count,
+    })
 }
 
 /// The authenticator data flags: user present and verified, BS only with BE, attested data.
@@ -470,6 +479,7 @@ fn stored_method(
         public_key_cose: keyward_webauthn::b64::encode(credential.public_key_cose),
         // The body cannot carry transports; what Entra lists instead is unknown.
         transports: Vec::new(),
+        sign_count: credential.sign_count,
     }
 }
 

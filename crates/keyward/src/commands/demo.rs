@@ -24,7 +24,7 @@ use keyward_softkey::{Config, SoftKey};
 use secrecy::{ExposeSecret, SecretString};
 
 use keyward_cli::api_client::{ApiClient, ClientConfig};
-use keyward_cli::commands::provision::flow::{PinMode, ProvisionRequest, provision_one};
+use keyward_cli::commands::provision::flow::{PinMode, ProvisionRequest, SignInOutcome, provision_one};
 
 /// The demo soft key's AAGUID ("keyward-demo-key" in ASCII).
 const DEMO_AAGUID: [u8; 16] = *b"keyward-demo-key";
@@ -223,6 +223,7 @@ async fn provision_everyone(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut failures = Vec::new();
+    let mut signed_in = 0;
     for (i, upn) in people.iter().enumerate() {
         let attestation = ca.issue_batch(&DEMO_AAGUID)?.into_attestation();
         let (host, dev) = MemoryTransport::pair();
@@ -243,12 +244,17 @@ async fn provision_everyone(
             display_name: None,
         };
         bar.set_message(upn.clone());
-        if let Err(e) = provision_one(api, &mut client, &request).await {
-            failures.push(format!("{upn}: {e}"));
+        match provision_one(api, &mut client, &request).await {
+            Ok(done) => signed_in += usize::from(matches!(done.sign_in, SignInOutcome::SignedIn { .. })),
+            Err(e) => failures.push(format!("{upn}: {e}")),
         }
         bar.inc(1);
     }
     bar.finish_with_message("done");
+    eprintln!(
+        "  signed in at the emulated tenant with their new passkey: {signed_in} of {} people",
+        people.len()
+    );
     for f in &failures {
         eprintln!("  failed: {f}");
     }

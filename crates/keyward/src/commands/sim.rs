@@ -41,6 +41,10 @@ pub struct SimArgs {
     /// times, exact origin, one credential per creation options, trusted attestation roots).
     #[arg(long)]
     strict: bool,
+    /// Offer no passkey or TAP sign-in endpoint, as Entra publishes none (clients that prove a
+    /// sign-in must then say it was not offered).
+    #[arg(long)]
+    no_sign_in: bool,
     /// How passkeys' method ids are formed: `derived` (the credential id with Entra's padding
     /// digit) or `opaque` (random GUIDs, for clients that must not depend on the form).
     #[arg(long, value_enum, default_value_t = MethodIdsArg::Derived)]
@@ -82,6 +86,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
             MethodIdsArg::Derived => keyward_sim::MethodIds::FromCredentialId,
             MethodIdsArg::Opaque => keyward_sim::MethodIds::Opaque,
         },
+        no_sign_in: args.no_sign_in,
     };
     let sim = Sim::new(seed, options).map_err(anyhow::Error::msg)?;
     let tls = if args.tls {

@@ -164,6 +164,7 @@ pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
         "passkey {} registered for {} (issuance {})",
         done.passkey.id, args.user, done.issuance_id
     ));
+    progress(&format!("proof of sign-in: {}", done.sign_in));
     hand_over_pin(&api, &args, &request, &done, serial.as_deref()).await?;
     println!("{}", done.passkey.id);
     Ok(())

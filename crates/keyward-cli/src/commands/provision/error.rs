@@ -28,6 +28,8 @@ pub enum Step {
     Complete,
     /// The getAssertion self-test.
     SelfTest,
+    /// Signing in to the tenant with the new passkey.
+    SignIn,
     /// Forcing a PIN change.
     ForcePinChange,
 }
@@ -44,6 +46,7 @@ impl fmt::Display for Step {
             Self::MakeCredential => "making the passkey on the key",
             Self::Complete => "registering the passkey in Entra",
             Self::SelfTest => "the sign-in self-test with the new passkey",
+            Self::SignIn => "signing in to the tenant with the new passkey",
             Self::ForcePinChange => "forcing a PIN change on the key",
         })
     }

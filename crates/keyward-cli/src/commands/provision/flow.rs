@@ -1,5 +1,6 @@
 //! One provisioning, start to finish: issuance, options, optional reset, PIN, minimum PIN
-//! length, passkey, registration in Entra, sign-in self-test, forced PIN change.
+//! length, passkey, registration in Entra, sign-in self-test, sign-in at the tenant (where the
+//! tenant offers it), forced PIN change.
 //!
 //! The flow is shared by `keyward provision` (one key at the desk) and bulk provisioning, so it
 //! prints nothing itself: progress goes to an optional callback. The CTAP client is synchronous
@@ -14,10 +15,10 @@
 //! so the credential stays on the key and the issuance open until reconcile settles it —
 //! deleting it could leave Entra with a registered passkey no key can use.
 
-use keyward_ctap::client::{PERMISSION_ACFG, PERMISSION_CM, PERMISSION_MC};
+use keyward_ctap::client::{PERMISSION_ACFG, PERMISSION_CM, PERMISSION_GA, PERMISSION_MC};
 use keyward_ctap::{Client, CtapStatus, MinPinLength, Transport};
 use keyward_proto::inventory::PasskeyView;
-use keyward_proto::issuances::CompleteRequest;
+use keyward_proto::issuances::{CompleteRequest, SignInProofRequest};
 use keyward_webauthn::registration::RegistrationPlan;
 use keyward_webauthn::{ENTRA_RP_ID, b64};
 use secrecy::SecretString;
@@ -67,6 +68,29 @@ pub struct Provisioned {
     pub passkey: PasskeyView,
     /// The PIN set, for hand-over; `None` if the operator chose it.
     pub pin: Option<SecretString>,
+    /// What the tenant said to a sign-in with the new passkey.
+    pub sign_in: SignInOutcome,
+}
+
+/// The proof of sign-in at the tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInOutcome {
+    /// The tenant signed the person in with the new passkey.
+    SignedIn {
+        /// Who, as the tenant reported it.
+        upn: String,
+    },
+    /// The tenant offers no sign-in endpoint to Keyward (Entra publishes none); why.
+    NotOffered(String),
+}
+
+impl std::fmt::Display for SignInOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SignedIn { upn } => write!(f, "the tenant signed {upn} in with the new passkey"),
+            Self::NotOffered(note) => write!(f, "no sign-in at the tenant: {note}"),
+        }
+    }
 }
 
 /// Re-opens a key after the operator re-plugged it (USB keys reset only right after power-up);
@@ -183,10 +207,11 @@ pub async fn provision_with<T: Transport>(
     let made = run.make_passkey(&plan, &pin).await?;
     let passkey = run.register(&issuance_id, &plan, &made, req).await?;
     run.self_test_passkey(&pin, &made).await?;
+    let sign_in = run.sign_in_at_tenant(&issuance_id, &pin, &made).await?;
     if key.force_pin_change {
         run.force_pin_change(&pin).await?;
     }
-    Ok(Provisioned { issuance_id, passkey, pin: handover })
+    Ok(Provisioned { issuance_id, passkey, pin: handover, sign_in })
 }
 
 /// What the enrollment policy asks of the PIN, as the server sends it with Entra's options.
@@ -447,6 +472,41 @@ impl<T: Transport> Run<'_, T> {
         self.say("self-test: signing in with the new passkey");
         let tested = self_test(&mut *self.key, pin, &made.credential_id, &made.public_key);
         self.check(tested, Step::SelfTest, "The key is not fit to hand over; use another key.").await
+    }
+
+    /// Signs the person in at the tenant with the new passkey, where the tenant offers it (the
+    /// key answers the tenant's challenge; the server hands the answer over and audits the
+    /// proof). A refusal means the passkey does not work: the key is not handed over.
+    async fn sign_in_at_tenant(
+        &mut self,
+        issuance_id: &str,
+        pin: &SecretString,
+        made: &MadePasskey,
+    ) -> Result<SignInOutcome, ProvisionError> {
+        let hint = "The passkey does not sign its person in at the tenant; use another key, or report this.";
+        let offered = self.api.sign_in_options(issuance_id).await;
+        let offered = self.check(offered, Step::SignIn, hint).await?;
+        let Some(challenge) = offered.challenge.filter(|_| offered.offered) else {
+            let note = offered.note.unwrap_or_else(|| "the tenant offers no passkey sign-in".into());
+            self.say(&format!("sign-in at the tenant: not offered ({note})"));
+            return Ok(SignInOutcome::NotOffered(note));
+        };
+        self.say("signing in at the tenant with the new passkey (touch the key if it blinks)");
+        let token = self.key.get_pin_uv_auth_token(pin, PERMISSION_GA, Some(ENTRA_RP_ID));
+        let token = self.check(token, Step::SignIn, hint).await?;
+        let signed = self.key.sign_in_for_entra(&challenge, &token, Some(&made.credential_id));
+        let signed = self.check(signed, Step::SignIn, hint).await?;
+        let proof = SignInProofRequest {
+            credential_id: b64::encode(&signed.credential_id),
+            client_data_json: b64::encode(&signed.client_data_json),
+            authenticator_data: b64::encode(&signed.authenticator_data),
+            signature: b64::encode(&signed.signature),
+            user_handle: signed.user_handle.as_deref().map(b64::encode),
+        };
+        let proved = self.api.prove_sign_in(issuance_id, &proof).await;
+        let proved = self.check(proved, Step::SignIn, hint).await?;
+        self.say(&format!("signed in at the tenant as {} with the new passkey", proved.upn));
+        Ok(SignInOutcome::SignedIn { upn: proved.upn })
     }
 
     /// Makes the person change the PIN at first use (last: such a key refuses PIN tokens).
