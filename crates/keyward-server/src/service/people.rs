@@ -201,8 +201,7 @@ impl Service {
             lifetime_in_minutes: lifetime_minutes,
             is_usable_once: once,
         };
-        let issued =
-            connector.create_tap(&oid, &request).await.map_err(|e| ServiceError::Entra(e.to_string()))?;
+        let issued = connector.create_tap(&oid, &request).await.map_err(|e| ServiceError::from_graph(&e))?;
         let detail = serde_json::json!({
             "lifetime_minutes": issued.method.lifetime_in_minutes,
             "once": issued.method.is_usable_once,
