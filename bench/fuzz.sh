@@ -21,30 +21,25 @@ max_rss_mb=${FUZZ_MAX_RSS_MB:-512}
 filter=${1:-}
 [ -x /usr/bin/time ] || { echo "bench/fuzz.sh: needs /usr/bin/time (Debian package time)" >&2; exit 1; }
 
-# package and cargo test target selector; every test in it whose name has `hostile` runs.
-targets=(
-    "keyward-ctap --test hostile"
-    "keyward-softkey --test hostile"
-    "keyward-webauthn --test hostile"
-    "keyward-sim --test hostile"
-    "keyward-entra --lib"
-    "keyward-cli --test hostile_csv"
-    "keyward-server --test hostile_api"
-)
-
-binaries=()
-for t in "${targets[@]}"; do
-    read -r package selector name <<<"$t"
-    # shellcheck disable=SC2086 # the selector is two words on purpose
-    bin=$(cargo test -q -p "$package" $selector ${name:-} --no-run --message-format=json 2>/dev/null |
-        python3 -c 'import json,sys
+# The packages and test targets that hold the `hostile` properties (keyward-entra's are in its
+# library's unit tests, because the readers they test are crate-private). One cargo invocation
+# builds them all, so dependencies get the features the workspace test build gives them and
+# nothing is compiled a second time.
+packages=(keyward-ctap keyward-softkey keyward-webauthn keyward-sim keyward-entra keyward-cli keyward-server)
+tests=(hostile hostile_csv hostile_api)
+args=()
+for p in "${packages[@]}"; do args+=(-p "$p"); done
+args+=(--lib)
+for t in "${tests[@]}"; do args+=(--test "$t"); done
+# Each executable with its package's directory (tests that read files beside the crate run
+# from there, as cargo runs them).
+binaries=$(cargo test -q "${args[@]}" --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import json, os, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        print(m["executable"])' | tail -n1)
-    [ -n "$bin" ] || { echo "bench/fuzz.sh: could not build the tests of $package ($selector)" >&2; exit 1; }
-    binaries+=("$package $bin")
-done
+        print(os.path.dirname(m["manifest_path"]), m["executable"])')
+[ -n "$binaries" ] || { echo "bench/fuzz.sh: the property tests did not build; run: cargo test ${args[*]} --no-run" >&2; exit 1; }
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
@@ -52,23 +47,21 @@ status=PASS
 total=0
 peak_all=0
 printf '%-28s %10s %8s %12s %8s  %s\n' parser cases panics "peak MiB" seconds result
-for entry in "${binaries[@]}"; do
-    read -r package bin <<<"$entry"
-    # The package's directory: tests that read files beside the crate run from there, as cargo does.
-    dir=crates/$package
-    for test in $("$bin" --list 2>/dev/null | sed -n 's/: test$//p' | grep hostile); do
+while read -r dir bin; do
+    for test in $("$bin" --list </dev/null 2>/dev/null | sed -n 's/: test$//p' | grep -E '(^|::)hostile_'); do
         [ -z "$filter" ] || [[ "$test" == *"$filter"* ]] || continue
         start=$(date +%s)
         set +e
         (cd "$dir" && PROPTEST_CASES=$cases RUST_BACKTRACE=0 /usr/bin/time -v -o "$log/time" \
-            "$bin" --exact "$test" --nocapture --test-threads=1) >"$log/out" 2>&1
+            "$bin" --exact "$test" --nocapture --test-threads=1) </dev/null >"$log/out" 2>&1
         rc=$?
         set -e
         seconds=$(($(date +%s) - start))
         rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log/time")
         rss_mb=$(((${rss_kb:-0} + 1023) / 1024))
         [ "$rss_mb" -gt "$peak_all" ] && peak_all=$rss_mb
-        line=$(grep -m1 '^fuzz ' "$log/out" || true)
+        # With one test thread the harness prints `test NAME ... ` before the test's own output.
+        line=$(grep -o -m1 'fuzz [^:]*: [0-9]* cases, [0-9]* panics' "$log/out" || true)
         parser=$(sed -n 's/^fuzz \([^:]*\):.*/\1/p' <<<"$line")
         ran=$(sed -n 's/^fuzz [^:]*: \([0-9]*\) cases.*/\1/p' <<<"$line")
         panics=$(sed -n 's/.* \([0-9]*\) panics$/\1/p' <<<"$line")
@@ -85,11 +78,11 @@ for entry in "${binaries[@]}"; do
         printf '%-28s %10s %8s %12s %8s  %s\n' "${parser:-$test}" "${ran:-?}" "${panics:-?}" "$rss_mb" "$seconds" "$result"
         if [ "$result" != ok ]; then
             status=FAIL
-            sed -n '/^---- /,/^failures:$/p' "$log/out" | grep -v 'panicked at\|^thread\|^note:' | head -n 30
+            { grep -v 'panicked at\|^thread\|^note:' "$log/out" || true; } | tail -n 30
         fi
         total=$((total + 1))
     done
-done
+done <<<"$binaries"
 [ "$total" -gt 0 ] || { echo "fuzz: FAIL — no property matched '${filter}'"; exit 1; }
 echo "fuzz: $status — $total properties at $cases cases each, peak memory ${peak_all} MiB of a ${max_rss_mb} MiB bound"
 [ "$status" = PASS ]
