@@ -18,6 +18,8 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod graph;
+#[cfg(test)]
+mod hostile_tests;
 pub mod ops;
 pub mod redact;
 pub mod register;

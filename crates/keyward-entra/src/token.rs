@@ -49,6 +49,12 @@ impl AccessToken {
     pub fn secret(&self) -> &str {
         self.value.expose_secret()
     }
+
+    /// A token with this value, valid for an hour (for the crate's tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests(value: String) -> Self {
+        Self { value: SecretString::from(value), expires_at: Instant::now() + Duration::from_secs(3600) }
+    }
 }
 
 impl std::fmt::Debug for AccessToken {

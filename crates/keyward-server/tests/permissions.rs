@@ -167,3 +167,21 @@ async fn a_revoked_token_stops_working_at_once() {
     assert_eq!(status, 401, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("keyward admin token create"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revokes_itself_only_when_it_says_so() {
+    let stack = Stack::start(StackOptions::sqlite()).await;
+    let (status, body) = stack.call(Role::Admin, "DELETE", "/api/v1/tokens/admin", None).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("?confirm_self=true"), "{body}");
+    // Refused means unchanged: the token still works.
+    let (status, _) = stack.call(Role::Admin, "GET", "/api/v1/tokens", None).await;
+    assert_eq!(status, 200);
+    // Another token of the same role is no self-revocation.
+    let (status, _) = stack.call(Role::Admin, "DELETE", "/api/v1/tokens/operator", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = stack.call(Role::Admin, "DELETE", "/api/v1/tokens/admin?confirm_self=true", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = stack.call(Role::Admin, "GET", "/api/v1/tokens", None).await;
+    assert_eq!(status, 401);
+}

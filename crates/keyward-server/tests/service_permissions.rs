@@ -37,7 +37,7 @@ async fn every_operation_checks_its_callers_permission() {
         Permission::TokensManage,
     );
     forbidden("list tokens", service.tokens(&auditor, None, None).await, Permission::TokensManage);
-    forbidden("revoke a token", service.revoke_token(&helpdesk, "x").await, Permission::TokensManage);
+    forbidden("revoke a token", service.revoke_token(&helpdesk, "x", false).await, Permission::TokensManage);
     forbidden("read the connector", service.connector_settings(&helpdesk).await, Permission::ConnectorRead);
     forbidden("test the connector", service.test_connector(&operator).await, Permission::ConnectorManage);
     let change = PolicyChange {

@@ -11,6 +11,8 @@
 //!   started on loopback with an app token for its Graph API;
 //! - `rules-table`: [`rules_table`], the table of Entra's registration rules that the pure
 //!   function and the emulator are both held to;
+//! - `hostile`: [`hostile`], generators of hostile bytes, CBOR and JSON and the property runner
+//!   that `bench/fuzz.sh` reads;
 //! - `database`: [`database`], a uniquely named SQLite file or PostgreSQL database, removed on drop;
 //! - `stack`: [`stack`], the emulator and a Keyward server over loopback with one API token per
 //!   role, and [`desk`], a soft key behind Keyward's CTAP client.
@@ -23,6 +25,8 @@ pub mod attestation_ca;
 pub mod database;
 #[cfg(feature = "desk")]
 pub mod desk;
+#[cfg(feature = "hostile")]
+pub mod hostile;
 pub mod log;
 pub mod python;
 #[cfg(feature = "rules-table")]

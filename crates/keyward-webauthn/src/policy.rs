@@ -265,6 +265,35 @@ impl Default for TapPolicy {
     }
 }
 
+/// The members a PATCH of the FIDO2 policy may carry (Graph's names).
+pub const PATCHABLE_MEMBERS: &[&str] = &[
+    "state",
+    "isSelfServiceRegistrationAllowed",
+    "isAttestationEnforced",
+    "keyRestrictions",
+    "includeTargets",
+    "excludeTargets",
+    "defaultPasskeyProfile",
+    "passkeyProfiles",
+];
+
+/// Checks a PATCH of the FIDO2 policy before it is sent: only [`PATCHABLE_MEMBERS`], each of
+/// the type [`Fido2Policy`] gives it. The error says which member is wrong and how.
+pub fn check_policy_patch(changes: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+    if let Some(unknown) = changes.keys().find(|k| !PATCHABLE_MEMBERS.contains(&k.as_str())) {
+        return Err(format!(
+            "the FIDO2 policy has no member {unknown:?} that can be changed; use {}",
+            PATCHABLE_MEMBERS.join(", ")
+        ));
+    }
+    let mut whole = serde_json::Map::new();
+    whole.insert("state".into(), "enabled".into());
+    whole.extend(changes.clone());
+    serde_json::from_value::<Fido2Policy>(serde_json::Value::Object(whole))
+        .map(|_| ())
+        .map_err(|e| format!("the FIDO2 policy change is not valid: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +313,20 @@ mod tests {
         assert_eq!(policy.state, MethodState::Disabled);
         assert_eq!(policy.passkey_profiles[0].attestation_enforcement, AttestationEnforcement::Disabled);
         assert_eq!(policy.include_targets[0].allowed_passkey_profiles.len(), 1);
+    }
+
+    #[test]
+    fn policy_patches_are_checked_member_by_member() {
+        let patch = |v: serde_json::Value| check_policy_patch(v.as_object().unwrap());
+        assert_eq!(patch(serde_json::json!({"isAttestationEnforced": true})), Ok(()));
+        assert_eq!(patch(serde_json::json!({})), Ok(()));
+        let wrong_type = patch(serde_json::json!({"isAttestationEnforced": 0})).unwrap_err();
+        assert!(wrong_type.contains("expected a boolean"), "{wrong_type}");
+        let unknown = patch(serde_json::json!({"isAttestationEnforcedd": true})).unwrap_err();
+        assert!(
+            unknown.contains("\"isAttestationEnforcedd\"") && unknown.contains("keyRestrictions"),
+            "{unknown}"
+        );
+        assert!(patch(serde_json::json!({"state": "sometimes"})).is_err());
     }
 }

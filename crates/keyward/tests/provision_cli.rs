@@ -561,3 +561,21 @@ fn against_a_tenant_without_passkey_sign_in_provisioning_says_so_and_succeeds() 
     assert_eq!(passkeys["items"][0]["id"].as_str(), Some(stdout.trim()));
     assert!(stack.audit_actions().iter().all(|e| e["action"] != "passkey.sign-in-proved"));
 }
+
+#[test]
+fn a_letter_that_cannot_be_written_leaves_the_key_without_a_pin() {
+    let stack = Stack::start(false);
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    // The letter's path is a directory: its parent exists, but the file cannot be written.
+    let letter = stack.dir.join("letters-dir");
+    std::fs::create_dir_all(&letter).unwrap();
+    let out = stack.provision(&["--letter", letter.to_str().unwrap(), "--recipient", &recipient], &[]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot write the PIN letter"), "{stderr}");
+    assert!(stderr.contains("PIN was NOT set"), "the operator is told the key has no PIN:\n{stderr}");
+    let info = stack.device(&["info"], &[]);
+    assert!(text(&info).0.contains("PIN:                 not set"), "{}", text(&info).0);
+    let (_, issuances) = stack.api("GET", &format!("/api/v1/issuances?person={UPN}"), None);
+    assert_eq!(issuances["items"][0]["state"], "failed", "{issuances}");
+}

@@ -87,10 +87,13 @@ impl Table {
     }
 }
 
-/// Quotes a CSV field when it holds a comma, quote or line break; a leading `=`, `+`, `-` or `@`
-/// (other than a lone `-`) is prefixed with `'` so a spreadsheet does not run it as a formula.
-fn csv_field(text: &str) -> String {
-    let formula = text.len() > 1 && text.starts_with(['=', '+', '-', '@']);
+/// One CSV cell, as every CSV Keyward writes spells it (tables here, the bulk report): quoted
+/// when it holds a comma, quote or line break (RFC 4180), and defused when a spreadsheet would
+/// run it as a formula — a cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return
+/// gets a leading `'` (OWASP's CSV-injection advice). A lone `-` (the tables' "none") stays as
+/// it is: no spreadsheet reads it as a formula.
+pub fn csv_field(text: &str) -> String {
+    let formula = text != "-" && text.starts_with(['=', '+', '-', '@', '\t', '\r']);
     let text = if formula { format!("'{text}") } else { text.to_owned() };
     if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
 }
@@ -123,6 +126,12 @@ mod tests {
             ("two\nlines", "\"two\nlines\""),
             ("=SUM(A1)", "'=SUM(A1)"),
             ("@cmd", "'@cmd"),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("\tcmd", "'\tcmd"),
+            ("\r=cmd", "\"'\r=cmd\""),
+            ("a=b", "a=b"),
+            ("-", "-"),
             ("", ""),
         ] {
             assert_eq!(csv_field(input), want, "{input:?}");

@@ -196,14 +196,25 @@ async fn create_token(
     ))
 }
 
-/// Revoke an API token.
+/// Whether a token may revoke itself.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RevokeQuery {
+    /// `true` to revoke the very token making the request (otherwise that is refused with 409).
+    #[serde(default)]
+    confirm_self: bool,
+}
+
+/// Revoke an API token. Revoking the token that makes the request needs `?confirm_self=true`.
 #[utoipa::path(delete, path = "/api/v1/tokens/{name}", tag = "tokens",
-    params(("name" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("name" = String, Path), RevokeQuery), responses((status = 204), (status = 404, body = ErrorBody),
+    (status = 409, description = "the token is the caller's own and confirm_self was not given", body = ErrorBody)))]
 async fn revoke_token(
     State(s): State<Arc<Service>>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(q): Query<RevokeQuery>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    s.revoke_token(&caller, &name).await?;
+    s.revoke_token(&caller, &name, q.confirm_self).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -61,6 +61,19 @@ impl ServiceError {
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Self::Internal(e.to_string())
     }
+
+    /// A failed Graph call about a person: Entra refusing the values sent (400) is the caller's
+    /// input at fault, and a user Entra does not have (404) means the person's link is stale —
+    /// both the caller can act on, with Entra's reason; anything else is Entra's failure.
+    pub fn from_graph(e: &keyward_entra::GraphError) -> Self {
+        match e.status() {
+            Some(400) => Self::Invalid(format!("Entra ID refused the request: {e}")),
+            Some(404) => Self::Conflict(format!(
+                "Entra ID has no such user, so the person's link is out of date; relink the person: {e}"
+            )),
+            _ => Self::Entra(e.to_string()),
+        }
+    }
 }
 
 impl From<StoreError> for ServiceError {

@@ -324,7 +324,7 @@ impl Service {
                 let detail = serde_json::json!({"object_id": oid, "error": e.to_string()});
                 let failed = AuditDraft::new(&actor, "tap.issue", &subject).outcome(Outcome::Failure);
                 self.record(failed.detail(&detail)).await?;
-                return Err(ServiceError::Entra(e.to_string()));
+                return Err(ServiceError::from_graph(&e));
             }
         };
         let detail = serde_json::json!({

@@ -101,6 +101,7 @@ impl Service {
         changes: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Fido2Policy, ServiceError> {
         caller.require(Permission::PolicyManage)?;
+        keyward_webauthn::policy::check_policy_patch(&changes).map_err(ServiceError::Invalid)?;
         let connector = self.connector.get(&self.store).await?;
         let actor = caller.actor();
         let subject = "entra:fido2-policy";
@@ -115,7 +116,8 @@ impl Service {
         };
         self.record(AuditDraft::new(actor, "entra-policy.update", subject).outcome(outcome).detail(&detail))
             .await?;
-        result.map_err(|e| ServiceError::Entra(e.to_string()))?;
+        // The whole change is the caller's: Graph refusing it (400) is their input's fault.
+        result.map_err(|e| ServiceError::from_graph(&e))?;
         self.fresh_entra_policy().await
     }
 }

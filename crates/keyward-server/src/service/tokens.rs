@@ -122,10 +122,23 @@ impl Service {
         Ok(created)
     }
 
-    /// Revokes the token named `name`, at once on this server.
-    pub async fn revoke_token(&self, caller: &Caller, name: &str) -> Result<(), ServiceError> {
+    /// Revokes the token named `name`, at once on this server. A token revokes itself only with
+    /// `confirm_self` (the API's `?confirm_self=true`): a script that lists tokens and deletes
+    /// them would otherwise lock itself out; without it that is a conflict and nothing changes.
+    pub async fn revoke_token(
+        &self,
+        caller: &Caller,
+        name: &str,
+        confirm_self: bool,
+    ) -> Result<(), ServiceError> {
         caller.require(Permission::TokensManage)?;
         let named = tokens::get_by_name(&self.store, name).await?;
+        if !confirm_self && named.as_ref().is_some_and(|t| Some(t.id) == caller.token_id()) {
+            return Err(ServiceError::Conflict(format!(
+                "token {name:?} is the one making this request; revoking it would end your own access. \
+                 Use another token, or repeat the request with ?confirm_self=true"
+            )));
+        }
         let mut tx = self.store.begin().await?;
         let found = tokens::revoke(&mut tx, &caller.actor(), name).await?;
         tx.commit().await?;

@@ -93,7 +93,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             }
         }
         AdminCommand::Token(TokenCommand::Revoke { name }) => {
-            service.revoke_token(&host, &name).await?;
+            service.revoke_token(&host, &name, false).await?;
             println!("Revoked token {name:?}.");
         }
         AdminCommand::RotateKey => {

@@ -10,15 +10,7 @@ use keyward_proto::jobs::UnitOutcome;
 use serde_json::Value;
 
 use super::RunSummary;
-
-/// Quotes a CSV field when it needs it (RFC 4180).
-fn field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
+use crate::commands::output::csv_field as field;
 
 /// `(outcome, detail)` of a row from the unit's result JSON.
 pub fn outcome_of(row: &UnitOutcome) -> (String, String) {
@@ -80,6 +72,8 @@ pub fn print_summary(job: &str, rows: &[UnitOutcome], run: RunSummary) {
 
 #[cfg(test)]
 mod tests {
+    use keyward_proto::jobs::{BulkRow, UnitOutcome};
+
     #[test]
     fn fields_with_separators_are_quoted() {
         for (input, want) in [
@@ -89,5 +83,29 @@ mod tests {
         ] {
             assert_eq!(super::field(input), want);
         }
+    }
+
+    #[test]
+    fn the_report_defuses_formulas_from_the_csv_and_the_server() {
+        // A serial from the operator's CSV and a failure detail echoed from elsewhere, both
+        // written so a spreadsheet would run them.
+        let row = UnitOutcome {
+            seq: 1,
+            row: BulkRow {
+                line: 2,
+                upn: "adele@contoso.com".into(),
+                serial: Some("=HYPERLINK(\"http://x\")".into()),
+                display_name: None,
+            },
+            state: "failed".into(),
+            result: Some(r#"{"outcome":"failed","detail":"@SUM(1+1)"}"#.into()),
+            attempts: 1,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.csv");
+        super::write(&path, &[row]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = text.lines().nth(1).unwrap();
+        assert_eq!(line, "2,adele@contoso.com,\"'=HYPERLINK(\"\"http://x\"\")\",failed,failed,'@SUM(1+1),1");
     }
 }

@@ -154,10 +154,22 @@ pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
         display_name: args.display_name.clone(),
     };
     let generator = PinGenerator { charset: args.pin_charset, length: args.pin_length.map(usize::from) };
+    // The letter is written before the PIN is set (the flow calls this right before each
+    // set_pin), so a key never holds a PIN that is in no letter; the model is not known yet.
+    let name = display_name(&api, &args.user).await;
+    let letter_written = std::sync::atomic::AtomicBool::new(false);
+    let write_letter = |pin: &SecretString| -> anyhow::Result<()> {
+        let (Some(path), Some(recipient)) = (&args.letter, &args.recipient) else { return Ok(()) };
+        let letter = Letter { name: &name, upn: &args.user, serial: serial.as_deref(), model: None, pin };
+        write_encrypted(path, recipient, &letter)?;
+        letter_written.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    };
     let opts = FlowOptions {
         generator,
         progress: Some(&progress),
         reopen_for_reset: if hid && args.reset { Some(&reopen) } else { None },
+        before_pin_set: Some(&write_letter),
     };
     let done = provision_with(&api, &mut key, &request, &opts).await.inspect_err(say_what_was_undone)?;
     progress(&format!(
@@ -165,7 +177,8 @@ pub async fn run(args: ProvisionArgs) -> anyhow::Result<()> {
         done.passkey.id, args.user, done.issuance_id
     ));
     progress(&format!("proof of sign-in: {}", done.sign_in));
-    hand_over_pin(&api, &args, &request, &done, serial.as_deref()).await?;
+    let written = letter_written.load(std::sync::atomic::Ordering::SeqCst);
+    hand_over_pin(&api, &args, &request, &done, (&name, serial.as_deref()), written).await?;
     println!("{}", done.passkey.id);
     Ok(())
 }
@@ -201,32 +214,39 @@ fn say_what_was_undone(e: &ProvisionError) {
     ));
 }
 
-/// Hands the PIN over — in the encrypted letter, or once on the terminal (a PIN the operator
+/// The person's display name for the letter and the terminal (the UPN if the server has none).
+async fn display_name(api: &ApiClient, upn: &str) -> String {
+    api.person(upn).await.map(|p| p.person.display_name).unwrap_or_else(|_| upn.to_owned())
+}
+
+/// Hands the PIN over — in the encrypted letter (already written before the PIN was set,
+/// unless the key kept a PIN it already had), or once on the terminal (a PIN the operator
 /// chose is not shown) — and records how in the audit trail.
 async fn hand_over_pin(
     api: &ApiClient,
     args: &ProvisionArgs,
     request: &ProvisionRequest,
     done: &Provisioned,
-    serial: Option<&str>,
+    (name, serial): (&str, Option<&str>),
+    letter_written: bool,
 ) -> anyhow::Result<()> {
     let chosen = match &request.pin {
         PinMode::Given(p) => Some(p),
         PinMode::Random => None,
     };
     let Some(pin) = done.pin.as_ref().or(chosen) else { bail!("internal error: no PIN to hand over") };
-    let name =
-        api.person(&args.user).await.map(|p| p.person.display_name).unwrap_or_else(|_| args.user.clone());
     let (method, detail) = match (&args.letter, &args.recipient) {
         (Some(path), Some(recipient)) => {
-            let letter =
-                Letter { name: &name, upn: &args.user, serial, model: done.passkey.model.as_deref(), pin };
-            write_encrypted(path, recipient, &letter)?;
+            if !letter_written {
+                let model = done.passkey.model.as_deref();
+                let letter = Letter { name, upn: &args.user, serial, model, pin };
+                write_encrypted(path, recipient, &letter)?;
+            }
             progress(&format!("PIN letter written to {} (encrypted to {recipient})", path.display()));
             ("letter", Some(format!("{} for {recipient}", path.display())))
         }
         _ if done.pin.is_some() => {
-            show_pin(&name, &args.user, pin);
+            show_pin(name, &args.user, pin);
             ("terminal", None)
         }
         _ => ("user-chosen", None),

@@ -106,11 +106,23 @@ pub struct FlowOptions<'a, T: Transport> {
     /// With `reset`: waits for the key to be re-plugged and opens it again, right before the
     /// reset (None: reset the open key directly, as for soft keys).
     pub reopen_for_reset: Option<Reopen<'a, T>>,
+    /// Called with each PIN right before it is set on the key (the PIN letter is written
+    /// here): if it fails, the PIN is not set and the run stops, so no key ever holds a PIN
+    /// that nobody can read.
+    pub before_pin_set: Option<BeforePinSet<'a>>,
 }
+
+/// Keeps a PIN before the key is given it (see [`FlowOptions::before_pin_set`]).
+pub type BeforePinSet<'a> = &'a (dyn Fn(&SecretString) -> anyhow::Result<()> + Sync);
 
 impl<T: Transport> Default for FlowOptions<'_, T> {
     fn default() -> Self {
-        Self { generator: PinGenerator::default(), progress: None, reopen_for_reset: None }
+        Self {
+            generator: PinGenerator::default(),
+            progress: None,
+            reopen_for_reset: None,
+            before_pin_set: None,
+        }
     }
 }
 
@@ -338,6 +350,7 @@ impl<T: Transport> Run<'_, T> {
                     self.say("the key already has a PIN: using the given one as its PIN");
                 } else {
                     self.say("setting the PIN chosen by the operator");
+                    self.keep_pin(pin).await?;
                     let set = self.key.set_pin(pin);
                     self.check(set, Step::SetPin, "The key refused this PIN; choose another.").await?;
                 }
@@ -355,6 +368,15 @@ impl<T: Transport> Run<'_, T> {
         }
     }
 
+    /// Hands `pin` to [`FlowOptions::before_pin_set`]; on failure the PIN is not set.
+    async fn keep_pin(&mut self, pin: &SecretString) -> Result<(), ProvisionError> {
+        let Some(keep) = self.opts.before_pin_set else { return Ok(()) };
+        let kept = keep(pin).map_err(|e| format!("{e:#}"));
+        let hint = "The key's PIN was NOT set, so nothing is lost: fix the problem (the letter's path, the \
+                    disk) and run again.";
+        self.check(kept, Step::SetPin, hint).await
+    }
+
     /// Sets a fresh random PIN, trying another when the key's PIN policy refuses one.
     async fn set_random_pin(&mut self, key: &KeyFacts) -> Result<SecretString, ProvisionError> {
         let length = self.opts.generator.length_for(key.policy_min, key.key_min);
@@ -363,6 +385,7 @@ impl<T: Transport> Run<'_, T> {
         loop {
             attempt += 1;
             let pin = self.opts.generator.generate(length);
+            self.keep_pin(&pin).await?;
             match self.key.set_pin(&pin) {
                 Ok(()) => return Ok(pin),
                 Err(e) if e.status() == Some(CtapStatus::PinPolicyViolation) && attempt < PIN_ATTEMPTS => {
