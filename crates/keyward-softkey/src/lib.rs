@@ -19,6 +19,8 @@ pub mod serve;
 pub mod state;
 pub mod status;
 pub mod touch;
+#[cfg(target_os = "linux")]
+pub mod uhid;
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
