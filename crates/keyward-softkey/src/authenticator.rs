@@ -13,6 +13,7 @@ use p256::ecdsa::SigningKey;
 
 use crate::cbor::{Args, encode, imap, int, tmap};
 use crate::status::{CtapResult, Status};
+use crate::touch::TouchButton;
 
 /// CTAP command bytes.
 pub(crate) const CMD_MAKE_CREDENTIAL: u8 = 0x01;
@@ -39,6 +40,9 @@ pub enum PresencePolicy {
     Deny(Duration),
     /// Never touch; time out after the given delay (USER_ACTION_TIMEOUT).
     Ignore(Duration),
+    /// Wait up to the given time for a press of the key's [`TouchButton`]; USER_ACTION_TIMEOUT
+    /// if nobody presses it.
+    OnRequest(Duration),
 }
 
 /// Something that can ask the user to touch the key.
@@ -56,7 +60,8 @@ impl Presence for Immediate {
         match self.0 {
             PresencePolicy::Approve(_) => Ok(()),
             PresencePolicy::Deny(_) => Err(Status::OperationDenied),
-            PresencePolicy::Ignore(_) => Err(Status::UserActionTimeout),
+            // Nobody can press a button when there is no device thread to wait on.
+            PresencePolicy::Ignore(_) | PresencePolicy::OnRequest(_) => Err(Status::UserActionTimeout),
         }
     }
 }
@@ -174,6 +179,7 @@ pub struct Authenticator {
     factory_min_pin_length: u8,
     powered_at: Instant,
     winks: u32,
+    touch: TouchButton,
 }
 
 impl Authenticator {
@@ -198,6 +204,7 @@ impl Authenticator {
             factory_min_pin_length: min_pin_length,
             powered_at: Instant::now(),
             winks: 0,
+            touch: TouchButton::default(),
         }
     }
 
@@ -216,6 +223,11 @@ impl Authenticator {
     /// The current touch policy.
     pub fn presence_policy(&self) -> PresencePolicy {
         self.config.presence
+    }
+
+    /// The key's touch sensor (pressed for [`PresencePolicy::OnRequest`]).
+    pub fn touch_button(&self) -> TouchButton {
+        self.touch.clone()
     }
 
     /// Changes the touch policy.

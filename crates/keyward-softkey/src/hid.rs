@@ -5,6 +5,12 @@
 //! enforces sequence numbers and a 500 ms gap limit between packets, and while it waits for a
 //! touch it sends KEEPALIVE(UPNEEDED) every 100 ms and watches for CANCEL. MSG (CTAP1/U2F) is
 //! not supported and the INIT capabilities say so (NMSG).
+//!
+//! With a [`StateFile`] the device saves the key's state after every CBOR command, before the
+//! answer leaves: a client that saw "PIN set" can kill the soft key right away and find the PIN
+//! set after a restart. When that save fails the answer is withheld and the client gets
+//! CTAP1_ERR_OTHER instead, so nobody learns the outcome of a command (a PIN guess, above all)
+//! whose effect on the retry counter a restart would undo.
 
 use std::collections::HashSet;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -14,7 +20,9 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 
 use crate::authenticator::{Authenticator, Presence, PresencePolicy};
+use crate::state::StateFile;
 use crate::status::Status;
+use crate::touch::TouchButton;
 
 /// Size of one report.
 pub const REPORT_LEN: usize = 64;
@@ -89,12 +97,19 @@ pub struct HidServer {
     to_host: Sender<Report>,
     channels: HashSet<u32>,
     pending: Option<Pending>,
+    state_file: Option<Arc<StateFile>>,
 }
 
 impl HidServer {
     /// Wires an authenticator to a pair of report channels.
     pub fn new(key: Arc<Mutex<Authenticator>>, from_host: Receiver<Report>, to_host: Sender<Report>) -> Self {
-        Self { key, from_host, to_host, channels: HashSet::new(), pending: None }
+        Self { key, from_host, to_host, channels: HashSet::new(), pending: None, state_file: None }
+    }
+
+    /// Saves the key's state to `file` after every CBOR command, before answering.
+    pub fn with_state_file(mut self, file: Option<Arc<StateFile>>) -> Self {
+        self.state_file = file;
+        self
     }
 
     /// Serves until the host end is dropped.
@@ -199,9 +214,17 @@ impl HidServer {
                 let key = self.key.clone();
                 let mut auth = key.lock().unwrap_or_else(|e| e.into_inner());
                 let policy = auth.presence_policy();
+                let button = auth.touch_button();
                 let mut presence =
-                    HidPresence { cid, policy, from_host: &self.from_host, to_host: &self.to_host };
-                let resp = auth.process(data, &mut presence);
+                    HidPresence { cid, policy, button, from_host: &self.from_host, to_host: &self.to_host };
+                let mut resp = auth.process(data, &mut presence);
+                if let Some(file) = &self.state_file
+                    && let Err(e) = file.save(&auth)
+                {
+                    // No channel back to the operator from here but the soft key's own stderr.
+                    eprintln!("keyward softkey: {e}; the command was answered with an error instead");
+                    resp = vec![Status::Other as u8];
+                }
                 drop(auth);
                 send(&self.to_host, cid, CMD_CBOR, &resp);
             }
@@ -215,6 +238,7 @@ impl HidServer {
 struct HidPresence<'a> {
     cid: u32,
     policy: PresencePolicy,
+    button: TouchButton,
     from_host: &'a Receiver<Report>,
     to_host: &'a Sender<Report>,
 }
@@ -224,11 +248,18 @@ impl Presence for HidPresence<'_> {
         let (delay, outcome) = match self.policy {
             PresencePolicy::Approve(d) => (d, Ok(())),
             PresencePolicy::Deny(d) => (d, Err(Status::OperationDenied)),
-            PresencePolicy::Ignore(d) => (d, Err(Status::UserActionTimeout)),
+            PresencePolicy::Ignore(d) | PresencePolicy::OnRequest(d) => (d, Err(Status::UserActionTimeout)),
         };
+        let on_request = matches!(self.policy, PresencePolicy::OnRequest(_));
+        if on_request {
+            self.button.clear();
+        }
         let start = Instant::now();
         loop {
             send(self.to_host, self.cid, CMD_KEEPALIVE, &[2]);
+            if on_request && self.button.take() {
+                return Ok(());
+            }
             let left = delay.saturating_sub(start.elapsed());
             if left.is_zero() {
                 return outcome;
@@ -293,5 +324,90 @@ mod tests {
         assert_eq!(&r[4..8], &[0xBF, 0, 1, ERR_INVALID_CMD]);
         drop(to_dev);
         key.join();
+    }
+
+    /// Sends one CTAPHID message, split into an init and continuation packets.
+    fn send_message(to_dev: &mpsc::Sender<Report>, cid: u32, cmd: u8, payload: &[u8]) {
+        let (to_host, packets) = mpsc::channel();
+        send(&to_host, cid, cmd, payload);
+        drop(to_host);
+        packets.iter().for_each(|p| to_dev.send(p).unwrap());
+    }
+
+    /// Receives one CTAPHID message (keep-alives skipped): its command byte and payload.
+    fn recv_message(from_dev: &mpsc::Receiver<Report>) -> (u8, Vec<u8>) {
+        loop {
+            let first = from_dev.recv_timeout(Duration::from_secs(5)).unwrap();
+            if first[4] == CMD_KEEPALIVE | 0x80 {
+                continue;
+            }
+            let len = usize::from(u16::from_be_bytes([first[5], first[6]]));
+            let mut data = first[7..7 + len.min(INIT_DATA)].to_vec();
+            while data.len() < len {
+                let r = from_dev.recv_timeout(Duration::from_secs(5)).unwrap();
+                data.extend_from_slice(&r[5..5 + (len - data.len()).min(CONT_DATA)]);
+            }
+            return (first[4] & 0x7F, data);
+        }
+    }
+
+    fn make_discoverable_credential(user_id: u8) -> Vec<u8> {
+        use ciborium::value::Value;
+        let text = |s: &str| Value::Text(s.into());
+        let request = Value::Map(vec![
+            (Value::Integer(1.into()), Value::Bytes(vec![7; 32])),
+            (Value::Integer(2.into()), Value::Map(vec![(text("id"), text("example.com"))])),
+            (
+                Value::Integer(3.into()),
+                Value::Map(vec![(text("id"), Value::Bytes(vec![user_id; 16])), (text("name"), text("a"))]),
+            ),
+            (
+                Value::Integer(4.into()),
+                Value::Array(vec![Value::Map(vec![
+                    (text("alg"), Value::Integer((-7).into())),
+                    (text("type"), text("public-key")),
+                ])]),
+            ),
+            (Value::Integer(7.into()), Value::Map(vec![(text("rk"), Value::Bool(true))])),
+        ]);
+        let mut bytes = vec![0x01];
+        ciborium::ser::into_writer(&request, &mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_failed_state_save_answers_with_an_error_instead_of_the_result() {
+        use crate::state::{KdfParams, StateFile};
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault");
+        std::fs::create_dir(&vault).unwrap();
+        let path = vault.join("key.kws");
+        let pass = secrecy::SecretString::from("pw".to_owned());
+        let fast = KdfParams { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+        let key = Arc::new(Mutex::new(Authenticator::new(Config::default())));
+        let file = StateFile::create(&path, &pass, fast, &key.lock().unwrap()).unwrap();
+        let (to_dev, from_host) = mpsc::channel();
+        let (to_host, from_dev) = mpsc::channel();
+        let server = HidServer::new(key.clone(), from_host, to_host).with_state_file(Some(Arc::new(file)));
+        let device = std::thread::spawn(move || server.run());
+        send_message(&to_dev, BROADCAST, CMD_INIT, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let (_, init) = recv_message(&from_dev);
+        let cid = u32::from_be_bytes([init[8], init[9], init[10], init[11]]);
+
+        // Saved: the client gets the credential, and a restart finds it.
+        send_message(&to_dev, cid, CMD_CBOR, &make_discoverable_credential(1));
+        let (cmd, answer) = recv_message(&from_dev);
+        assert_eq!((cmd, answer[0]), (CMD_CBOR, 0x00), "{answer:?}");
+        let (_, reopened) = StateFile::open(&path, &pass, Config::default()).unwrap();
+        assert_eq!(reopened.resident_count(), 1);
+
+        // The vault's directory is gone, so the next save fails: the client gets CTAP1_ERR_OTHER,
+        // not the credential.
+        std::fs::remove_dir_all(&vault).unwrap();
+        send_message(&to_dev, cid, CMD_CBOR, &make_discoverable_credential(2));
+        let (cmd, answer) = recv_message(&from_dev);
+        assert_eq!((cmd, answer), (CMD_CBOR, vec![Status::Other as u8]));
+        drop(to_dev);
+        device.join().unwrap();
     }
 }

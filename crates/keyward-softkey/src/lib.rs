@@ -18,14 +18,18 @@ pub mod pin_protocol;
 pub mod serve;
 pub mod state;
 pub mod status;
+pub mod touch;
+#[cfg(target_os = "linux")]
+pub mod uhid;
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 pub use authenticator::{Attestation, Authenticator, Config, Immediate, Presence, PresencePolicy};
-pub use serve::{ServeError, Served, serve, serve_authenticator};
+pub use serve::{ServeError, ServeOptions, Served, serve, serve_authenticator, serve_with};
 pub use status::Status;
+pub use touch::TouchButton;
 
 /// A running soft key: the authenticator plus its CTAPHID device thread.
 #[derive(Debug)]

@@ -7,12 +7,16 @@
 //! reconnects, as it would survive a host re-opening the device.
 //!
 //! With a [`StateFile`], the state is saved after every CBOR command that changed it, before
-//! the answer leaves the device: a client that saw "PIN set" can kill the soft key right away
-//! and find the PIN set after a restart. A unix socket left behind by a killed soft key is
-//! removed at the next start (only if nobody answers on it), and removed again on shutdown.
+//! the answer leaves the device (see [`crate::hid`]). A unix socket left behind by a killed soft
+//! key is removed at the next start (only if nobody answers on it), and removed again on
+//! shutdown.
+//!
+//! The socket has no authentication: whoever connects owns the key, as whoever holds a USB key
+//! does. So `tcp:` binds loopback addresses only unless [`ServeOptions::allow_remote`] is set
+//! (`keyward softkey serve --allow-remote`); a unix socket is guarded by its file permissions.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, ToSocketAddrs};
 #[cfg(unix)]
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -23,9 +27,6 @@ use crate::authenticator::{Authenticator, Config};
 use crate::hid::{HidServer, REPORT_LEN, Report};
 use crate::state::StateFile;
 
-/// First byte after the channel id of the first report of a CTAPHID CBOR answer.
-const CBOR_ANSWER: u8 = 0x90;
-
 /// Why the soft key could not start listening.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -35,6 +36,12 @@ pub enum ServeError {
     /// Unix sockets do not exist on this platform.
     #[error("unix sockets are not available on this platform; listen on tcp:HOST:PORT instead")]
     UnixUnsupported,
+    /// A `tcp:` address other machines could reach, without [`ServeOptions::allow_remote`].
+    #[error(
+        "{0} is not a loopback address, and anyone who reaches the soft key can use it (it has no \
+         authentication); listen on tcp:127.0.0.1:PORT, or pass --allow-remote if other machines must reach it"
+    )]
+    NotLoopback(String),
     /// Binding failed.
     #[error("could not listen on {addr} ({reason}); pick a free port or remove the stale socket file")]
     Bind {
@@ -110,10 +117,31 @@ impl Served {
     }
 }
 
-/// Binds `listen` (`unix:PATH` or `tcp:HOST:PORT`) and serves a fresh soft key on it, one
-/// connection at a time, until the process ends.
+/// How a soft key is served besides its address.
+#[derive(Debug, Default)]
+pub struct ServeOptions {
+    /// Save every change here before answering.
+    pub state_file: Option<Arc<StateFile>>,
+    /// Let `tcp:` bind an address other machines can reach.
+    pub allow_remote: bool,
+}
+
+/// Binds `listen` (`unix:PATH` or `tcp:HOST:PORT` on loopback) and serves a fresh soft key on
+/// it, one connection at a time, until the process ends.
 pub fn serve(listen: &str, config: Config) -> Result<Served, ServeError> {
     serve_authenticator(listen, Authenticator::new(config), None)
+}
+
+/// Refuses a `HOST:PORT` that resolves to anything but loopback addresses.
+fn check_loopback(host_port: &str, listen: &str) -> Result<(), ServeError> {
+    let addrs: Vec<_> = host_port
+        .to_socket_addrs()
+        .map_err(|e| ServeError::Bind { addr: listen.to_owned(), reason: e.to_string() })?
+        .collect();
+    if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+        return Err(ServeError::NotLoopback(listen.to_owned()));
+    }
+    Ok(())
 }
 
 /// Removes a unix socket file that no process answers on (left by a killed soft key).
@@ -129,14 +157,24 @@ fn remove_stale_socket(path: &str) {
     }
 }
 
-/// Binds `listen` and serves `authenticator` on it, one connection at a time, until the
-/// returned [`Served`] is dropped or the process ends; with `state`, every change is saved
-/// before the answer is sent.
+/// Binds `listen` (`tcp:` on loopback only) and serves `authenticator` on it, one connection at
+/// a time, until the returned [`Served`] is dropped or the process ends; with `state_file`,
+/// every change is saved before the answer is sent.
 pub fn serve_authenticator(
     listen: &str,
     authenticator: Authenticator,
     state_file: Option<Arc<StateFile>>,
 ) -> Result<Served, ServeError> {
+    serve_with(listen, authenticator, ServeOptions { state_file, allow_remote: false })
+}
+
+/// [`serve_authenticator`] with every option.
+pub fn serve_with(
+    listen: &str,
+    authenticator: Authenticator,
+    options: ServeOptions,
+) -> Result<Served, ServeError> {
+    let ServeOptions { state_file, allow_remote } = options;
     let bind = |e: std::io::Error| ServeError::Bind { addr: listen.to_owned(), reason: e.to_string() };
     let (listener, address) = if let Some(path) = listen.strip_prefix("unix:").filter(|p| !p.is_empty()) {
         #[cfg(unix)]
@@ -151,6 +189,9 @@ pub fn serve_authenticator(
             return Err(ServeError::UnixUnsupported);
         }
     } else if let Some(hp) = listen.strip_prefix("tcp:").filter(|hp| hp.rsplit_once(':').is_some()) {
+        if !allow_remote {
+            check_loopback(hp, listen)?;
+        }
         let l = TcpListener::bind(hp).map_err(bind)?;
         let addr = format!("tcp:{}", l.local_addr().map_err(bind)?);
         (Listener::Tcp(l), addr)
@@ -189,23 +230,12 @@ fn serve_connection(
     state: Arc<Mutex<Authenticator>>,
     state_file: Option<Arc<StateFile>>,
 ) {
-    let saved = state.clone();
     let Ok(mut writer) = conn.try_clone_box() else { return };
     let mut reader = conn;
     let (to_dev, from_host) = mpsc::channel::<Report>();
     let (to_host, from_dev) = mpsc::channel::<Report>();
     let pump_out = std::thread::spawn(move || {
         for r in from_dev {
-            if let Some(file) = &state_file
-                && r[4] == CBOR_ANSWER
-            {
-                // The command has run and released the lock; persist before answering.
-                let auth = saved.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = file.save(&auth) {
-                    // No channel back to the operator from here but the soft key's own stderr.
-                    eprintln!("keyward softkey: {e}");
-                }
-            }
             if writer.write_all(&r).is_err() {
                 return;
             }
@@ -219,7 +249,7 @@ fn serve_connection(
             }
         }
     });
-    HidServer::new(state, from_host, to_host).run();
+    HidServer::new(state, from_host, to_host).with_state_file(state_file).run();
     let _ = pump_in.join();
     let _ = pump_out.join();
 }
@@ -230,5 +260,37 @@ impl Drop for Listener {
         if let Self::Unix(_, path) = self {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    /// (address, --allow-remote, whether it binds): the soft key has no authentication, so only
+    /// loopback is served unless remote access is asked for.
+    #[test]
+    fn tcp_binds_loopback_only_unless_remote_access_is_allowed() {
+        let rows = [
+            ("tcp:127.0.0.1:0", false, true),
+            ("tcp:localhost:0", false, true),
+            ("tcp:0.0.0.0:0", false, false),
+            ("tcp:0.0.0.0:0", true, true),
+        ];
+        for (addr, allow_remote, binds) in rows {
+            let options = ServeOptions { state_file: None, allow_remote };
+            match (binds, serve_with(addr, Authenticator::new(Config::default()), options)) {
+                (true, Ok(served)) => assert!(served.address().starts_with("tcp:"), "{addr}"),
+                (false, Err(ServeError::NotLoopback(a))) => {
+                    assert_eq!(a, addr);
+                    let text = ServeError::NotLoopback(a).to_string();
+                    assert!(text.contains("--allow-remote"), "the error says what to do: {text}");
+                }
+                (_, other) => panic!("{addr} (allow_remote {allow_remote}): {other:?}"),
+            }
+        }
+        // The plain entry point is loopback-only too.
+        assert!(matches!(serve("tcp:0.0.0.0:0", Config::default()), Err(ServeError::NotLoopback(_))));
     }
 }

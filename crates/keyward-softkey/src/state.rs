@@ -11,7 +11,12 @@
 //! GCM alone cannot tell the two apart. The plaintext is CBOR (ciborium + serde).
 //!
 //! Saves are atomic (temporary file in the same directory, fsync, rename, fsync of the
-//! directory) so a crash leaves either the old or the new state, never half a file. Only state
+//! directory) so a crash leaves either the old or the new state, never half a file. The
+//! temporary file has an unpredictable name and is created exclusively (`O_CREAT|O_EXCL`
+//! through [`OpenOptions::create_new`]): whoever else can write the directory cannot make the
+//! save write through a symlink or into a file they opened beforehand. `O_EXCL` already refuses
+//! a symlink at the path (POSIX: it fails with EEXIST "regardless of the contents of the
+//! symbolic link"), so `O_NOFOLLOW`, which would need `libc` for its value, adds nothing. Only state
 //! a power cycle keeps is saved: tokens, key agreement keys and consecutive-mismatch counts are
 //! volatile on a real key too, so a restart behaves like re-inserting the key.
 //!
@@ -50,6 +55,10 @@ const TAG_LEN: usize = 16;
 /// Largest Argon2 memory cost accepted from a file (1 GiB), so a crafted file cannot exhaust RAM.
 const MAX_M_COST_KIB: u32 = 1 << 20;
 const MAX_T_COST: u32 = 64;
+/// Argon2 memory cost of new state files (64 MiB).
+pub const MIN_NEW_M_COST_KIB: u32 = 64 * 1024;
+/// Attempts at a fresh temporary name before a save gives up.
+const TEMP_ATTEMPTS: usize = 4;
 
 /// Argon2id cost parameters for a new state file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +72,11 @@ pub struct KdfParams {
 }
 
 impl Default for KdfParams {
-    /// OWASP's Argon2id recommendation (19 MiB, 2 passes, 1 lane).
+    /// RFC 9106's second recommended setting (64 MiB, 3 passes, 4 lanes): the file holds every
+    /// private key of the device, so it gets more than a password hash would (OWASP's 19 MiB).
+    /// Files written with other parameters keep theirs; they are read from the header.
     fn default() -> Self {
-        Self { m_cost_kib: 19 * 1024, t_cost: 2, p_cost: 1 }
+        Self { m_cost_kib: MIN_NEW_M_COST_KIB, t_cost: 3, p_cost: 4 }
     }
 }
 
@@ -301,17 +312,37 @@ fn derive(
     Ok((key, verifier))
 }
 
+/// A fresh, unpredictable temporary path next to `path` (`.NAME.<64 random bits>.tmp`).
+fn temp_path(dir: &Path, path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dir.join(format!(".{name}.{:016x}.tmp", rand::rngs::OsRng.next_u64()))
+}
+
+/// Creates `path` for writing, owner-only, failing if anything (a file, a symlink) is there.
+fn create_exclusive(path: &Path) -> std::io::Result<fs::File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let (tmp, mut f) = {
+        let mut attempt = 1;
+        loop {
+            let tmp = temp_path(dir, path);
+            match create_exclusive(&tmp) {
+                Ok(f) => break (tmp, f),
+                // Someone planted this name: take another rather than touch theirs.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists && attempt < TEMP_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    };
     let result = (|| {
-        let mut f = options.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);

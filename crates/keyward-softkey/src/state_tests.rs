@@ -183,3 +183,72 @@ fn debug_output_hides_the_key() {
     let text = format!("{file:?}");
     assert!(text.contains("redacted") && !text.contains("key: ["), "{text}");
 }
+
+#[test]
+fn the_temporary_file_is_exclusive_and_unpredictable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.kws");
+    let a = temp_path(dir.path(), &path);
+    let b = temp_path(dir.path(), &path);
+    assert_ne!(a, b, "a fresh name per save");
+    let name = a.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(!name.contains(&std::process::id().to_string()), "the process id is guessable: {name}");
+    assert!(name.starts_with(".key.kws.") && name.ends_with(".tmp"), "{name}");
+
+    // Whatever is already at the name, a symlink above all, is refused and left alone.
+    let victim = dir.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    let planted = dir.path().join("planted.tmp");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let err = create_exclusive(&planted).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    let dangling = dir.path().join("dangling.tmp");
+    std::os::unix::fs::symlink(dir.path().join("would-be-created"), &dangling).unwrap();
+    assert_eq!(create_exclusive(&dangling).unwrap_err().kind(), ErrorKind::AlreadyExists);
+    assert!(!dir.path().join("would-be-created").exists());
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+}
+
+#[test]
+fn a_symlink_at_the_old_predictable_temporary_path_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.kws");
+    let victim = dir.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    // Before: `.key.kws.<pid>.tmp`, opened with O_TRUNC and no O_EXCL, so this symlink made the
+    // save overwrite the victim.
+    let old_name = dir.path().join(format!(".key.kws.{}.tmp", std::process::id()));
+    std::os::unix::fs::symlink(&victim, &old_name).unwrap();
+    let file = StateFile::create(&path, &pass("pw"), FAST, &populated()).unwrap();
+    let mut changed = populated();
+    changed.pin_retries = 3;
+    assert!(file.save(&changed).unwrap());
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    let (_, reopened) = StateFile::open(&path, &pass("pw"), Config::default()).unwrap();
+    assert_eq!(reopened.pin_retries(), 3);
+}
+
+#[test]
+fn new_vaults_use_64_mib_and_old_ones_open_with_their_own_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.kws");
+    StateFile::create(&new, &pass("pw"), KdfParams::default(), &populated()).unwrap();
+    let raw = fs::read(&new).unwrap();
+    let m_cost = u32::from_be_bytes(raw[PARAMS_AT..PARAMS_AT + 4].try_into().unwrap());
+    assert!(m_cost >= 64 * 1024, "new vaults get at least 64 MiB, not {m_cost} KiB");
+    assert!(StateFile::open(&new, &pass("pw"), Config::default()).is_ok());
+
+    // A vault from before (OWASP's 19 MiB, 2 passes) still opens: the header says how.
+    let old = dir.path().join("old.kws");
+    let before = KdfParams { m_cost_kib: 19 * 1024, t_cost: 2, p_cost: 1 };
+    StateFile::create(&old, &pass("pw"), before, &populated()).unwrap();
+    let (file, a) = StateFile::open(&old, &pass("pw"), Config::default()).unwrap();
+    assert_eq!(a.pin_retries(), 5);
+    // Saving keeps the file's own parameters (the key stays the one they derive).
+    let mut changed = populated();
+    changed.pin_retries = 4;
+    file.save(&changed).unwrap();
+    let raw = fs::read(&old).unwrap();
+    assert_eq!(u32::from_be_bytes(raw[PARAMS_AT..PARAMS_AT + 4].try_into().unwrap()), 19 * 1024);
+    assert_eq!(StateFile::open(&old, &pass("pw"), Config::default()).unwrap().1.pin_retries(), 4);
+}
