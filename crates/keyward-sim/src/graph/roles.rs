@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::Sim;
 use crate::auth::Caller;
-use crate::graph::users::{page, project, select_list};
+use crate::graph::users::{member_items, page, select_list};
 use crate::graph::{ApiVersion, GraphFailure, GraphResult};
 use crate::seed::SeedUser;
 
@@ -113,16 +113,7 @@ async fn role_members(
         })
     });
     let Some(members) = members else { return Err(GraphFailure::resource_not_found(&role)) };
-    let items = members
-        .iter()
-        .map(|u| {
-            let mut v = project(u, select.as_deref());
-            if let Some(map) = v.as_object_mut() {
-                map.insert("@odata.type".into(), "#microsoft.graph.user".into());
-            }
-            v
-        })
-        .collect();
+    let items = member_items(&members, select.as_deref());
     let path = format!("/directoryRoles/{role}/members");
     Ok(Json(page(&sim, version, &path, &query, "directoryObjects", items)?))
 }

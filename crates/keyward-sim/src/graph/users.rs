@@ -102,7 +102,7 @@ pub(super) fn select_list(query: &HashMap<String, String>) -> GraphResult<Option
     Ok(Some(fields))
 }
 
-pub(super) fn project(user: &SeedUser, select: Option<&[String]>) -> Value {
+fn project(user: &SeedUser, select: Option<&[String]>) -> Value {
     let full = full_user(user);
     let keep: Vec<&str> = match select {
         Some(fields) => fields.iter().map(String::as_str).collect(),
@@ -347,6 +347,20 @@ async fn list_groups(
     Ok(Json(page(&sim, version, "/groups", &query, "groups", items)?))
 }
 
+/// Users as the members of a group or a role: projected, each typed `#microsoft.graph.user`.
+pub(super) fn member_items(members: &[SeedUser], select: Option<&[String]>) -> Vec<Value> {
+    members
+        .iter()
+        .map(|u| {
+            let mut v = project(u, select);
+            if let Some(map) = v.as_object_mut() {
+                map.insert("@odata.type".into(), "#microsoft.graph.user".into());
+            }
+            v
+        })
+        .collect()
+}
+
 async fn group_members(
     State(sim): State<Sim>,
     Extension(version): Extension<ApiVersion>,
@@ -369,16 +383,7 @@ async fn group_members(
     if !exists {
         return Err(GraphFailure::resource_not_found(&group));
     }
-    let items = members
-        .iter()
-        .map(|u| {
-            let mut v = project(u, select.as_deref());
-            if let Some(map) = v.as_object_mut() {
-                map.insert("@odata.type".into(), "#microsoft.graph.user".into());
-            }
-            v
-        })
-        .collect();
+    let items = member_items(&members, select.as_deref());
     let path = format!("/groups/{group}/members");
     Ok(Json(page(&sim, version, &path, &query, "directoryObjects", items)?))
 }
