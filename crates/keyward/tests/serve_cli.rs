@@ -120,3 +120,23 @@ fn sim_and_serve_issue_and_revoke_on_postgres() {
     let database = TempDatabase::create_blocking(Backend::Postgres);
     end_to_end(Some(database.url().to_owned()));
 }
+
+/// A database password on the command line would be in every user's process list: refused,
+/// naming where to put it instead, before anything is created.
+#[test]
+fn a_database_url_with_a_password_is_refused_on_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("keyward-serve-cli-{}", uuid::Uuid::new_v4()));
+    let out = keyward()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .args(["--database-url", "postgres://keyward:s3cret@127.0.0.1:5432/keyward"])
+        .arg("--config")
+        .arg(dir.join("none.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("KEYWARD_DATABASE_URL"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "the refusal repeats the password: {stderr}");
+    assert!(!dir.exists(), "nothing is created");
+}

@@ -16,7 +16,8 @@ pub struct ConfigArgs {
     /// Directory for the SQLite database and the secret key (overrides the file).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// `sqlite://PATH` or `postgres://USER@HOST/DB` (overrides the file).
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB` (overrides the file). A URL with a password
+    /// is refused here (the process list shows it): give it in KEYWARD_DATABASE_URL or the file.
     #[arg(long)]
     pub database_url: Option<String>,
 }
@@ -29,9 +30,38 @@ impl ConfigArgs {
             config.data_dir = dir.clone();
         }
         if let Some(url) = &self.database_url {
+            if carries_password(url) {
+                anyhow::bail!(
+                    "--database-url carries a password, and a command line is readable by every user of this \
+                     machine (ps, /proc); put the URL in KEYWARD_DATABASE_URL or in the configuration file instead"
+                );
+            }
             config.database_url = Some(url.clone());
         }
         Ok(config)
+    }
+}
+
+/// Whether a database URL holds a password (`postgres://user:secret@host/db`).
+fn carries_password(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.password().is_some_and(|p| !p.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_password_in_a_database_url_is_recognised() {
+        let cases = [
+            ("postgres://keyward:s3cret@db.example/keyward", true),
+            ("postgresql://keyward:p%40ss@127.0.0.1:5432/kw", true),
+            ("postgres://keyward@db.example/keyward", false),
+            ("postgres://keyward:@db.example/keyward", false),
+            ("sqlite:///var/lib/keyward/keyward.db", false),
+            ("sqlite://keyward-data/keyward.db", false),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(super::carries_password(url), expected, "{url}");
+        }
     }
 }
 
