@@ -75,14 +75,19 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     flusher.abort();
-    if let Err(e) = service.flush_refusals().await {
-        tracing::warn!("could not record the last refused requests in the audit trail: {e}");
-    }
+    flush_last_refusals(&service).await;
     served
 }
 
+/// At shutdown: the refused requests counted since the last minute's event.
+pub(crate) async fn flush_last_refusals(service: &Service) {
+    if let Err(e) = service.flush_refusals().await {
+        tracing::warn!("could not record the last refused requests in the audit trail: {e}");
+    }
+}
+
 /// Writes the refused requests counted in the last minute to the audit chain, every minute.
-fn spawn_refusal_flush(service: Arc<Service>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_refusal_flush(service: Arc<Service>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         tick.tick().await;

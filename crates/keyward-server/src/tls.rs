@@ -89,7 +89,8 @@ pub async fn serve_tls(
     acceptor: TlsAcceptor,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = crate::api::router(service);
+    let flusher = crate::spawn_refusal_flush(service.clone());
+    let app = crate::api::router(service.clone());
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
@@ -97,7 +98,11 @@ pub async fn serve_tls(
                 Ok(a) => a,
                 Err(e) => { tracing::warn!("accept failed: {e}"); continue; }
             },
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => {
+                flusher.abort();
+                crate::flush_last_refusals(&service).await;
+                return Ok(());
+            }
         };
         let _ = stream.set_nodelay(true);
         let (acceptor, app) = (acceptor.clone(), app.clone());
