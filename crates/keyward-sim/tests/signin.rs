@@ -236,7 +236,6 @@ async fn signed_with_client_data(
     change: impl Fn(&mut Value),
 ) -> AssertionCredential {
     use keyward_ctap::client::PERMISSION_GA;
-    use sha2::Digest;
     let mut client = json!({
         "type": "webauthn.get",
         "challenge": challenge(sim, None).await,
@@ -244,11 +243,20 @@ async fn signed_with_client_data(
         "crossOrigin": false,
     });
     change(&mut client);
-    let client_data_json = serde_json::to_vec(&client).unwrap();
-    let hash: [u8; 32] = sha2::Sha256::digest(&client_data_json).into();
     let token =
         desk.client.get_pin_uv_auth_token(&desk.pin, PERMISSION_GA, Some("login.microsoft.com")).unwrap();
-    let a = desk.client.get_assertion("login.microsoft.com", &hash, &[], Some(&token)).unwrap();
+    assertion(desk, serde_json::to_vec(&client).unwrap(), Some(&token))
+}
+
+/// The key's assertion over `client_data_json`, with user verification when given a PIN token.
+fn assertion(
+    desk: &mut SoftDesk,
+    client_data_json: Vec<u8>,
+    token: Option<&keyward_ctap::PinToken>,
+) -> AssertionCredential {
+    use sha2::Digest;
+    let hash: [u8; 32] = sha2::Sha256::digest(&client_data_json).into();
+    let a = desk.client.get_assertion("login.microsoft.com", &hash, &[], token).unwrap();
     keyward_ctap::EntraSignIn {
         credential_id: a.credential_id,
         client_data_json,
@@ -261,20 +269,10 @@ async fn signed_with_client_data(
 
 /// An assertion made without a PIN token: the key signs with UP only.
 async fn desk_without_uv(sim: &RunningSim, desk: &mut SoftDesk) -> AssertionCredential {
-    use sha2::Digest;
     let client_data_json =
         keyward_webauthn::client_data::CollectedClientData::entra_get(&challenge(sim, None).await)
             .to_json_bytes();
-    let hash: [u8; 32] = sha2::Sha256::digest(&client_data_json).into();
-    let a = desk.client.get_assertion("login.microsoft.com", &hash, &[], None).unwrap();
-    keyward_ctap::EntraSignIn {
-        credential_id: a.credential_id,
-        client_data_json,
-        authenticator_data: a.auth_data,
-        signature: a.signature,
-        user_handle: a.user_id,
-    }
-    .to_credential()
+    assertion(desk, client_data_json, None)
 }
 
 #[tokio::test]
